@@ -1,0 +1,5 @@
+import sys
+
+from flux.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data layer: registry, downloads, annotation parsers, synthetic data, indexing, sampling, decoding."""
