@@ -1,0 +1,102 @@
+"""Dataset-level operations over registry entries: fetching a dataset and locating its files.
+
+A dataset is ready when `<data>/ready/<id>.json` exists: written last, atomically, by `flux synth`,
+`flux download` or `flux kinetics710`, and recording what was fetched (with sha256) or generated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from flux import __version__
+from flux.config import DatasetSpec, dataset_spec_from_entry
+from flux.data.download import download
+from flux.errors import ConfigError, DatasetMissingError
+from flux.io import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+
+def spec_from_job(job: dict[str, Any]) -> DatasetSpec:
+    return dataset_spec_from_entry(job["dataset"], job["entry"])
+
+
+def fetch_hint(dataset: str) -> str:
+    return (
+        f"run `flux download {dataset} --config <your config>` (or `snakemake` on any target that needs it), "
+        f"or `dvc pull data.dvc` to restore the data directory"
+    )
+
+
+def require_dataset_dir(dataset: str, dataset_dir: Path) -> Path:
+    if not dataset_dir.exists():
+        raise DatasetMissingError(f"dataset directory {dataset_dir} does not exist: {fetch_hint(dataset)}")
+    return dataset_dir
+
+
+def write_ready_marker(path: Path, dataset: str, kind: str, details: dict[str, Any]) -> None:
+    atomic_write_json(
+        path,
+        {"dataset": dataset, "kind": kind, "flux_version": __version__, "created_unix": int(time.time()), **details},
+    )
+
+
+def link_local(spec: DatasetSpec, dataset_dir: Path, local_path: Path | None) -> dict[str, str] | None:
+    """Symlink the user's directory into the dataset directory (`links` = '.' makes it the directory)."""
+    if spec.local is None:
+        return None
+    target = dataset_dir if spec.local.links == "." else dataset_dir / spec.local.links
+    if local_path is None:
+        if target.exists():
+            logger.info("%s: %s already present (restored or linked earlier)", spec.id, target)
+            return {"link": str(target), "to": str(target.resolve())}
+        raise DatasetMissingError(
+            f"{spec.id}: {target} does not exist and `local_paths.{spec.id}` is not set in your config. "
+            f"Set it to {spec.local.hint}; or `dvc pull data.dvc`"
+        )
+    if not local_path.is_dir():
+        raise DatasetMissingError(f"local_paths.{spec.id}: {local_path} is not a directory ({spec.local.hint})")
+    if target.is_symlink() or target.exists():
+        if target.resolve() == local_path.resolve():
+            return {"link": str(target), "to": str(local_path.resolve())}
+        if not target.is_symlink():
+            raise DatasetMissingError(f"{spec.id}: {target} exists and is not a link to {local_path}; move it away, then rerun")
+        target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.link-tmp")
+    temporary.unlink(missing_ok=True)
+    os.symlink(local_path.resolve(), temporary, target_is_directory=True)
+    os.replace(temporary, target)
+    return {"link": str(target), "to": str(local_path.resolve())}
+
+
+def run(job: dict[str, Any]) -> None:
+    """`flux download`: fetch every URL file of the dataset, link its local directory, mark it ready."""
+    spec = spec_from_job(job)
+    dataset_dir = Path(job["dataset_dir"])
+    if spec.local is not None and spec.local.links == "." and spec.files:
+        raise ConfigError(f"datasets.{spec.id}: a `local` source linked as '.' cannot also download `files`")
+    local_path = Path(job["local_path"]) if job.get("local_path") else None
+    link = link_local(spec, dataset_dir, local_path)
+    files = []
+    for remote in spec.files:
+        result = download(remote, dataset_dir)
+        files.append(
+            {
+                "url": remote.url,
+                "path": remote.path,
+                "sha256": result.sha256,
+                "verified": remote.sha256 is not None,
+                "size": result.size,
+                "extracted_to": str(result.extracted_to) if result.extracted_to else None,
+            }
+        )
+        if remote.sha256 is None:
+            logger.warning(
+                "%s: %s has no published checksum; recorded sha256 %s in the ready marker", spec.id, remote.path, result.sha256
+            )
+    write_ready_marker(Path(job["ready"]), spec.id, "fetch", {"files": files, "local": link})

@@ -1,0 +1,105 @@
+"""Probing and decoding real files, with every failure kind produced for real."""
+
+import numpy as np
+import pytest
+
+from flux.data.video import FailureLog, probe, read_image, read_video, sniff_container
+from flux.errors import DecodeError
+from tests.media import write_clip, write_image, write_truncated
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("media")
+    good = write_clip(root / "good.mp4", num_frames=30)
+    files = {
+        "good": good,
+        "empty": root / "empty.mp4",
+        "text": root / "page.mp4",
+        "truncated": write_truncated(good, root / "cut.mp4"),
+        "wrong_extension": root / "clip.webm",
+        "image": write_image(root / "still.jpg"),
+        "image_as_video": root / "still_as_video.mp4",
+        "missing": root / "absent.mp4",
+    }
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("<html><body>404 Not Found</body></html>\n")
+    files["wrong_extension"].write_bytes(good.read_bytes())
+    files["image_as_video"].write_bytes(files["image"].read_bytes())
+    return files
+
+
+def test_good_video_probe_reports_format(media):
+    result = probe(media["good"], "video")
+    assert result.decodable and result.error_kind is None
+    assert (result.num_frames, result.width, result.height) == (30, 64, 48)
+    assert result.fps == pytest.approx(12.0) and result.duration_s == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize(
+    "name, kind, decodable",
+    [
+        ("empty", "empty", False),
+        ("text", "not_video", False),
+        ("truncated", "truncated", False),
+        ("wrong_extension", "wrong_extension", True),
+        ("image_as_video", "not_video", False),
+        ("missing", "missing", False),
+    ],
+)
+def test_failure_kinds(media, name, kind, decodable):
+    result = probe(media[name], "video")
+    assert (result.error_kind, result.decodable) == (kind, decodable)
+    assert result.error_detail
+
+
+def test_images(media):
+    assert probe(media["image"], "image").decodable
+    assert probe(media["text"], "image").error_kind == "not_image"
+    assert read_image(media["image"]).shape == (1, 60, 80, 3)
+
+
+def test_sniff_container_magic_bytes():
+    assert sniff_container(b"\x00\x00\x00\x18ftypisom") == "isobmff"
+    assert sniff_container(b"\x1a\x45\xdf\xa3rest") == "matroska"
+    assert sniff_container(b"RIFF\x00\x00\x00\x00AVI LIST") == "avi"
+    assert sniff_container(b"\xff\xd8\xff\xe0") == "jpeg"
+    assert sniff_container(b"<html>") is None
+
+
+def test_read_video_returns_the_chosen_frames(media):
+    seen = {}
+
+    def choose(num_frames, fps):
+        seen.update(num_frames=num_frames, fps=fps)
+        return [0, 10, 29]
+
+    clip = read_video(media["good"], choose)
+    assert clip.frames.shape == (3, 48, 64, 3) and clip.frames.dtype == np.uint8
+    assert clip.indices == (0, 10, 29) and seen == {"num_frames": 30, "fps": pytest.approx(12.0)}
+    # frames differ because the object moves right
+    assert np.abs(clip.frames[0].astype(int) - clip.frames[2].astype(int)).mean() > 1.0
+
+
+def test_trim_limits_the_frames_the_sampler_sees(media):
+    clip = read_video(media["good"], lambda n, fps: [n - 1], trim_seconds=1.0)
+    assert clip.num_frames == 12 and clip.indices == (11,)
+
+
+@pytest.mark.parametrize(
+    "name, kind", [("empty", "empty"), ("truncated", "truncated"), ("text", "not_video"), ("missing", "missing")]
+)
+def test_read_video_raises_classified_errors(media, name, kind):
+    with pytest.raises(DecodeError) as error:
+        read_video(media[name], lambda n, fps: [0])
+    assert error.value.kind == kind and str(media[name]) in str(error.value)
+
+
+def test_failure_log_counts_by_kind(media):
+    log = FailureLog(keep=1)
+    for name in ("empty", "empty", "missing"):
+        with pytest.raises(DecodeError) as error:
+            read_video(media[name], lambda n, fps: [0])
+        log.record(error.value)
+    assert log.as_dict()["counts"] == {"empty": 2, "missing": 1}
+    assert log.as_dict()["examples"]["empty"] == [str(media["empty"])]
