@@ -1,0 +1,235 @@
+"""Datasets over manifests: video classification, video-text and image-text.
+
+Training items are keyed `(index, frames, resolution)` by `FlexibleBatchSampler` (a plain index uses the
+dataset's default shape). An item whose file fails to decode at training time is replaced by another
+(drawn from the item's own seeded generator) at most `max_retries` times in a row, and every failure is
+counted in `failures`. Evaluation never substitutes: an undecodable video yields its views with
+`valid = False`, so the evaluator keeps it in the denominator.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from flux.data import sampling
+from flux.data.index import ManifestInfo, read_manifest
+from flux.data.transforms import EvalTransform, TrainTransform
+from flux.data.video import FailureLog, read_image, read_video
+from flux.errors import DecodeError, FluxError
+
+logger = logging.getLogger(__name__)
+
+Key = int | tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class FrameSampling:
+    """How frames are picked from a video: `tsn` (one per segment; the FluxViT default), `dense`
+    (clip_len x stride window), or `sparse` (ClipBERT: `clips` short clips of `clip_seconds`, concatenated)."""
+
+    scheme: str = "tsn"
+    stride: int = 4
+    clips: int = 1
+    clip_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.scheme not in ("tsn", "dense", "sparse"):
+            raise ValueError(f"frame sampling scheme must be tsn, dense or sparse, got '{self.scheme}'")
+
+    def train(self, num_frames: int, fps: float, count: int, rng: np.random.Generator) -> list[int]:
+        if self.scheme == "tsn":
+            return sampling.tsn_train_indices(num_frames, count, rng)
+        if self.scheme == "dense":
+            return sampling.dense_train_indices(num_frames, count, self.stride, rng)
+        return self._sparse(num_frames, fps, count, rng)
+
+    def test(self, num_frames: int, fps: float, count: int, clip_index: int, num_clips: int) -> list[int]:
+        if self.scheme == "tsn":
+            if num_clips == 1:
+                return sampling.tsn_center_indices(num_frames, count)
+            return sampling.tsn_test_indices(num_frames, count, clip_index, num_clips)
+        if self.scheme == "dense":
+            return sampling.dense_test_indices(num_frames, count, self.stride, clip_index, num_clips)
+        return self._sparse(num_frames, fps, count, None)
+
+    def _sparse(self, num_frames: int, fps: float, count: int, rng: np.random.Generator | None) -> list[int]:
+        if count % self.clips:
+            raise ValueError(f"sparse sampling: {count} frames do not split into {self.clips} clips")
+        clips = sampling.sparse_clip_indices(num_frames, fps, self.clips, self.clip_seconds, count // self.clips, rng)
+        return [index for clip in clips for index in clip]
+
+
+class ManifestDataset(Dataset):
+    """Rows of one split of a manifest; media paths are relative to `data_dir`."""
+
+    def __init__(
+        self,
+        manifest: Path,
+        data_dir: Path,
+        split: str,
+        train: bool,
+        frames: int = 8,
+        resolution: int = 224,
+        frame_sampling: FrameSampling | None = None,
+        train_transform: TrainTransform | None = None,
+        eval_transform: EvalTransform | None = None,
+        seed: int = 0,
+        max_retries: int = 3,
+        decode_threads: int = 1,
+    ) -> None:
+        frame, info = read_manifest(manifest)
+        rows = frame[frame["split"] == split]
+        if rows.empty:
+            available = sorted(frame["split"].unique())
+            raise FluxError(f"{manifest}: no items in split '{split}' (splits: {available})")
+        self.info: ManifestInfo = info
+        self.total_items = len(rows)
+        if train:
+            undecodable = rows[~rows["decodable"]]
+            if len(undecodable):
+                kinds = undecodable["error_kind"].value_counts().to_dict()
+                logger.warning(
+                    "%s/%s: %d undecodable item(s) left out of training: %s", info.dataset, split, len(undecodable), kinds
+                )
+            rows = rows[rows["decodable"]]
+            if rows.empty:
+                raise FluxError(f"{manifest}: every item of split '{split}' is undecodable; see the index report")
+        self.rows = rows.reset_index(drop=True)
+        self.data_dir = Path(data_dir)
+        self.split = split
+        self.train = train
+        self.frames = frames
+        self.resolution = resolution
+        self.frame_sampling = frame_sampling or FrameSampling()
+        flip = info.allow_flip
+        self.train_transform = train_transform or TrainTransform(flip=flip)
+        if self.train_transform.flip and not flip:
+            raise FluxError(
+                f"{info.dataset} has direction-sensitive labels (allow_flip: false); build the transform with flip=False"
+            )
+        self.eval_transform = eval_transform or EvalTransform()
+        self.seed = seed
+        self.max_retries = max_retries
+        self.decode_threads = decode_threads
+        self.epoch = 0
+        self.failures = FailureLog()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _path(self, position: int) -> Path:
+        return self.data_dir / self.rows.at[position, "media_path"]
+
+    def _decode(self, position: int, count: int, rng: np.random.Generator | None, clip_index: int, num_clips: int) -> np.ndarray:
+        path = self._path(position)
+        if self.rows.at[position, "media_type"] == "image":
+            return read_image(path)
+        if rng is not None:
+            choose = lambda n, fps: self.frame_sampling.train(n, fps, count, rng)  # noqa: E731
+        else:
+            choose = lambda n, fps: self.frame_sampling.test(n, fps, count, clip_index, num_clips)  # noqa: E731
+        return read_video(path, choose, self.decode_threads, self.info.trim_seconds).frames
+
+    def _train_item(self, key: Key) -> tuple[int, np.ndarray, int, np.random.Generator]:
+        """Decode a training item with a bounded number of replacements; returns (position, frames, R, rng)."""
+        position, frames, resolution = key if isinstance(key, tuple) else (key, self.frames, self.resolution)
+        for attempt in range(self.max_retries + 1):
+            rng = np.random.default_rng((self.seed, self.epoch, position, attempt))
+            try:
+                return position, self._decode(position, frames, rng, 0, 1), resolution, rng
+            except DecodeError as error:
+                self.failures.record(error)
+                position = int(rng.integers(len(self.rows)))
+        raise FluxError(
+            f"{self.info.dataset}/{self.split}: {self.max_retries + 1} items in a row failed to decode "
+            f"({self.failures.as_dict()['counts']}); re-run `flux index` and check the report"
+        )
+
+
+class VideoClassification(ManifestDataset):
+    """Training: (C, T, R, R) clips with labels. Evaluation: `num_clips x num_crops` views per video."""
+
+    def __init__(self, *args: Any, num_clips: int = 1, num_crops: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.info.task != "classification":
+            raise FluxError(f"{self.info.dataset} is a {self.info.task} dataset, not a classification one")
+        if (self.rows["label_id"] < 0).any() and self.train:
+            raise FluxError(f"{self.info.dataset}/{self.split} has unlabelled items; it cannot be trained on")
+        self.num_clips = num_clips
+        self.num_crops = num_crops
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.info.class_names or [])
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.train else len(self.rows) * self.num_clips * self.num_crops
+
+    def __getitem__(self, key: Key) -> dict[str, Any]:
+        if self.train:
+            position, frames, resolution, rng = self._train_item(key)
+            video = self.train_transform(frames, resolution, rng)
+            return {"video": video, "label": int(self.rows.at[position, "label_id"]), "index": position}
+        views = self.num_clips * self.num_crops
+        position, view = divmod(int(key), views)
+        clip_index, crop_index = divmod(view, self.num_crops)
+        item = {"label": int(self.rows.at[position, "label_id"]), "index": position, "clip": clip_index, "crop": crop_index}
+        try:
+            frames = self._decode(position, self.frames, None, clip_index, self.num_clips)
+        except DecodeError as error:
+            self.failures.record(error)
+            blank = torch.zeros(3, self.frames, self.resolution, self.resolution)
+            return {**item, "video": blank, "valid": False, "error_kind": error.kind}
+        video = self.eval_transform(frames, self.resolution, crop_index, self.num_crops)
+        return {**item, "video": video, "valid": True, "error_kind": ""}
+
+
+class VideoText(ManifestDataset):
+    """Training: a clip and one of its captions (paragraph datasets: all sentences joined).
+    Evaluation: one centre view per video; captions come from `texts()`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.info.task not in ("video_text", "image_text"):
+            raise FluxError(f"{self.info.dataset} has no captions (task {self.info.task})")
+        empty = self.rows["captions"].map(len) == 0
+        if empty.any():
+            raise FluxError(f"{self.info.dataset}/{self.split}: {int(empty.sum())} item(s) have no caption; fix the annotations")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def texts(self, position: int) -> list[str]:
+        captions = list(self.rows.at[position, "captions"])
+        return [" ".join(captions)] if self.info.paragraph else captions
+
+    def __getitem__(self, key: Key) -> dict[str, Any]:
+        if self.train:
+            position, frames, resolution, rng = self._train_item(key)
+            video = self.train_transform(frames, resolution, rng)
+            texts = self.texts(position)
+            return {"video": video, "text": texts[int(rng.integers(len(texts)))], "index": position}
+        position = int(key)
+        try:
+            frames = self._decode(position, self.frames, None, 0, 1)
+        except DecodeError as error:
+            self.failures.record(error)
+            blank = torch.zeros(3, 1 if self.info.modality == "image" else self.frames, self.resolution, self.resolution)
+            return {"video": blank, "index": position, "valid": False, "error_kind": error.kind}
+        return {"video": self.eval_transform(frames, self.resolution), "index": position, "valid": True, "error_kind": ""}
+
+
+class ImageText(VideoText):
+    """Images as one-frame clips (C, 1, R, R) with their captions, for image-text pre-training."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.info.modality != "image":
+            raise FluxError(f"{self.info.dataset} holds {self.info.modality}s, not images; use VideoText")

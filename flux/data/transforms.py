@@ -1,0 +1,227 @@
+"""Clip transforms: one random draw per clip, applied identically to every frame.
+
+Frames arrive as (T, H, W, 3) uint8 from the decoder; models take (C, T, H, W) float, normalised. The
+crop size is a call argument because the flexible sampler picks the resolution per batch.
+Randomness comes from the `numpy.random.Generator` passed in, so a seed fixes the augmentation.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) float in [0, 1]."""
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected frames of shape (T, H, W, 3), got {frames.shape}")
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def normalize(video: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(T, 3, H, W) -> (3, T, H, W), normalised."""
+    mean_t = torch.tensor(mean, dtype=video.dtype).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=video.dtype).view(1, 3, 1, 1)
+    return ((video - mean_t) / std_t).permute(1, 0, 2, 3).contiguous()
+
+
+def resize(video: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    # (T, 3, H, W) -> (T, 3, height, width); bilinear with antialiasing when shrinking
+    if video.shape[-2:] == (height, width):
+        return video
+    return F.interpolate(video, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+
+
+def resize_short_side(video: torch.Tensor, size: int) -> torch.Tensor:
+    height, width = video.shape[-2:]
+    if height <= width:
+        return resize(video, size, max(size, round(width * size / height)))
+    return resize(video, max(size, round(height * size / width)), size)
+
+
+@dataclass(frozen=True)
+class Box:
+    top: int
+    left: int
+    height: int
+    width: int
+
+    def apply(self, video: torch.Tensor) -> torch.Tensor:
+        return video[..., self.top : self.top + self.height, self.left : self.left + self.width]
+
+
+def random_resized_crop_box(
+    height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float], rng: np.random.Generator
+) -> Box:
+    """torchvision's RandomResizedCrop sampling (10 tries, then a centre crop clamped to the ratio)."""
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = area * rng.uniform(scale[0], scale[1])
+        aspect = math.exp(rng.uniform(*log_ratio))
+        crop_width = int(round(math.sqrt(target_area * aspect)))
+        crop_height = int(round(math.sqrt(target_area / aspect)))
+        if 0 < crop_width <= width and 0 < crop_height <= height:
+            top = int(rng.integers(0, height - crop_height + 1))
+            left = int(rng.integers(0, width - crop_width + 1))
+            return Box(top, left, crop_height, crop_width)
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        crop_width, crop_height = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        crop_height, crop_width = height, int(round(height * ratio[1]))
+    else:
+        crop_width, crop_height = width, height
+    return Box((height - crop_height) // 2, (width - crop_width) // 2, crop_height, crop_width)
+
+
+def multi_scale_crop_box(
+    height: int,
+    width: int,
+    scales: Sequence[float],
+    rng: np.random.Generator,
+    max_distort: int = 1,
+) -> Box:
+    """TSN's GroupMultiScaleCrop: crop sides from `scales` x short side (aspect distortion at most
+    `max_distort` scale steps), placed at one of 13 fixed positions (corners, centre, quarters)."""
+    base = min(height, width)
+    sizes = [int(base * scale) for scale in scales]
+    pairs = [(h, w) for i, h in enumerate(sizes) for j, w in enumerate(sizes) if abs(i - j) <= max_distort]
+    crop_height, crop_width = pairs[int(rng.integers(len(pairs)))]
+    step_h, step_w = (height - crop_height) // 4, (width - crop_width) // 4
+    offsets = [
+        (0, 0),
+        (0, 4 * step_w),
+        (4 * step_h, 0),
+        (4 * step_h, 4 * step_w),
+        (2 * step_h, 2 * step_w),
+        (0, 2 * step_w),
+        (4 * step_h, 2 * step_w),
+        (2 * step_h, 0),
+        (2 * step_h, 4 * step_w),
+        (step_h, step_w),
+        (step_h, 3 * step_w),
+        (3 * step_h, step_w),
+        (3 * step_h, 3 * step_w),
+    ]
+    top, left = offsets[int(rng.integers(len(offsets)))]
+    return Box(top, left, crop_height, crop_width)
+
+
+def view_boxes(height: int, width: int, size: int, num_crops: int) -> list[Box]:
+    """Test crops of side `size` along the long side of a frame already resized to short side `size`
+    (left/centre/right for 3), with the official offsets int(k * (long - size) / (num_crops - 1))."""
+    long_side = max(height, width)
+    if num_crops == 1:
+        starts = [int((long_side - size) / 2)]
+    else:
+        step = (long_side - size) / (num_crops - 1)
+        starts = [int(k * step) for k in range(num_crops)]
+    if height >= width:
+        return [Box(start, 0, size, size) for start in starts]
+    return [Box(0, start, size, size) for start in starts]
+
+
+@contextmanager
+def _seeded_global_rng(seed: int) -> Iterator[None]:
+    """timm's augment ops draw from the global `random` module; pin it for the block, then restore."""
+    saved = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(saved)
+
+
+class ClipRandAugment:
+    """timm RandAugment with the same ops and magnitudes on every frame of a clip.
+
+    `config` is timm's string: the paper's RandAug(9, 0.5) is 'rand-m9-n2-mstd0.5-inc1', the released
+    code's 'rand-m7-n4-mstd0.5-inc1'.
+    """
+
+    def __init__(self, config: str, mean: Sequence[float] = IMAGENET_MEAN) -> None:
+        from timm.data.auto_augment import rand_augment_transform
+
+        fill = tuple(int(round(255 * value)) for value in mean)
+        self.transform = rand_augment_transform(config, {"translate_const": 100, "img_mean": fill})
+        self.config = config
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        from PIL import Image
+
+        ops = self.transform.ops
+        chosen = rng.choice(len(ops), self.transform.num_layers, replace=True)
+        images = [Image.fromarray(frame) for frame in frames]
+        for op_index in chosen:
+            op_seed = int(rng.integers(2**31))
+            for position, image in enumerate(images):
+                with _seeded_global_rng(op_seed):  # same coin flips and magnitude for every frame
+                    images[position] = ops[op_index](image)
+        return np.stack([np.asarray(image) for image in images])
+
+
+@dataclass(frozen=True)
+class TrainTransform:
+    """Random crop (random-resized for fine-tuning, multi-scale for pre-training), flip, normalise.
+
+    crop='random_resized': scale/ratio as the official fine-tuning (0.08-1, 3/4-4/3);
+    crop='multi_scale': `scales` (Flux-UMT: 1, .875, .75, .66).
+    """
+
+    crop: str = "random_resized"
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (0.75, 4.0 / 3.0)
+    scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
+    flip: bool = True
+    rand_augment: str | None = None
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.crop not in ("random_resized", "multi_scale"):
+            raise ValueError(f"crop must be 'random_resized' or 'multi_scale', got '{self.crop}'")
+        augment = ClipRandAugment(self.rand_augment, self.mean) if self.rand_augment else None
+        object.__setattr__(self, "_augment", augment)
+
+    def __call__(self, frames: np.ndarray, size: int, rng: np.random.Generator) -> torch.Tensor:
+        """(T, H, W, 3) uint8 -> (3, T, size, size) float."""
+        if self._augment is not None:
+            frames = self._augment(frames, rng)
+        video = to_tensor(frames)
+        height, width = video.shape[-2:]
+        if self.crop == "random_resized":
+            box = random_resized_crop_box(height, width, self.scale, self.ratio, rng)
+        else:
+            box = multi_scale_crop_box(height, width, self.scales, rng)
+        video = resize(box.apply(video), size, size)
+        if self.flip and rng.random() < 0.5:
+            video = video.flip(-1)
+        return normalize(video, self.mean, self.std)
+
+
+@dataclass(frozen=True)
+class EvalTransform:
+    """Resize the short side to `size`, take crop `crop_index` of `num_crops` (1 = centre), normalise."""
+
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __call__(self, frames: np.ndarray, size: int, crop_index: int = 0, num_crops: int = 1) -> torch.Tensor:
+        if not 0 <= crop_index < num_crops:
+            raise ValueError(f"crop_index {crop_index} outside 0..{num_crops - 1}")
+        video = resize_short_side(to_tensor(frames), size)
+        box = view_boxes(video.shape[-2], video.shape[-1], size, num_crops)[crop_index]
+        return normalize(box.apply(video), self.mean, self.std)

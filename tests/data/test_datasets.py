@@ -1,0 +1,187 @@
+"""Datasets over real manifests of real mp4 files: flexible batches, bounded retries, complete eval views."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from flux.data.datasets import FrameSampling, ImageText, VideoClassification, VideoText
+from flux.data.index import run as index
+from flux.data.sampling import FlexibleBatchSampler, FlexibleSpec
+from flux.data.transforms import TrainTransform
+from flux.errors import FluxError
+from tests.media import write_clip, write_image
+
+
+def index_dataset(data, name, entry, annotation_text):
+    root = data / "raw" / name
+    for relative, text in annotation_text.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    manifest = data / "manifests" / f"{name}.parquet"
+    index(
+        {
+            "dataset": name,
+            "entry": entry,
+            "dataset_dir": str(root),
+            "data_dir": str(data),
+            "media_roots": {name: str(root / "media")},
+            "workers": 1,
+            "decode_threads": 1,
+            "manifest": str(manifest),
+            "report": str(manifest.with_suffix(".json")),
+        }
+    )
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def kinetics(tmp_path_factory):
+    data = tmp_path_factory.mktemp("data")
+    media = data / "raw" / "toy" / "media"
+    rows = ["label,youtube_id,time_start,time_end,split"]
+    for position, label in enumerate(["moving left", "moving right"] * 3):
+        video = f"vid{position:08d}"
+        write_clip(media / f"{video}_000000_000010.mp4", motion=label, num_frames=12 + 4 * position, seed=position)
+        rows.append(f"{label},{video},0,10,{'train' if position < 4 else 'val'}")
+    (media / "vidbroken0_000000_000010.mp4").write_bytes(b"")
+    rows += ["moving left,vidbroken0,0,10,train", "moving right,vidbroken0,0,10,val"]
+    entry = {
+        "title": "toy",
+        "modality": "video",
+        "task": "classification",
+        "annotations": {"format": "kinetics_csv", "files": {"train": "a/train.csv", "val": "a/val.csv"}},
+        "source": {"local": {"links": "media", "hint": "-"}},
+    }
+    header, body = rows[0], rows[1:]
+    manifest = index_dataset(
+        data,
+        "toy",
+        entry,
+        {
+            "a/train.csv": "\n".join([header] + [r for r in body if r.endswith("train")]) + "\n",
+            "a/val.csv": "\n".join([header] + [r for r in body if r.endswith("val")]) + "\n",
+        },
+    )
+    return data, manifest
+
+
+def test_flexible_batches_share_their_shape(kinetics):
+    data, manifest = kinetics
+    dataset = VideoClassification(manifest, data, "train", train=True, seed=1)
+    assert len(dataset) == 4 and dataset.num_classes == 2  # the empty file is left out of training
+    spec = FlexibleSpec.from_ranges((2, 6, 2), (28, 56, 14), (8, 32))
+    sampler = FlexibleBatchSampler(len(dataset), 2, spec, seed=0)
+    for workers in (0, 2):
+        for batch in DataLoader(dataset, batch_sampler=sampler, num_workers=workers):
+            _, channels, frames, height, width = batch["video"].shape
+            assert channels == 3 and height == width
+            assert spec.token_min <= spec.tokens(frames, height) <= spec.token_max
+            assert batch["label"].tolist() == [int(dataset.rows.at[i, "label_id"]) for i in batch["index"].tolist()]
+
+
+def test_training_item_is_deterministic_per_seed_and_epoch(kinetics):
+    data, manifest = kinetics
+    dataset = VideoClassification(manifest, data, "train", train=True, seed=3, frames=4, resolution=28)
+    first = dataset[(1, 4, 28)]["video"]
+    assert torch.equal(first, dataset[(1, 4, 28)]["video"])
+    dataset.set_epoch(1)
+    assert not torch.equal(first, dataset[(1, 4, 28)]["video"])
+    assert dataset[2]["video"].shape == (3, 4, 28, 28)
+
+
+def test_decode_failure_in_training_is_replaced_a_bounded_number_of_times(kinetics, tmp_path):
+    source, _ = kinetics
+    data = tmp_path / "data"
+    shutil.copytree(source, data)  # files get broken below: work on a copy
+    dataset = VideoClassification(
+        data / "manifests" / "toy.parquet", data, "train", train=True, frames=2, resolution=28, max_retries=3
+    )
+    dataset._path(0).write_bytes(b"")  # broken after indexing
+    item = dataset[0]
+    assert item["index"] != 0 and dataset.failures.counts == {"empty": 1}
+    for position in range(len(dataset)):
+        dataset._path(position).write_bytes(b"")
+    with pytest.raises(FluxError, match="4 items in a row failed to decode"):
+        dataset[0]
+
+
+def test_eval_keeps_undecodable_videos_as_invalid_views(kinetics):
+    data, manifest = kinetics
+    dataset = VideoClassification(manifest, data, "val", train=False, frames=4, resolution=32, num_clips=2, num_crops=3)
+    assert len(dataset) == 3 * 2 * 3  # 2 good + 1 empty video, 6 views each
+    items = [dataset[k] for k in range(len(dataset))]
+    assert {(i["index"], i["clip"], i["crop"]) for i in items} == {
+        (v, c, s) for v in range(3) for c in range(2) for s in range(3)
+    }
+    broken = [i for i in items if not i["valid"]]
+    assert len(broken) == 6 and {i["error_kind"] for i in broken} == {"empty"}
+    assert all(torch.count_nonzero(i["video"]) == 0 and i["video"].shape == (3, 4, 32, 32) for i in broken)
+    good = [i for i in items if i["valid"]]
+    assert all(i["video"].shape == (3, 4, 32, 32) for i in good)
+
+
+def test_direction_sensitive_dataset_refuses_flip(kinetics, tmp_path):
+    data, manifest = kinetics
+    from flux.data.index import read_manifest, write_manifest
+
+    frame, info = read_manifest(manifest)
+    no_flip = tmp_path / "noflip.parquet"
+    write_manifest(frame, type(info)(**{**info.__dict__, "allow_flip": False}), no_flip)
+    with pytest.raises(FluxError, match="allow_flip"):
+        VideoClassification(no_flip, data, "train", train=True, train_transform=TrainTransform(flip=True))
+    assert not VideoClassification(no_flip, data, "train", train=True).train_transform.flip  # the default follows the dataset
+
+
+def test_video_text_paragraphs_and_images(tmp_path):
+    data = tmp_path / "data"
+    media = data / "raw" / "vt" / "media"
+    write_clip(media / "a.mp4", num_frames=10)
+    write_clip(media / "b.mp4", motion="growing", num_frames=10)
+    entry = {
+        "title": "vt",
+        "modality": "video",
+        "task": "video_text",
+        "paragraph": True,
+        "annotations": {"format": "vindlu_json", "files": {"test": "test.json"}},
+        "source": {"local": {"links": "media", "hint": "-"}},
+    }
+    annotations = [{"video": "a.mp4", "caption": ["it appears.", "then it moves."]}, {"video": "b.mp4", "caption": "it grows."}]
+    manifest = index_dataset(data, "vt", entry, {"test.json": json.dumps(annotations)})
+    dataset = VideoText(manifest, data, "test", train=False, frames=4, resolution=28)
+    assert dataset.texts(0) == ["it appears. then it moves."] and dataset.texts(1) == ["it grows."]
+    assert dataset[0]["video"].shape == (3, 4, 28, 28) and dataset[0]["valid"]
+    train = VideoText(manifest, data, "test", train=True, frames=2, resolution=28)
+    assert train[(0, 2, 28)]["text"] == "it appears. then it moves."
+
+    image_media = data / "raw" / "im" / "media"
+    write_image(image_media / "x.jpg")
+    image_entry = {
+        **entry,
+        "modality": "image",
+        "task": "image_text",
+        "paragraph": False,
+        "annotations": {"format": "vindlu_json", "files": {"train": "train.json"}},
+    }
+    image_manifest = index_dataset(
+        data, "im", image_entry, {"train.json": json.dumps([{"image": "x.jpg", "caption": ["one", "two"]}])}
+    )
+    images = ImageText(image_manifest, data, "train", train=True, resolution=28)
+    item = images[(0, 1, 28)]
+    assert item["video"].shape == (3, 1, 28, 28) and item["text"] in ("one", "two")
+    with pytest.raises(FluxError, match="holds videos"):
+        ImageText(manifest, data, "test", train=False)
+
+
+def test_frame_sampling_schemes():
+    rng = np.random.default_rng(0)
+    assert FrameSampling("tsn").test(100, 25.0, 8, 0, 1) == [6, 18, 31, 43, 56, 68, 80, 93]
+    assert len(FrameSampling("dense", stride=2).train(100, 25.0, 8, rng)) == 8
+    assert len(FrameSampling("sparse", clips=2, clip_seconds=1.0).train(100, 25.0, 8, rng)) == 8
+    with pytest.raises(ValueError):
+        FrameSampling("sparse", clips=3).train(100, 25.0, 8, rng)
+    with pytest.raises(ValueError):
+        FrameSampling("uniform")
