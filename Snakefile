@@ -1,0 +1,26 @@
+# flux: the FluxViT reproducibility pipeline. Thin by design: configuration is data (config/*.yaml,
+# validated by workflow/schemas), rules are in workflow/rules/*.smk, every job is one `flux` CLI call.
+#   snakemake --cores 2                               the embedded default (synthetic data, CPU)
+#   snakemake --cores 2 --configfile config/micro.yaml   the smallest run that exercises every rule
+#   snakemake --configfile config/paper.yaml --workflow-profile workflow/profiles/slurm <target>
+from snakemake.utils import min_version, validate
+
+min_version("9.20")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    input:
+        manifests=all_manifests(),
+        tables=all_tables(),
+    default_target: True

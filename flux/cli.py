@@ -1,0 +1,84 @@
+"""`flux` command line: one verb per pipeline step; every Snakemake rule calls one of them.
+
+Rules pass `--spec` (the JSON built by flux.jobs); by hand, name the target and the config files:
+    flux download kinetics400 --config config/paper.yaml
+    flux index synth_k400 --config config/config.yaml --config config/micro.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from flux.errors import FluxError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _runner(verb: str) -> Callable[[dict], object]:
+    # imported lazily: `flux --help` and light verbs must not pay for torch/decord imports
+    if verb == "synth":
+        from flux.data.synthetic import run
+    elif verb == "download":
+        from flux.data.registry import run
+    elif verb == "kinetics710":
+        from flux.data.kinetics710 import run
+    elif verb == "index":
+        from flux.data.index import run
+    elif verb == "table":
+        from flux.tables.render import run
+    else:
+        raise FluxError(f"unknown verb {verb}")
+    return run
+
+
+DESCRIPTIONS = {
+    "synth": "generate a synthetic dataset (real h264 mp4 files + annotations in the real format)",
+    "download": "fetch a dataset: download its URL files (resumable, verified) and link its local directory",
+    "kinetics710": "build Kinetics-710 lists, label map and head maps from the K400/K600/K700 annotations",
+    "index": "probe every media file of a dataset and write its manifest (parquet) and report",
+    "table": "render a paper table as LaTeX",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flux", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    for verb, description in DESCRIPTIONS.items():
+        sub = verbs.add_parser(verb, help=description, description=description)
+        sub.add_argument("target", nargs="?", help="dataset or table id (with --config)")
+        sub.add_argument("--config", action="append", default=[], metavar="FILE", help="config file(s), later ones win")
+        sub.add_argument("--spec", help="job spec JSON, as the Snakemake rules pass it")
+    return parser
+
+
+def resolve_spec(verb: str, target: str | None, config_files: Sequence[str], spec: str | None) -> dict:
+    if spec is not None:
+        if target or config_files:
+            raise FluxError("give either --spec or a target with --config, not both")
+        try:
+            return json.loads(spec)
+        except json.JSONDecodeError as error:
+            raise FluxError(f"--spec is not valid JSON: {error}") from None
+    if not target or not config_files:
+        raise FluxError(f"`flux {verb}` needs a target and --config FILE (e.g. `flux {verb} <id> --config config/config.yaml`)")
+    from flux.config import load_config
+    from flux.jobs import job_spec
+
+    return job_spec(load_config(config_files), verb, target)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    try:
+        spec = resolve_spec(arguments.verb, arguments.target, arguments.config, arguments.spec)
+        _runner(arguments.verb)(spec)
+    except FluxError as error:
+        logging.getLogger("flux").error("%s", error)
+        return 2
+    return 0

@@ -1,0 +1,413 @@
+"""Typed configuration: the only place YAML is read.
+
+The Snakefile validates `config` with `snakemake.utils.validate` and builds a `Config` from it; the CLI
+loads the same files through `load_config`, which runs the same validation. Semantic checks that a JSON
+schema cannot express (unknown dataset ids, empty sampler ranges, missing files) raise `ConfigError`
+naming the key and the fix, so `snakemake -n` fails before any job runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flux.data.download import RemoteFile
+from flux.data.sampling import FlexibleSpec
+from flux.errors import ConfigError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = PACKAGE_ROOT / "workflow" / "schemas"
+CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
+REGISTRY_SCHEMA = SCHEMA_DIR / "datasets.schema.yaml"
+
+# Rules that may carry per-rule resources in `resources:`; `default` applies to all of them.
+RULES = ("default", "synthesize", "download", "build_kinetics710", "index", "supp_table8")
+
+# Table 8 of the supplement lists these pre-training sources, in this order.
+TABLE8_ROLES = ("k710", "coco", "vg", "sbu", "cc3m", "cc12m", "smit", "webvid2m", "webvid10m", "internvid2m")
+
+# Which annotation format each synthetic layout writes.
+SYNTHETIC_FORMATS = {
+    "kinetics": "kinetics_csv",
+    "ssv2": "ssv2_json",
+    "coin": "coin_json",
+    "ucf101": "ucf101_splits",
+    "mit": "mit_csv",
+    "msrvtt": "msrvtt",
+    "didemo": "didemo_json",
+    "anet": "anet_json",
+    "lsmdc": "lsmdc_tsv",
+    "msvd": "msvd",
+    "vindlu_video": "vindlu_json",
+    "vindlu_image": "vindlu_json",
+}
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    links: str  # sub-path of the dataset directory the user's directory stands for ('.' = all of it)
+    hint: str
+
+
+@dataclass(frozen=True)
+class SyntheticSource:
+    layout: str
+    splits: Mapping[str, int]
+    classes: tuple[str, ...] = ()
+    family: str | None = None
+    renames: Mapping[str, str] = field(default_factory=dict)
+    offsets: Mapping[str, int] = field(default_factory=dict)
+    captions: tuple[int, int] = (1, 1)
+    steps: int = 1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DerivedSource:
+    builder: str
+    sources: Mapping[str, str]  # role -> dataset id, in precedence order
+    renames: Mapping[str, str] = field(default_factory=dict)
+    reference_label_map: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    id: str
+    title: str
+    modality: str
+    task: str
+    annotation_format: str
+    annotation_files: Mapping[str, str]
+    annotation_options: Mapping[str, Any] = field(default_factory=dict)
+    media_dir: str = "media"
+    allow_flip: bool = True
+    paragraph: bool = False
+    trim_seconds: float | None = None
+    max_text_length: int | None = None
+    files: tuple[RemoteFile, ...] = ()
+    local: LocalSource | None = None
+    synthetic: SyntheticSource | None = None
+    derived: DerivedSource | None = None
+    homepage: str | None = None
+    licence: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the registry entry as written
+
+    @property
+    def source_kind(self) -> str:
+        if self.synthetic is not None:
+            return "synthetic"
+        if self.derived is not None:
+            return "derived"
+        return "fetch"
+
+    @property
+    def has_labels(self) -> bool:
+        return self.task == "classification"
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    seed: int = 0
+    count_scale: float = 1.0
+    duration_s: tuple[float, float] = (1.0, 10.0)
+    fps: tuple[int, int] = (10, 30)
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    num_threads: int = 1
+    max_retries: int = 3
+
+
+@dataclass(frozen=True)
+class Config:
+    scale: str
+    seed: int
+    registry_path: Path
+    paper_numbers_path: Path
+    data_dir: Path
+    results_dir: Path
+    logs_dir: Path
+    datasets: Mapping[str, DatasetSpec]
+    roles: Mapping[str, str]
+    corpora: Mapping[str, tuple[str, ...]]
+    local_paths: Mapping[str, Path]
+    synthetic: SyntheticSettings
+    decode: DecodeSettings
+    sampling: FlexibleSpec
+    index_workers: int
+    resources: Mapping[str, Mapping[str, int]]
+    tables: tuple[str, ...]
+    digest: str  # sha256 of the validated configuration, for provenance
+
+    # -- paths (the data path is fixed: raw -> ready marker -> manifest) ---------------------------
+    def dataset_dir(self, dataset: str) -> Path:
+        return self.data_dir / "raw" / dataset
+
+    def ready_marker(self, dataset: str) -> Path:
+        return self.data_dir / "ready" / f"{dataset}.json"
+
+    def manifest_path(self, dataset: str) -> Path:
+        return self.data_dir / "manifests" / f"{dataset}.parquet"
+
+    def index_report_path(self, dataset: str) -> Path:
+        return self.data_dir / "manifests" / f"{dataset}.report.json"
+
+    def table_path(self, table: str) -> Path:
+        return self.results_dir / "tables" / f"{table}.tex"
+
+    # -- selections --------------------------------------------------------------------------------
+    def used_datasets(self) -> list[str]:
+        """Datasets bound to roles, plus everything a derived dataset is built from (closure)."""
+        ordered: list[str] = []
+        pending = list(self.roles.values())
+        while pending:
+            dataset = pending.pop(0)
+            if dataset in ordered:
+                continue
+            ordered.append(dataset)
+            derived = self.datasets[dataset].derived
+            if derived is not None:
+                pending.extend(derived.sources.values())
+        return ordered
+
+    def datasets_of_kind(self, kind: str) -> list[str]:
+        return [dataset for dataset in self.used_datasets() if self.datasets[dataset].source_kind == kind]
+
+    def resources_for(self, rule: str) -> dict[str, int]:
+        merged = dict(self.resources.get("default", {}))
+        merged.update(self.resources.get(rule, {}))
+        return merged
+
+
+def _read_yaml(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist; check the path (relative to the working directory)")
+    with open(path, encoding="utf-8") as handle:
+        try:
+            content = yaml.safe_load(handle)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return content
+
+
+def merge(base: dict, update: Mapping) -> dict:
+    """Recursive dict update, as Snakemake merges several --configfile files."""
+    result = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def validate_schema(document: dict, schema: Path) -> None:
+    """JSON-schema validation with defaults filled in (snakemake.utils.validate semantics)."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(document, str(schema))
+    except WorkflowError as error:
+        raise ConfigError(f"{schema.name}: {error}") from None
+
+
+def load_registry(path: Path) -> dict[str, DatasetSpec]:
+    document = _read_yaml(path, "dataset registry")
+    validate_schema(document, REGISTRY_SCHEMA)
+    return {dataset: dataset_spec_from_entry(dataset, entry, path) for dataset, entry in document["datasets"].items()}
+
+
+def dataset_spec_from_entry(dataset: str, entry: dict, registry: Path | str = "<job spec>") -> DatasetSpec:
+    source = entry["source"]
+    key = f"{registry}: datasets.{dataset}"
+    synthetic = None
+    if "synthetic" in source:
+        raw = source["synthetic"]
+        synthetic = SyntheticSource(
+            layout=raw["layout"],
+            splits=dict(raw["splits"]),
+            classes=tuple(raw.get("classes", ())),
+            family=raw.get("family"),
+            renames=dict(raw.get("renames", {})),
+            offsets=dict(raw.get("offsets", {})),
+            captions=tuple(raw.get("captions", (1, 1))),
+            steps=int(raw.get("steps", 1)),
+            seed=int(raw.get("seed", 0)),
+        )
+        expected = SYNTHETIC_FORMATS[synthetic.layout]
+        if entry["annotations"]["format"] != expected:
+            raise ConfigError(f"{key}.annotations.format must be '{expected}' for synthetic layout '{synthetic.layout}'")
+        if synthetic.captions[0] > synthetic.captions[1]:
+            raise ConfigError(f"{key}.source.synthetic.captions: [min, max] with min > max; swap them")
+    derived = None
+    if "derived" in source:
+        raw = source["derived"]
+        derived = DerivedSource(
+            builder=raw["builder"],
+            sources=dict(raw["from"]),
+            renames=dict(raw.get("renames", {})),
+            reference_label_map=raw.get("reference_label_map"),
+        )
+    local = LocalSource(**source["local"]) if "local" in source else None
+    files = tuple(
+        RemoteFile(url=item["url"], path=item["path"], sha256=item.get("sha256"), extract=item.get("extract", False))
+        for item in source.get("files", ())
+    )
+    annotations = entry["annotations"]
+    return DatasetSpec(
+        id=dataset,
+        title=entry["title"],
+        modality=entry["modality"],
+        task=entry["task"],
+        annotation_format=annotations["format"],
+        annotation_files=dict(annotations["files"]),
+        annotation_options=dict(annotations.get("options", {})),
+        media_dir=entry.get("media_dir", "media"),
+        allow_flip=entry.get("allow_flip", True),
+        paragraph=entry.get("paragraph", False),
+        trim_seconds=entry.get("trim_seconds"),
+        max_text_length=entry.get("max_text_length"),
+        files=files,
+        local=local,
+        synthetic=synthetic,
+        derived=derived,
+        homepage=entry.get("homepage"),
+        licence=entry.get("licence"),
+        raw=entry,
+    )
+
+
+def load_config(paths: Sequence[str | Path], overrides: Mapping | None = None) -> Config:
+    """Merge config files (later ones win, as Snakemake's --configfile), validate, build."""
+    if not paths:
+        raise ConfigError("no configuration file given; pass --config config/config.yaml")
+    document: dict = {}
+    for path in paths:
+        document = merge(document, _read_yaml(Path(path), "configuration file"))
+    if overrides:
+        document = merge(document, overrides)
+    validate_schema(document, CONFIG_SCHEMA)
+    return build_config(document)
+
+
+def build_config(document: Mapping) -> Config:
+    """Typed objects and semantic checks from a schema-validated (defaults filled) config dict."""
+    registry_path = Path(document["registry"])
+    datasets = load_registry(registry_path)
+    known = ", ".join(sorted(datasets))
+
+    roles = dict(document["roles"])
+    for role, dataset in roles.items():
+        if dataset not in datasets:
+            raise ConfigError(
+                f"roles.{role}: unknown dataset '{dataset}'; use one of the ids in {registry_path} ({known}) "
+                f"or add an entry there"
+            )
+    for dataset, spec in datasets.items():
+        if spec.derived is not None:
+            for role, source in spec.derived.sources.items():
+                if source not in datasets:
+                    raise ConfigError(
+                        f"{registry_path}: datasets.{dataset}.source.derived.from.{role}: unknown dataset '{source}'"
+                    )
+
+    corpora = {}
+    for corpus, members in document.get("corpora", {}).items():
+        unbound = [role for role in members if role not in roles]
+        if unbound:
+            raise ConfigError(f"corpora.{corpus}: role(s) {unbound} are not bound under `roles`; bind them or drop them")
+        corpora[corpus] = tuple(members)
+
+    local_paths = {}
+    for dataset, directory in document.get("local_paths", {}).items():
+        if dataset not in datasets:
+            raise ConfigError(f"local_paths.{dataset}: unknown dataset; use one of the ids in {registry_path}")
+        if datasets[dataset].local is None:
+            raise ConfigError(f"local_paths.{dataset}: this dataset has no `local` source in {registry_path}; remove the entry")
+        path = Path(directory).expanduser()
+        if not path.is_dir():
+            raise ConfigError(
+                f"local_paths.{dataset}: directory {path} does not exist; fix the path ({datasets[dataset].local.hint})"
+            )
+        local_paths[dataset] = path
+
+    sampling_raw = document["sampling"]
+    try:
+        sampling = FlexibleSpec.from_ranges(
+            tuple(sampling_raw["frames"]),
+            tuple(sampling_raw["resolution"]),
+            tuple(sampling_raw["token_threshold"]),
+            patch_size=sampling_raw["patch_size"],
+        )
+    except ConfigError as error:
+        raise ConfigError(f"sampling: {error}") from None
+
+    synthetic_raw = document["synthetic"]
+    synthetic = SyntheticSettings(
+        seed=synthetic_raw["seed"],
+        count_scale=float(synthetic_raw["count_scale"]),
+        duration_s=tuple(synthetic_raw["duration_s"]),
+        fps=tuple(synthetic_raw["fps"]),
+    )
+    if synthetic.duration_s[0] > synthetic.duration_s[1]:
+        raise ConfigError(f"synthetic.duration_s: {list(synthetic.duration_s)} is an empty range; use [min, max]")
+    if synthetic.fps[0] > synthetic.fps[1]:
+        raise ConfigError(f"synthetic.fps: {list(synthetic.fps)} is an empty range; use [min, max]")
+
+    resources = dict(document.get("resources", {}))
+    unknown_rules = sorted(set(resources) - set(RULES))
+    if unknown_rules:
+        raise ConfigError(f"resources: unknown rule(s) {unknown_rules}; known: {', '.join(RULES)}")
+
+    paper_numbers_path = Path(document["paper_numbers"])
+    if not paper_numbers_path.is_file():
+        raise ConfigError(f"paper_numbers: {paper_numbers_path} does not exist; restore config/paper_numbers.yaml")
+
+    paths = document["paths"]
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+    config = Config(
+        scale=document["scale"],
+        seed=document["seed"],
+        registry_path=registry_path,
+        paper_numbers_path=paper_numbers_path,
+        data_dir=Path(paths["data"]),
+        results_dir=Path(paths["results"]),
+        logs_dir=Path(paths["logs"]),
+        datasets=datasets,
+        roles=roles,
+        corpora=corpora,
+        local_paths=local_paths,
+        synthetic=synthetic,
+        decode=DecodeSettings(**document["decode"]),
+        sampling=sampling,
+        index_workers=document["index"]["workers"],
+        resources=resources,
+        tables=tuple(document["tables"]),
+        digest=digest,
+    )
+    _check_synthetic_classes(config)
+    return config
+
+
+def _check_synthetic_classes(config: Config) -> None:
+    from flux.data.scenes import MOTIONS
+
+    for dataset in config.datasets_of_kind("synthetic"):
+        synthetic = config.datasets[dataset].synthetic
+        unknown = [name for name in synthetic.classes if name not in MOTIONS]
+        unknown += [name for name in synthetic.renames if name not in synthetic.classes]
+        if unknown:
+            raise ConfigError(
+                f"{config.registry_path}: datasets.{dataset}.source.synthetic: unknown motion(s) {unknown}; "
+                f"use names from flux.data.scenes.MOTIONS"
+            )

@@ -1,0 +1,117 @@
+"""Job specs: the JSON a rule hands to its `flux` CLI verb.
+
+The Snakefile passes `job_spec(config, verb, target)` as a rule param (so Snakemake's params trigger
+reruns exactly when a job's settings change), and `flux <verb> <target> --config ...` builds the very
+same spec by hand. Paths in a spec are the rule's inputs and outputs, computed by `Config`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flux.config import TABLE8_ROLES, Config
+from flux.errors import ConfigError
+
+VERBS = ("synth", "download", "kinetics710", "index", "table")
+
+
+def _dataset(config: Config, dataset: str, verb: str) -> dict[str, Any]:
+    if dataset not in config.datasets:
+        raise ConfigError(f"`flux {verb} {dataset}`: unknown dataset; known: {', '.join(sorted(config.datasets))}")
+    return {"dataset": dataset, "entry": dict(config.datasets[dataset].raw), "dataset_dir": str(config.dataset_dir(dataset))}
+
+
+def synth_spec(config: Config, dataset: str) -> dict[str, Any]:
+    spec = _dataset(config, dataset, "synth")
+    if config.datasets[dataset].source_kind != "synthetic":
+        raise ConfigError(f"`flux synth {dataset}`: {dataset} is not a synthetic dataset; use `flux download {dataset}`")
+    settings = config.synthetic
+    spec.update(
+        settings={
+            "seed": settings.seed,
+            "count_scale": settings.count_scale,
+            "duration_s": list(settings.duration_s),
+            "fps": list(settings.fps),
+        },
+        ready=str(config.ready_marker(dataset)),
+    )
+    return spec
+
+
+def download_spec(config: Config, dataset: str) -> dict[str, Any]:
+    spec = _dataset(config, dataset, "download")
+    if config.datasets[dataset].source_kind == "synthetic":
+        raise ConfigError(f"`flux download {dataset}`: {dataset} is synthetic; use `flux synth {dataset}`")
+    local = config.local_paths.get(dataset)
+    spec.update(local_path=str(local) if local else None, ready=str(config.ready_marker(dataset)))
+    return spec
+
+
+def kinetics710_spec(config: Config, dataset: str) -> dict[str, Any]:
+    spec = _dataset(config, dataset, "kinetics710")
+    derived = config.datasets[dataset].derived
+    if derived is None or derived.builder != "kinetics710":
+        raise ConfigError(f"`flux kinetics710 {dataset}`: {dataset} is not derived with the kinetics710 builder")
+    spec.update(
+        sources={role: _dataset(config, source, "kinetics710") for role, source in derived.sources.items()},
+        ready=str(config.ready_marker(dataset)),
+    )
+    return spec
+
+
+def media_root(config: Config, dataset: str) -> str:
+    return str(config.dataset_dir(dataset) / config.datasets[dataset].media_dir)
+
+
+def index_spec(config: Config, dataset: str) -> dict[str, Any]:
+    spec = _dataset(config, dataset, "index")
+    derived = config.datasets[dataset].derived
+    sources = list(derived.sources.values()) if derived is not None else []
+    spec.update(
+        media_roots={name: media_root(config, name) for name in [dataset, *sources]},
+        data_dir=str(config.data_dir),
+        workers=config.index_workers,
+        decode_threads=config.decode.num_threads,
+        ready=str(config.ready_marker(dataset)),
+        manifest=str(config.manifest_path(dataset)),
+        report=str(config.index_report_path(dataset)),
+    )
+    return spec
+
+
+def table_spec(config: Config, table: str) -> dict[str, Any]:
+    if table != "supp_table8":
+        raise ConfigError(f"`flux table {table}`: unknown table; known: supp_table8")
+    rows = [
+        {"role": role, "dataset": config.roles[role], "manifest": str(config.manifest_path(config.roles[role]))}
+        for role in TABLE8_ROLES
+        if role in config.roles
+    ]
+    return {
+        "table": table,
+        "scale": config.scale,
+        "rows": rows,
+        "missing_roles": [role for role in TABLE8_ROLES if role not in config.roles],
+        "corpora": {name: list(members) for name, members in config.corpora.items()},
+        "paper_numbers": str(config.paper_numbers_path),
+        "config_digest": config.digest,
+        "out": str(config.table_path(table)),
+    }
+
+
+BUILDERS = {
+    "synth": synth_spec,
+    "download": download_spec,
+    "kinetics710": kinetics710_spec,
+    "index": index_spec,
+    "table": table_spec,
+}
+
+
+def job_spec(config: Config, verb: str, target: str) -> dict[str, Any]:
+    return BUILDERS[verb](config, target)
+
+
+def job_spec_json(config: Config, verb: str, target: str) -> str:
+    return json.dumps(job_spec(config, verb, target), sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,179 @@
+"""LaTeX rendering with jinja2 + pandas: ours beside the paper's numbers, with a tolerance verdict.
+
+Templates use LaTeX-safe delimiters (`<< var >>`, `%% for ...` line statements) and StrictUndefined, so
+a missing number fails the build instead of printing an empty cell.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from flux.errors import ConfigError
+from flux.io import atomic_write_json, atomic_write_text
+from flux.provenance import latex_comment, provenance
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+LATEX_SPECIALS = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
+SCALE_NOTE = {
+    "micro": "micro scale: synthetic stand-ins for every dataset, a few videos each; the numbers are what this run produced",
+    "tiny": "tiny scale (embedded default): synthetic stand-ins for every dataset; the numbers are what this run produced",
+    "paper": "paper scale",
+}
+_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KM]?)\s*$")
+
+
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIALS.get(character, character) for character in str(text))
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        variable_start_string="<<",
+        variable_end_string=">>",
+        block_start_string="<%",
+        block_end_string="%>",
+        line_statement_prefix="%%",
+        comment_start_string="<#",
+        comment_end_string="#>",
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def format_count(count: float) -> str:
+    """The paper's style: exact below a thousand, then K (no decimals) and M (two decimals)."""
+    if count < 1_000:
+        return f"{int(count)}"
+    if count < 1_000_000:
+        return f"{count / 1_000:.0f}K"
+    return f"{count / 1_000_000:.2f}M"
+
+
+def parse_count(text: str) -> float:
+    match = _COUNT.match(str(text))
+    if not match:
+        raise ConfigError(f"paper number '{text}' is not a count like 658K, 2.88M or 0; fix config/paper_numbers.yaml")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"": 1, "K": 1_000, "M": 1_000_000}[unit]
+
+
+def count_verdict(ours: float, paper: float, relative_tolerance: float, scale: str) -> str:
+    """'ok' within tolerance, 'off' outside; 'n/a' below paper scale, where counts are not comparable."""
+    if scale != "paper":
+        return "n/a"
+    if paper == 0:
+        return "ok" if ours == 0 else "off"
+    return "ok" if math.fabs(ours - paper) <= relative_tolerance * paper else "off"
+
+
+def load_paper_numbers(path: Path, table: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        numbers = yaml.safe_load(handle) or {}
+    if table not in numbers:
+        raise ConfigError(f"{path}: no entry for {table}; transcribe its paper numbers there")
+    return numbers[table]
+
+
+def manifest_counts(manifest: Path) -> dict[str, Any]:
+    """#media (decodable media only: what a run can use) and #texts from one manifest."""
+    from flux.data.index import read_manifest
+
+    frame, info = read_manifest(manifest)
+    usable = frame[frame["decodable"]]
+    return {
+        "media": int(len(usable)),
+        "undecodable": int(len(frame) - len(usable)),
+        "texts": int(usable["captions"].map(len).sum()),
+        "modality": info.modality,
+    }
+
+
+def supp_table8(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    paper = load_paper_numbers(Path(job["paper_numbers"]), "supp_table8")
+    tolerance = float(paper["relative_tolerance"])
+    scale = job["scale"]
+    counts = {row["role"]: {**manifest_counts(Path(row["manifest"])), "dataset_id": row["dataset"]} for row in job["rows"]}
+
+    def render_row(key: str, media: int, texts: int, types: set[str], source: str) -> dict[str, Any]:
+        reference = paper["rows"][key]
+        paper_media, paper_texts = parse_count(reference["media"]), parse_count(reference["texts"])
+        verdicts = {count_verdict(media, paper_media, tolerance, scale), count_verdict(texts, paper_texts, tolerance, scale)}
+        return {
+            "key": key,
+            "dataset": latex_escape(reference["dataset"]),
+            "source": latex_escape(source),
+            "media": format_count(media),
+            "paper_media": latex_escape(reference["media"]),
+            "texts": format_count(texts),
+            "paper_texts": latex_escape(reference["texts"]),
+            "type": " + ".join(sorted(types)),
+            "check": "off" if "off" in verdicts else verdicts.pop(),
+            "media_count": media,
+            "text_count": texts,
+        }
+
+    rows = []
+    for role, values in counts.items():
+        rows.append(render_row(role, values["media"], values["texts"], {values["modality"]}, values["dataset_id"]))
+    for role in job["missing_roles"]:
+        logger.warning("supp_table8: role %s is not bound in this configuration; its row is left out", role)
+    n_datasets = len(rows)
+    for corpus, members in job["corpora"].items():
+        if corpus not in paper["rows"]:
+            raise ConfigError(f"corpora.{corpus}: no paper numbers for it in {job['paper_numbers']}")
+        missing = [role for role in members if role not in counts]
+        if missing:
+            raise ConfigError(f"corpora.{corpus}: roles {missing} have no manifest among the Table 8 rows")
+        datasets = {counts[role]["dataset_id"]: counts[role] for role in members}  # a dataset counts once
+        rows.append(
+            render_row(
+                corpus,
+                sum(values["media"] for values in datasets.values()),
+                sum(values["texts"] for values in datasets.values()),
+                {values["modality"] for values in datasets.values()},
+                " + ".join(dict.fromkeys(members)),
+            )
+        )
+    record = provenance(job["config_digest"])
+    caption = f"{paper['caption']}. {SCALE_NOTE[scale].capitalize()}."
+    tex = (
+        environment()
+        .get_template("supp_table8.tex.j2")
+        .render(provenance=latex_comment(record), scale=scale, caption=latex_escape(caption), rows=rows, n_datasets=n_datasets)
+    )
+    data = {"table": "supp_table8", "scale": scale, "rows": rows, "provenance": record}
+    return tex, data
+
+
+RENDERERS = {"supp_table8": supp_table8}
+
+
+def run(job: dict[str, Any]) -> None:
+    """`flux table`: render one table to <out>.tex, with its numbers in <out>.json beside it."""
+    tex, data = RENDERERS[job["table"]](job)
+    out = Path(job["out"])
+    atomic_write_json(out.with_suffix(".json"), data)
+    atomic_write_text(out, tex)
+    logger.info("wrote %s (%d rows)", out, len(data["rows"]))

@@ -1,0 +1,132 @@
+"""Configuration: the three shipped configs load; every wrong value fails with the key and the fix."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flux.config import load_config, merge
+from flux.errors import ConfigError
+from tests.paths import REPO
+
+DEFAULT = REPO / "config" / "config.yaml"
+MICRO = REPO / "config" / "micro.yaml"
+PAPER = REPO / "config" / "paper.yaml"
+
+
+@pytest.fixture(autouse=True)
+def in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)  # config paths (registry, paper numbers) are relative to the working directory
+
+
+def test_default_binds_every_role_to_a_synthetic_dataset():
+    config = load_config([DEFAULT])
+    assert config.scale == "tiny"
+    assert len(config.roles) == 22
+    kinds = {config.datasets[d].source_kind for d in config.used_datasets()}
+    assert kinds == {"synthetic", "derived"}
+    # Kinetics-710 pulls in its three sources
+    assert {"synth_k400", "synth_k600", "synth_k700", "synth_k710"} <= set(config.used_datasets())
+    assert config.sampling.valid_shapes()  # the tiny sampler has admissible (T, R)
+
+
+def test_micro_overlays_the_default():
+    config = load_config([DEFAULT, MICRO])
+    assert config.scale == "micro"
+    assert config.synthetic.count_scale == 0.25
+    assert config.roles["k400"] == "synth_k400"  # inherited from the default
+    assert config.digest != load_config([DEFAULT]).digest
+
+
+def test_paper_binds_real_datasets():
+    config = load_config([DEFAULT, PAPER])
+    assert config.scale == "paper" and config.roles["k710"] == "kinetics710"
+    assert config.datasets_of_kind("synthetic") == []
+    assert config.sampling.tokens(8, 224) == 2048 and (8, 224) in config.sampling.valid_shapes()
+    assert sorted(config.datasets_of_kind("derived")) == ["kinetics710"]
+
+
+def test_merge_is_recursive():
+    assert merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 3}
+
+
+def bad(tmp_path: Path, override: dict) -> str:
+    path = tmp_path / "override.yaml"
+    path.write_text(yaml.safe_dump(override))
+    with pytest.raises(ConfigError) as error:
+        load_config([DEFAULT, path])
+    return str(error.value)
+
+
+def test_unknown_dataset_names_the_role(tmp_path):
+    message = bad(tmp_path, {"roles": {"k400": "kinetics4000"}})
+    assert "roles.k400: unknown dataset 'kinetics4000'" in message and "config/datasets.yaml" in message
+
+
+def test_empty_frame_range(tmp_path):
+    message = bad(tmp_path, {"sampling": {"frames": [8, 8, 2]}})
+    assert message.startswith("sampling:") and "frame" in message
+
+
+def test_token_budget_must_be_positive(tmp_path):
+    message = bad(tmp_path, {"sampling": {"token_threshold": [0, 512]}})
+    assert message.startswith("sampling:") and "token" in message
+
+
+def test_no_shape_inside_the_threshold(tmp_path):
+    message = bad(tmp_path, {"sampling": {"token_threshold": [100000, 200000]}})
+    assert message.startswith("sampling:")
+
+
+def test_missing_registry_file(tmp_path):
+    message = bad(tmp_path, {"registry": "config/nope.yaml"})
+    assert "config/nope.yaml does not exist" in message
+
+
+def test_missing_local_directory(tmp_path):
+    message = bad(tmp_path, {"local_paths": {"kinetics400": str(tmp_path / "absent")}})
+    assert "local_paths.kinetics400" in message and "does not exist" in message and "youtube_id" in message
+
+
+def test_local_path_for_a_dataset_without_local_source(tmp_path):
+    assert "has no `local` source" in bad(tmp_path, {"local_paths": {"synth_k400": str(tmp_path)}})
+
+
+def test_unknown_rule_in_resources(tmp_path):
+    assert "resources: unknown rule(s) ['trian']" in bad(tmp_path, {"resources": {"trian": {"threads": 2}}})
+
+
+def test_corpus_with_unbound_role(tmp_path):
+    document = yaml.safe_load(DEFAULT.read_text())
+    del document["roles"]["coco"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(ConfigError, match=r"corpora.corpus_25m: role\(s\) \['coco'\] are not bound"):
+        load_config([path])
+
+
+def test_reversed_duration_range(tmp_path):
+    assert "synthetic.duration_s" in bad(tmp_path, {"synthetic": {"duration_s": [5.0, 1.0]}})
+
+
+def test_schema_errors_name_the_key(tmp_path):
+    message = bad(tmp_path, {"scale": "huge"})
+    assert "huge" in message and "scale" in message
+    assert "count_scale" in bad(tmp_path, {"synthetic": {"count_scale": 0}})
+
+
+def test_unknown_motion_in_a_synthetic_registry_entry(tmp_path):
+    registry = yaml.safe_load((REPO / "config" / "datasets.yaml").read_text())
+    registry["datasets"]["synth_k400"]["source"]["synthetic"]["classes"].append("juggling")
+    path = tmp_path / "datasets.yaml"
+    path.write_text(yaml.safe_dump(registry))
+    message = bad(tmp_path, {"registry": str(path)})
+    assert "datasets.synth_k400.source.synthetic: unknown motion(s) ['juggling']" in message
+
+
+def test_registry_source_must_be_one_kind(tmp_path):
+    registry = yaml.safe_load((REPO / "config" / "datasets.yaml").read_text())
+    registry["datasets"]["synth_k400"]["source"]["local"] = {"links": ".", "hint": "x"}
+    path = tmp_path / "datasets.yaml"
+    path.write_text(yaml.safe_dump(registry))
+    assert "synth_k400" in bad(tmp_path, {"registry": str(path)})

@@ -1,0 +1,137 @@
+"""The Snakemake spine, for real: lint, dry runs at every scale, config errors before any job, and the
+micro configuration run end to end (synthetic mp4 files -> manifests -> supplementary Table 8)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.paths import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def workspace(tmp_path: Path) -> Path:
+    """A copy of the workflow files, so runs here never touch the checkout's data/ or .snakemake/."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy(REPO / "Snakefile", root)
+    for folder in ("config", "workflow"):
+        shutil.copytree(REPO / folder, root / folder)
+    return root
+
+
+def snakemake(root: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([*SNAKEMAKE, *arguments], cwd=root, capture_output=True, text=True, timeout=1200)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(arguments)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory):
+    root = workspace(tmp_path_factory.mktemp("micro"))
+    started = time.perf_counter()
+    snakemake(root, "--cores", "2", "--configfile", "config/micro.yaml")
+    return root, time.perf_counter() - started
+
+
+def test_lint_is_clean(tmp_path):
+    result = snakemake(workspace(tmp_path), "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("configs", [[], ["config/micro.yaml"], ["config/paper.yaml"]])
+def test_dry_run_plans_every_dataset(tmp_path, configs):
+    arguments = ["-n", "--cores", "2"] + (["--configfile", *configs] if configs else [])
+    result = snakemake(workspace(tmp_path), *arguments)
+    summary = result.stdout
+    assert "index" in summary and "supp_table8" in summary
+    if configs == ["config/paper.yaml"]:
+        assert "download" in summary and "build_kinetics710" in summary and "synthesize" not in summary
+    else:
+        assert "synthesize" in summary and "download" not in summary
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("roles: {k400: kinetics4000}", "roles.k400: unknown dataset 'kinetics4000'"),
+        ("sampling: {frames: [8, 8, 2]}", "sampling:"),
+        ("sampling: {token_threshold: [0, 512]}", "token"),
+        ("local_paths: {kinetics400: /nonexistent/k400}", "local_paths.kinetics400: directory /nonexistent/k400 does not exist"),
+        ("registry: config/missing.yaml", "config/missing.yaml does not exist"),
+    ],
+)
+def test_bad_config_fails_the_dry_run_with_the_key(tmp_path, override, message):
+    root = workspace(tmp_path)
+    (root / "bad.yaml").write_text(override + "\n")
+    result = snakemake(root, "-n", "--configfile", "bad.yaml", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (root / "data").exists()  # no job ran
+
+
+@pytest.mark.slow
+def test_micro_run_end_to_end(micro_run):
+    root, seconds = micro_run
+    table = (root / "results" / "tables" / "supp_table8.tex").read_text()
+    assert "Micro scale" in table and r"\bottomrule" in table
+    numbers = json.loads((root / "results" / "tables" / "supp_table8.json").read_text())
+    manifests = root / "data" / "manifests"
+    for row in numbers["rows"][:10]:
+        dataset = row["source"].replace(r"\_", "_")
+        frame = pd.read_parquet(manifests / f"{dataset}.parquet")
+        assert row["media_count"] == int(frame["decodable"].sum()) > 0
+    k710 = json.loads((root / "data" / "raw" / "synth_k710" / "annotations" / "build_report.json").read_text())
+    assert k710["train_duplicate_rows_removed"] > 0 and k710["train_ids_dropped_for_overlap"] > 0
+    for dataset in ("synth_k400", "synth_msvd", "synth_coco"):
+        report = json.loads((manifests / f"{dataset}.report.json").read_text())
+        assert report["undecodable"] == 0 and report["items"] > 0
+    assert (root / "logs" / "synthesize" / "synth_k400.log").is_file()
+    assert (root / "results" / "benchmarks" / "index" / "synth_k400.tsv").is_file()
+    print(f"micro run: {seconds:.1f} s")
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(micro_run):
+    root, _ = micro_run
+    result = snakemake(root, "-n", "--configfile", "config/micro.yaml")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_cli_by_hand_matches_the_rule(micro_run):
+    root, _ = micro_run
+    manifest = root / "data" / "manifests" / "synth_msrvtt.parquet"
+    before = pd.read_parquet(manifest)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [
+        sys.executable,
+        "-m",
+        "flux",
+        "index",
+        "synth_msrvtt",
+        "--config",
+        "config/config.yaml",
+        "--config",
+        "config/micro.yaml",
+    ]
+    subprocess.run(command, cwd=root, check=True, capture_output=True, env=env)
+    assert pd.read_parquet(manifest).equals(before)
+    failed = subprocess.run(
+        [sys.executable, "-m", "flux", "download", "kinetics400", "--config", "config/paper.yaml"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert failed.returncode == 2
+    assert "local_paths.kinetics400" in failed.stderr and "Traceback" not in failed.stderr

@@ -1,0 +1,88 @@
+# Data: synthesize or fetch each dataset, build Kinetics-710, index every dataset into a manifest.
+
+
+rule synthesize:
+    output:
+        ready=ready_marker("{dataset}"),
+    wildcard_constraints:
+        dataset=alternation(FLUX.datasets_of_kind("synthetic")),
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=spec("synth"),
+    log:
+        f"{LOGS}/synthesize/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/synthesize/{{dataset}}.tsv"
+    threads: threads_for("synthesize")
+    resources:
+        mem_mb=resource("synthesize", "mem_mb", 2000),
+        runtime=resource("synthesize", "runtime", 30),
+    shell:
+        f"{FLUX_CLI} synth --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
+rule download:
+    output:
+        ready=ready_marker("{dataset}"),
+    wildcard_constraints:
+        dataset=alternation(FLUX.datasets_of_kind("fetch")),
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=spec("download"),
+    log:
+        f"{LOGS}/download/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/download/{{dataset}}.tsv"
+    threads: threads_for("download")
+    resources:
+        mem_mb=resource("download", "mem_mb", 2000),
+        runtime=resource("download", "runtime", 240),
+    shell:
+        f"{FLUX_CLI} download --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
+rule build_kinetics710:
+    input:
+        sources=derived_source_markers,
+    output:
+        ready=ready_marker("{dataset}"),
+    wildcard_constraints:
+        dataset=alternation(FLUX.datasets_of_kind("derived")),
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=spec("kinetics710"),
+    log:
+        f"{LOGS}/build_kinetics710/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/build_kinetics710/{{dataset}}.tsv"
+    threads: threads_for("build_kinetics710")
+    resources:
+        mem_mb=resource("build_kinetics710", "mem_mb", 8000),
+        runtime=resource("build_kinetics710", "runtime", 30),
+    shell:
+        f"{FLUX_CLI} kinetics710 --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
+rule index:
+    input:
+        ready=index_inputs,
+    output:
+        manifest=manifest("{dataset}"),
+        report=index_report("{dataset}"),
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=spec("index"),
+    log:
+        f"{LOGS}/index/{{dataset}}.log",
+    benchmark:
+        f"{BENCHMARKS}/index/{{dataset}}.tsv"
+    threads: threads_for("index")
+    resources:
+        mem_mb=resource("index", "mem_mb", 4000),
+        runtime=resource("index", "runtime", 60),
+    shell:
+        f"{FLUX_CLI} index --spec {{params.spec:q}} > {{log}} 2>&1"
