@@ -7,6 +7,7 @@ A parser reads a dataset's published annotation files (in their original format)
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,10 @@ class AnnotationRecord:
     media: str
     label_name: str | None = None
     captions: tuple[str, ...] = ()
-    start_sec: float | None = None
+    start_sec: float | None = None  # the segment to use, as positions in the media file (None: all of it)
     end_sec: float | None = None
+    source_start_sec: float | None = None  # where a pre-cut clip sits in its source video (Kinetics)
+    source_end_sec: float | None = None
     source: str | None = None  # derived datasets: id of the dataset whose media holds the file
     alt_media: tuple[str, ...] = field(default=())  # other names the same file commonly has
 
@@ -61,8 +64,9 @@ class AnnotationFiles:
         path = self.root / self.files[role]
         if not path.is_file():
             raise AnnotationError(
-                f"{path}: annotation file for role '{role}' does not exist; run `flux download` "
-                f"for this dataset (or `dvc pull data.dvc`) and check `annotations.files`"
+                f"{path}: annotation file for role '{role}' does not exist; check `annotations.files` of this "
+                f"dataset in config/datasets.yaml, then fetch the dataset again (`flux download`, `flux synth` or "
+                f"`flux kinetics710` as its source says, or `dvc pull data.dvc`)"
             )
         return path
 
@@ -94,23 +98,67 @@ def parse(format_name: str, files: AnnotationFiles) -> ParsedAnnotations:
     return PARSERS[format_name](files)
 
 
+def not_utf8(path: Path, line: int, error: UnicodeDecodeError) -> AnnotationError:
+    return malformed(path, line, f"not UTF-8 text ({error.reason})", "re-download the file or convert it to UTF-8")
+
+
+def decoded_lines(path: Path) -> Iterator[str]:
+    """The file's lines as text (endings kept), decoded one by one so a bad byte is reported at its line."""
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise not_utf8(path, number, error) from None
+            yield text.removeprefix("\ufeff") if number == 1 else text
+
+
 def read_csv_rows(path: Path, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
     """Yield (1-based line number, fields), skipping blank lines; tolerant of CRLF and quoting."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
-        for fields in reader:
-            if not fields or all(not value.strip() for value in fields):
-                continue
-            yield reader.line_num, [value.strip() for value in fields]
+    reader = csv.reader(decoded_lines(path), delimiter=delimiter)
+    for fields in reader:
+        if not fields or all(not value.strip() for value in fields):
+            continue
+        yield reader.line_num, [value.strip() for value in fields]
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, stripped line) for non-empty lines; CRLF-safe."""
-    with open(path, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            stripped = line.strip()
-            if stripped:
-                yield number, stripped
+    for number, line in enumerate(decoded_lines(path), start=1):
+        stripped = line.strip()
+        if stripped:
+            yield number, stripped
+
+
+def require_content(path: Path) -> None:
+    """Empty files get their own message (a JSON decoder would only say 'Expecting value')."""
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 16):
+            if chunk.strip():
+                return
+    raise AnnotationError(f"{path}: file is empty; re-download it (or `dvc pull data.dvc`)")
+
+
+def load_json(path: Path) -> object:
+    """Parse a JSON annotation file; empty, non-UTF-8 and invalid files get file:line errors."""
+    require_content(path)
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        problem = f"invalid JSON ({error.msg} at column {error.colno})"
+        raise malformed(path, error.lineno, problem, "re-download the file") from None
+    except UnicodeDecodeError as error:
+        with open(path, "rb") as handle:
+            line = handle.read(error.start).count(b"\n") + 1
+        raise not_utf8(path, line, error) from None
+
+
+def parse_int(path: Path, line: int, text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise malformed(path, line, f"{what} '{text}' is not an integer", "fix the row") from None
 
 
 def malformed(path: Path, line: int, problem: str, fix: str) -> AnnotationError:

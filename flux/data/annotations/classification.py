@@ -3,7 +3,6 @@ the generic `path,label` lists of VideoMAE / UMT / InternVideo2."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from flux.data.annotations.base import (
@@ -11,7 +10,9 @@ from flux.data.annotations.base import (
     AnnotationRecord,
     ParsedAnnotations,
     class_names_from_file,
+    load_json,
     malformed,
+    parse_int,
     read_csv_rows,
     read_lines,
     register,
@@ -21,18 +22,18 @@ from flux.errors import AnnotationError
 SUBSET_TO_SPLIT = {"training": "train", "validation": "val", "testing": "test"}
 
 
-def load_json(path: Path) -> object:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise malformed(path, error.lineno, f"invalid JSON ({error.msg}, column {error.colno})", "re-download the file") from None
-
-
 def check_unique(path: Path, line: int, sample_id: str, seen: dict[str, int]) -> None:
     if sample_id in seen:
         raise malformed(path, line, f"sample '{sample_id}' repeats line {seen[sample_id]}", "remove the duplicate")
     seen[sample_id] = line
+
+
+def check_unique_item(path: Path, position: int, sample_id: str, seen: dict[str, int]) -> None:
+    if sample_id in seen:
+        raise AnnotationError(
+            f"{path}: item {position}: sample '{sample_id}' repeats item {seen[sample_id]}; remove the duplicate"
+        )
+    seen[sample_id] = position
 
 
 def strip_placeholders(template: str) -> str:
@@ -51,6 +52,10 @@ def parse_ssv2(files: AnnotationFiles) -> ParsedAnnotations:
         raise malformed(labels_path, 1, "expected a JSON object {template: index}", "use something-something-v2-labels.json")
     by_index: dict[int, str] = {}
     for template, index in mapping.items():
+        if not str(index).isdigit():
+            raise AnnotationError(
+                f"{labels_path}: template '{template}' has index '{index}', not a number; use the official labels file"
+            )
         position = int(index)
         if position in by_index:
             raise malformed(labels_path, 1, f"index {position} used twice", "use the official labels file")
@@ -70,7 +75,7 @@ def parse_ssv2(files: AnnotationFiles) -> ParsedAnnotations:
             if not isinstance(item, dict) or "id" not in item:
                 raise AnnotationError(f"{path}: item {position} has no 'id'; use the official split file")
             sample_id = str(item["id"])
-            check_unique(path, position, sample_id, seen)
+            check_unique_item(path, position, sample_id, seen)
             label = None
             if "template" in item:
                 label = strip_placeholders(str(item["template"]))
@@ -117,8 +122,14 @@ def parse_ucf101(files: AnnotationFiles) -> ParsedAnnotations:
             folder, name = parts[0].split("/", 1)
             if folder not in known:
                 raise malformed(path, line, f"class folder '{folder}' is not in {classes_path.name}", "use matching split files")
-            if len(parts) == 2 and class_names[int(parts[1]) - 1] != folder:
-                raise malformed(path, line, f"label id {parts[1]} disagrees with folder '{folder}'", "use matching split files")
+            if len(parts) == 2:
+                label_id = parse_int(path, line, parts[1], "label id")
+                if not 1 <= label_id <= len(class_names):
+                    raise malformed(path, line, f"label id {label_id} outside 1..{len(class_names)}", "use matching split files")
+                if class_names[label_id - 1] != folder:
+                    raise malformed(
+                        path, line, f"label id {label_id} disagrees with folder '{folder}'", "use matching split files"
+                    )
             sample_id = Path(name).stem
             check_unique(path, line, sample_id, seen)
             records.append(AnnotationRecord(sample_id=sample_id, split=split, media=parts[0], label_name=folder))
@@ -133,7 +144,7 @@ def parse_moments_in_time(files: AnnotationFiles) -> ParsedAnnotations:
     class_names = []
     for line, text in read_lines(classes_path):
         name, _, index = text.partition(",")
-        if index and int(index) != len(class_names):
+        if index and parse_int(classes_path, line, index.strip(), "class index") != len(class_names):
             raise malformed(classes_path, line, f"index {index} out of order", "use the official category file")
         class_names.append(name.strip())
     known = set(class_names)

@@ -69,8 +69,8 @@ def read_kinetics_csv(path: Path, split: str) -> list[AnnotationRecord]:
                 media=f"{sample_id}.mp4",
                 alt_media=(f"{youtube_id}.mp4",),
                 label_name=label or None,
-                start_sec=float(start),
-                end_sec=float(end),
+                source_start_sec=float(start),
+                source_end_sec=float(end),
                 source=source or None,
             )
         )

@@ -20,7 +20,6 @@ Formats (roles in parentheses; a role named after a split is that split's annota
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -30,10 +29,12 @@ from flux.data.annotations.base import (
     AnnotationFiles,
     AnnotationRecord,
     ParsedAnnotations,
+    load_json,
     malformed,
     read_csv_rows,
     read_lines,
     register,
+    require_content,
 )
 from flux.errors import AnnotationError
 
@@ -44,24 +45,6 @@ _EXAMPLES = 5  # how many offending ids a log line or error message names
 
 # --------------------------------------------------------------------------------------------------
 # shared helpers
-
-
-def _require_content(path: Path) -> None:
-    """Empty files get their own message: a JSON decoder would only say 'Expecting value'."""
-    with open(path, "rb") as handle:
-        if not handle.read().strip():
-            raise AnnotationError(f"{path}: file is empty; re-download it (or `dvc pull data.dvc`)")
-
-
-def _load_json(path: Path) -> object:
-    _require_content(path)
-    try:
-        with open(path, encoding="utf-8-sig") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise malformed(
-            path, error.lineno, f"invalid JSON ({error.msg} at column {error.colno})", "re-download the file"
-        ) from None
 
 
 def _item_error(path: Path, where: str, problem: str, fix: str) -> AnnotationError:
@@ -87,7 +70,7 @@ def _examples(items: Iterable[str]) -> str:
 
 def _read_text_ids(path: Path) -> list[tuple[int, str]]:
     """One id per line; returns (line, id). Duplicates and lines with spaces are errors."""
-    _require_content(path)
+    require_content(path)
     entries: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
     for line, text in read_lines(path):
@@ -104,7 +87,7 @@ def _read_text_ids(path: Path) -> list[tuple[int, str]]:
 
 def _read_json_ids(path: Path) -> list[tuple[int, str]]:
     """A JSON list of id strings; returns (item index, id)."""
-    items = _load_json(path)
+    items = load_json(path)
     if not isinstance(items, list) or not items:
         raise AnnotationError(f"{path}: expected a non-empty JSON list of ids; re-download the list")
     entries: list[tuple[int, str]] = []
@@ -182,7 +165,7 @@ def _require_splits(files: AnnotationFiles, allowed: tuple[str, ...]) -> list[st
 
 def _msrvtt_captions(path: Path) -> dict[str, list[str]]:
     """All captions of MSRVTT_data.json by video id, in file order."""
-    data = _load_json(path)
+    data = load_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("sentences"), list):
         raise AnnotationError(f"{path}: expected an object with a 'sentences' list; use MSRVTT_data.json")
     captions: dict[str, list[str]] = {}
@@ -302,7 +285,7 @@ def _didemo_key(video: str) -> str:
 
 def _didemo_split(path: Path) -> dict[str, tuple[list[str], list[str]]]:
     """stem -> (spellings in order of appearance, descriptions in file order)."""
-    items = _load_json(path)
+    items = load_json(path)
     if not isinstance(items, list) or not items:
         raise AnnotationError(f"{path}: expected a non-empty JSON list of moments; use the DiDeMo *_data.json")
     videos: dict[str, tuple[list[str], list[str]]] = {}
@@ -394,7 +377,7 @@ def parse_anet(files: AnnotationFiles) -> ParsedAnnotations:
     records: list[AnnotationRecord] = []
     for split in _require_splits(files, ("train", "val", "test")):
         path = files.path(split)
-        data = _load_json(path)
+        data = load_json(path)
         if not isinstance(data, dict) or not data:
             raise AnnotationError(
                 f'{path}: expected a non-empty JSON object {{"v_<id>": {{duration, timestamps, sentences}}}}; '
@@ -471,7 +454,7 @@ def parse_lsmdc(files: AnnotationFiles) -> ParsedAnnotations:
     records: list[AnnotationRecord] = []
     for split in _require_splits(files, ("train", "val", "test")):
         path = files.path(split)
-        _require_content(path)
+        require_content(path)
         seen: dict[str, int] = {}
         fix = "use the LSMDC tab-separated file as published (no header)"
         for line, text in read_lines(path):
@@ -518,7 +501,7 @@ def _msvd_captions(path: Path) -> dict[str, list[str]]:
     """`{id: [captions]}` JSON, or AllVideoDescriptions.txt lines `<id> <caption...>` (`#` = comment)."""
     captions: dict[str, list[str]] = {}
     if path.suffix.lower() == ".json":
-        data = _load_json(path)
+        data = load_json(path)
         if not isinstance(data, dict) or not data:
             raise AnnotationError(f"{path}: expected a non-empty JSON object {{id: [captions]}}")
         for name, values in data.items():
@@ -530,7 +513,7 @@ def _msvd_captions(path: Path) -> dict[str, list[str]]:
                 _caption(value, (path, f"{where} caption {index}"), "fix the entry") for index, value in enumerate(values)
             ]
         return captions
-    _require_content(path)
+    require_content(path)
     for line, text in read_lines(path):
         if text.startswith("#"):
             continue
@@ -587,7 +570,7 @@ def parse_vindlu(files: AnnotationFiles) -> ParsedAnnotations:
     records: list[AnnotationRecord] = []
     for split in _require_splits(files, ("train", "val", "test")):
         path = files.path(split)
-        items = _load_json(path)
+        items = load_json(path)
         if not isinstance(items, list) or not items:
             raise AnnotationError(f"{path}: expected a non-empty JSON list of {{video|image, caption}} items")
         captions: dict[str, list[str]] = {}  # sample_id -> captions, in item order

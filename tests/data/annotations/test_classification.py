@@ -32,13 +32,14 @@ def test_kinetics_real_val_and_unlabelled_test():
     # 15,929 rows quote their label: a real CSV reader must strip the quotes
     assert parsed.class_names == (REAL / "kinetics400/mmaction2/label_map_k400.txt").read_text().splitlines()
     first = val[0]
-    assert (first.label_name, first.sample_id, first.start_sec, first.end_sec) == (
+    assert (first.label_name, first.sample_id, first.source_start_sec, first.source_end_sec) == (
         "abseiling",
         "0wR5jVB-WPk_000417_000427",
         417.0,
         427.0,
     )
     assert first.media == "0wR5jVB-WPk_000417_000427.mp4" and first.alt_media == ("0wR5jVB-WPk.mp4",)
+    assert first.start_sec is None  # a clip is cut already: used whole
     assert all(r.label_name is None for r in test)
 
 
@@ -195,3 +196,42 @@ def test_path_label_lists_with_space_and_comma(tmp_path):
     write(tmp_path / "val.csv", "k400/a.mp4,zero\n")
     with pytest.raises(AnnotationError, match=r"val.csv:1: expected '<path>,<integer label>'"):
         parse("path_label_csv", files(tmp_path, val="val.csv"))
+
+
+@pytest.mark.parametrize(
+    "label_id, problem",
+    [("0", "label id 0 outside 1..2"), ("7", "label id 7 outside 1..2"), ("x", "label id 'x' is not an integer")],
+)
+def test_ucf101_bad_label_ids_are_file_line_errors(tmp_path, label_id, problem):
+    write(tmp_path / "classInd.txt", "1 A\r\n2 B\r\n")
+    write(tmp_path / "train.txt", f"A/v_A_g01_c01.avi 1\r\nB/v_B_g01_c01.avi {label_id}\r\n")
+    with pytest.raises(AnnotationError, match=rf"train.txt:2: {problem}"):
+        parse("ucf101_splits", files(tmp_path, classes="classInd.txt", train="train.txt"))
+
+
+def test_ssv2_non_numeric_label_index_and_duplicate_items(tmp_path):
+    write(tmp_path / "labels.json", json.dumps({"Moving something up": "zero"}))
+    with pytest.raises(AnnotationError, match="has index 'zero', not a number"):
+        parse("ssv2_json", files(tmp_path, labels="labels.json"))
+    write(tmp_path / "labels.json", json.dumps({"Moving something up": "0"}))
+    write(tmp_path / "train.json", json.dumps([{"id": "1", "template": "Moving [something] up"}] * 2))
+    with pytest.raises(AnnotationError, match="train.json: item 1: sample '1' repeats item 0"):
+        parse("ssv2_json", files(tmp_path, labels="labels.json", train="train.json"))
+
+
+def test_mit_non_numeric_category_index(tmp_path):
+    write(tmp_path / "cats.txt", "clapping,0\npraying,one\n")
+    write(tmp_path / "val.csv", "clapping/x.mp4,clapping\n")
+    with pytest.raises(AnnotationError, match=r"cats.txt:2: class index 'one' is not an integer"):
+        parse("mit_csv", files(tmp_path, classes="cats.txt", val="val.csv"))
+
+
+def test_non_utf8_annotation_files(tmp_path):
+    (tmp_path / "train.csv").write_bytes(
+        b"label,youtube_id,time_start,time_end,split\njumping,abc,1,11,train\n\xff\xfe,bad,1,11,train\n"
+    )
+    with pytest.raises(AnnotationError, match=r"train.csv:3: not UTF-8 text"):
+        parse("kinetics_csv", files(tmp_path, train="train.csv"))
+    (tmp_path / "labels.json").write_bytes(b'{"caf\xe9": "0"}')
+    with pytest.raises(AnnotationError, match=r"labels.json:1: not UTF-8 text"):
+        parse("ssv2_json", files(tmp_path, labels="labels.json"))
