@@ -10,6 +10,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Results are shared (a cluster's data directory): give them the permissions a plain open() would,
+# not mkstemp's owner-only 0600.
+FILE_MODE = 0o666 & ~_current_umask()
+DIRECTORY_MODE = 0o777 & ~_current_umask()
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
@@ -17,6 +29,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
+    os.chmod(temporary, FILE_MODE)
     temporary_path = Path(temporary)
     try:
         yield temporary_path

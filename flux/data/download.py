@@ -31,6 +31,7 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from flux.errors import ChecksumMismatchError, DownloadError
+from flux.io import DIRECTORY_MODE
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +272,9 @@ def _fetch(
         unit_scale=True,
         unit_divisor=1024,
         file=sys.stderr,
-        disable=None if progress else True,
+        disable=not progress,
+        # in a job log (not a terminal) a line every 30 s shows progress without flooding the file
+        mininterval=0.1 if sys.stderr.isatty() else 30,
     )
     with bar:
         attempt = 0
@@ -428,6 +431,7 @@ def _extract(archive: Path, digest: str, suffix: str) -> Path:
         return target
     logger.info("extracting %s -> %s", archive, target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.extracting-", dir=archive.parent))
+    os.chmod(staging, DIRECTORY_MODE)  # mkdtemp's 0700 would hide the extracted tree from the group
     try:
         if suffix == ".zip":
             _extract_zip(archive, staging)

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import tempfile
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
@@ -38,6 +36,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from flux.io import atomic_path
 
 __all__ = [
     "MOTIONS",
@@ -1187,18 +1187,6 @@ def _fill_plane(plane, data: np.ndarray) -> None:
 _X264_PRESET = "ultrafast"
 
 
-def _temp_path(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
-def _finish(tmp: Path, path: Path) -> None:
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def write_mp4(frames: np.ndarray, fps: int, path: Path) -> None:
     """Encode (T, H, W, 3) uint8 RGB frames as h264 yuv420p mp4 (libx264, one thread, so the
     bytes are identical for identical input). Atomic: writes a temp file in the target directory
@@ -1214,31 +1202,24 @@ def write_mp4(frames: np.ndarray, fps: int, path: Path) -> None:
     if int(fps) != fps or fps <= 0:
         raise ValueError(f"fps must be a positive integer, got {fps!r}")
     fps = int(fps)
-    path = Path(path)
-    tmp = _temp_path(path)
-    try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=fps)
-            stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-            cc = stream.codec_context
-            cc.thread_count = 1
-            cc.time_base = Fraction(1, fps)
-            cc.gop_size = 2 * fps
-            stream.options = {"preset": _X264_PRESET, "crf": "18", "threads": "1"}
-            for i, planes in enumerate(_iter_yuv420p(frames)):
-                vf = av.VideoFrame(W, H, "yuv420p")
-                for plane, data in zip(vf.planes, planes):
-                    _fill_plane(plane, data)
-                vf.pts = i
-                vf.time_base = Fraction(1, fps)
-                for packet in stream.encode(vf):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_path(Path(path)) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        cc = stream.codec_context
+        cc.thread_count = 1
+        cc.time_base = Fraction(1, fps)
+        cc.gop_size = 2 * fps
+        stream.options = {"preset": _X264_PRESET, "crf": "18", "threads": "1"}
+        for i, planes in enumerate(_iter_yuv420p(frames)):
+            vf = av.VideoFrame(W, H, "yuv420p")
+            for plane, data in zip(vf.planes, planes):
+                _fill_plane(plane, data)
+            vf.pts = i
+            vf.time_base = Fraction(1, fps)
+            for packet in stream.encode(vf):
                 container.mux(packet)
-        _finish(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def write_jpeg(image: np.ndarray, path: Path, quality: int = 90) -> None:
@@ -1248,11 +1229,5 @@ def write_jpeg(image: np.ndarray, path: Path, quality: int = 90) -> None:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
-    path = Path(path)
-    tmp = _temp_path(path)
-    try:
+    with atomic_path(Path(path)) as tmp:
         Image.fromarray(image).save(tmp, format="JPEG", quality=int(quality))
-        _finish(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
