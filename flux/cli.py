@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("target", nargs="?", help="dataset or table id (with --config)")
         sub.add_argument("--config", action="append", default=[], metavar="FILE", help="config file(s), later ones win")
         sub.add_argument("--spec", help="job spec JSON, as the Snakemake rules pass it")
+        if verb == "index":
+            sub.add_argument("--workers", type=int, default=1, help="probe processes (rules pass their threads)")
     return parser
 
 
@@ -77,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     try:
         spec = resolve_spec(arguments.verb, arguments.target, arguments.config, arguments.spec)
-        _runner(arguments.verb)(spec)
+        options = {"workers": arguments.workers} if arguments.verb == "index" else {}
+        _runner(arguments.verb)(spec, **options)
     except FluxError as error:
         logging.getLogger("flux").error("%s", error)
         return 2

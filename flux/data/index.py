@@ -13,7 +13,8 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,10 @@ MANIFEST_SCHEMA = pa.schema(
         ("label_id", pa.int32()),  # -1 when unlabelled
         ("label_name", pa.string()),
         ("captions", pa.list_(pa.string())),
-        ("start_sec", pa.float64()),
+        ("start_sec", pa.float64()),  # segment within the media file (null: the whole file)
         ("end_sec", pa.float64()),
+        ("source_start_sec", pa.float64()),  # where a pre-cut clip sits in its source video (Kinetics)
+        ("source_end_sec", pa.float64()),
         ("duration_s", pa.float64()),
         ("num_frames", pa.int32()),
         ("fps", pa.float64()),
@@ -112,21 +115,113 @@ class ManifestInfo:
     trim_seconds: float | None
 
 
-def _probe_job(arguments: tuple[str, str, int]) -> Probe:
-    path, modality, threads = arguments
-    return probe(Path(path), modality, threads)
+def _probe_job(arguments: tuple[str, str]) -> Probe:
+    path, modality = arguments
+    return probe(Path(path), modality)
 
 
-def probe_all(paths: Sequence[str | None], modality: str, workers: int, threads: int) -> list[Probe]:
-    """Probe files in parallel (None = unresolved, reported as missing); order preserved."""
-    jobs = [(path, modality, threads) for path in paths if path is not None]
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            probed = list(tqdm(pool.map(_probe_job, jobs, chunksize=8), total=len(jobs), desc="probe", unit="file"))
-    else:
-        probed = [_probe_job(job) for job in tqdm(jobs, desc="probe", unit="file")]
-    results = iter(probed)
-    return [next(results) if path is not None else Probe(False, "missing", "no file matches the annotation") for path in paths]
+CHUNK_PER_WORKER = 64
+
+
+class ProbeCache:
+    """Probe results keyed by media path (relative to the data directory), size and mtime.
+
+    Appended to a JSON-lines file after every chunk, so an index job killed by a time limit resumes where
+    it stopped, and a derived dataset (Kinetics-710) reuses its sources' probes instead of probing the
+    same clips again. A torn last line (a job killed mid-write) is ignored.
+    """
+
+    def __init__(self, data_dir: Path, path: Path | None = None, reuse: Sequence[Path] = ()) -> None:
+        self.data_dir = data_dir
+        self.path = path
+        self.entries: dict[str, dict] = {}
+        for source in [*reuse, *([path] if path else [])]:
+            if source.is_file():
+                with open(source, encoding="utf-8") as handle:
+                    for line in handle:
+                        try:
+                            entry = json.loads(line)
+                        except json.JSONDecodeError:
+                            continue
+                        self.entries[entry["path"]] = entry
+
+    def _key(self, path: str) -> tuple[str, int, int] | None:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        return os.path.relpath(path, self.data_dir), stat.st_size, stat.st_mtime_ns
+
+    def lookup(self, path: str) -> Probe | None:
+        key = self._key(path)
+        entry = self.entries.get(key[0]) if key else None
+        if entry is None or (entry["size"], entry["mtime_ns"]) != key[1:]:
+            return None
+        return Probe(**entry["probe"])
+
+    def store(self, probed: Sequence[tuple[str, Probe]]) -> None:
+        lines = []
+        for path, result in probed:
+            key = self._key(path)
+            if key is None:
+                continue
+            entry = {"path": key[0], "size": key[1], "mtime_ns": key[2], "probe": asdict(result)}
+            self.entries[key[0]] = entry
+            lines.append(json.dumps(entry) + "\n")
+        if self.path is not None and lines:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.writelines(lines)
+
+
+def _probe_isolated(path: str, modality: str) -> Probe:
+    """Probe one file in a process of its own, so that a decoder crash only costs that file."""
+    with ProcessPoolExecutor(max_workers=1) as pool:
+        try:
+            return pool.submit(_probe_job, (path, modality)).result()
+        except BrokenProcessPool:
+            return Probe(False, "crash", "the decoder process died on this file")
+
+
+def probe_all(paths: Sequence[str | None], modality: str, workers: int = 1, cache: ProbeCache | None = None) -> list[Probe]:
+    """Probe files in worker processes, chunk by chunk (None = unresolved: reported as missing).
+
+    Order is preserved. A worker that dies (a decoder segfault) fails its chunk, whose files are then
+    probed one process each: the culprit is recorded as `crash`, the others as they are.
+    """
+    results: list[Probe | None] = [None] * len(paths)
+    todo = []
+    for position, path in enumerate(paths):
+        if path is None:
+            results[position] = Probe(False, "missing", "no file matches the annotation")
+        elif cache is not None and (cached := cache.lookup(path)) is not None:
+            results[position] = cached
+        else:
+            todo.append(position)
+    if todo:
+        chunk_size = CHUNK_PER_WORKER * workers
+        progress = tqdm(total=len(todo), desc="probe", unit="file", mininterval=10)
+        pool = ProcessPoolExecutor(max_workers=workers)
+        try:
+            for start in range(0, len(todo), chunk_size):
+                chunk = todo[start : start + chunk_size]
+                jobs = [(paths[position], modality) for position in chunk]
+                try:
+                    probed = list(pool.map(_probe_job, jobs, chunksize=4))
+                except BrokenProcessPool:
+                    logger.warning("a probe worker died; probing %d files one process each", len(jobs))
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = ProcessPoolExecutor(max_workers=workers)
+                    probed = [_probe_isolated(path, modality) for path, _ in jobs]
+                for position, result in zip(chunk, probed):
+                    results[position] = result
+                if cache is not None:
+                    cache.store([(paths[position], result) for position, result in zip(chunk, probed)])
+                progress.update(len(chunk))
+        finally:
+            pool.shutdown()
+            progress.close()
+    return results
 
 
 def build_manifest(
@@ -136,7 +231,7 @@ def build_manifest(
     data_dir: Path,
     modality: str,
     workers: int = 1,
-    threads: int = 1,
+    cache: ProbeCache | None = None,
 ) -> pd.DataFrame:
     """Resolve every record's media under its root (the source dataset's for derived datasets) and probe it."""
     class_index = {name: position for position, name in enumerate(parsed.class_names or [])}
@@ -161,7 +256,7 @@ def build_manifest(
         shown.append(os.path.relpath(full, data_dir))
         if record.label_name is not None and record.label_name not in class_index:
             raise AnnotationError(f"{dataset}: record {record.sample_id} has label '{record.label_name}' outside the class list")
-    probes = probe_all(paths, modality, workers, threads)
+    probes = probe_all(paths, modality, workers, cache)
     rows = [
         _row(dataset, record, media_path, result, class_index, modality)
         for record, media_path, result in zip(parsed.records, shown, probes)
@@ -181,6 +276,8 @@ def _row(dataset: str, record: AnnotationRecord, media_path: str, result: Probe,
         "captions": list(record.captions),
         "start_sec": record.start_sec,
         "end_sec": record.end_sec,
+        "source_start_sec": record.source_start_sec,
+        "source_end_sec": record.source_end_sec,
         "duration_s": result.duration_s,
         "num_frames": result.num_frames,
         "fps": result.fps,
@@ -239,7 +336,6 @@ def summarize(frame: pd.DataFrame, info: ManifestInfo) -> dict[str, Any]:
         "task": info.task,
         "format": info.annotation_format,
         "items": int(len(frame)),
-        "media": int(len(frame)),
         "texts": int(frame["captions"].map(len).sum()),
         "decodable": int(frame["decodable"].sum()),
         "undecodable": int((~frame["decodable"]).sum()),
@@ -251,15 +347,15 @@ def summarize(frame: pd.DataFrame, info: ManifestInfo) -> dict[str, Any]:
     }
 
 
-def run(job: dict) -> None:
+def run(job: dict, workers: int = 1) -> None:
     """`flux index`: parse annotations, resolve and probe media, write manifest + report."""
     spec = spec_from_job(job)
-    dataset_dir = require_dataset_dir(spec.id, Path(job["dataset_dir"]))
+    dataset_dir = require_dataset_dir(spec, Path(job["dataset_dir"]))
     parsed = parse(spec.annotation_format, AnnotationFiles(dataset_dir, spec.annotation_files, spec.annotation_options))
     media_roots = {name: Path(root) for name, root in job["media_roots"].items()}
-    frame = build_manifest(
-        spec.id, parsed, media_roots, Path(job["data_dir"]), spec.modality, job["workers"], job["decode_threads"]
-    )
+    data_dir = Path(job["data_dir"])
+    cache = ProbeCache(data_dir, Path(job["probe_cache"]), [Path(path) for path in job["reuse_probes"]])
+    frame = build_manifest(spec.id, parsed, media_roots, data_dir, spec.modality, workers, cache)
     info = ManifestInfo(
         dataset=spec.id,
         modality=spec.modality,

@@ -5,9 +5,10 @@ Failure kinds (the manifest's `error_kind`, the index report's counts):
   empty            zero bytes
   not_video        the bytes are no known container and decoding fails (HTML error pages, text, ...)
   truncated        a known container that cannot be opened or read to its last frame
-  corrupt          a known container that decodes partially for another reason
+  corrupt          frames that fail to decode when a clip is read (training / evaluation time)
   no_frames        opens but reports zero frames
   not_image        an image entry that Pillow cannot read
+  crash            the decoder process died on the file (indexing probes each file in a worker process)
   wrong_extension  the container differs from the file extension; counted, but the file is usable when it
                    decodes (the manifest's `decodable` says whether it does)
 """
@@ -147,7 +148,7 @@ def probe_image(path: Path) -> Probe:
         with Image.open(path) as image:
             image.load()
             width, height = image.size
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         return Probe(False, "truncated", _first_line(error))
     kind, detail = (None, None) if extension_ok else ("wrong_extension", f"{container} content in a {path.suffix} file")
     return Probe(True, kind, detail, 1, 0.0, 0.0, width, height)
@@ -196,11 +197,10 @@ def read_video(
     indices = tuple(int(index) for index in choose_indices(num_frames, fps))
     try:
         frames = reader.get_batch(list(indices)).asnumpy()
-    except (RuntimeError, decord.DECORDError) as error:
-        raise DecodeError(str(path), "corrupt", _first_line(error)) from None
-    finally:
         # decord keeps decoded state per reader; seeking back releases it (dmlc/decord#208)
         reader.seek(0)
+    except (RuntimeError, decord.DECORDError) as error:
+        raise DecodeError(str(path), "corrupt", _first_line(error)) from None
     return Clip(frames, indices, num_frames, fps)
 
 
@@ -214,7 +214,7 @@ def read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return np.array(image.convert("RGB"))[None]
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise DecodeError(str(path), "truncated", _first_line(error)) from None
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -49,6 +50,7 @@ def dataset(tmp_path):
     write_truncated(good, media / "ccccccccccc_000005_000015.mp4")
     (media / "ddddddddddd_000000_000010.mp4").write_bytes(b"")
     (media / "fffffffffff_000000_000010.mp4").write_text("not a video")
+    (media / "ggggggggggg_000000_000010.webm").write_bytes(good.read_bytes())  # mp4 bytes, webm name
     (root / "annotations").mkdir(parents=True)
     (root / "annotations" / "train.csv").write_text(
         "label,youtube_id,time_start,time_end,split\n"
@@ -57,6 +59,7 @@ def dataset(tmp_path):
         "running,ccccccccccc,5,15,train\n"
         "jumping,ddddddddddd,0,10,train\n"
         "jumping,eeeeeeeeeee,0,10,train\n"
+        "running,ggggggggggg,0,10,train\n"
     )
     (root / "annotations" / "val.csv").write_text("label,youtube_id,time_start,time_end,split\nrunning,fffffffffff,0,10,val\n")
     job = {
@@ -65,8 +68,8 @@ def dataset(tmp_path):
         "dataset_dir": str(root),
         "data_dir": str(data),
         "media_roots": {"toy": str(media)},
-        "workers": 2,
-        "decode_threads": 1,
+        "probe_cache": str(data / "cache" / "probes" / "toy.jsonl"),
+        "reuse_probes": [],
         "manifest": str(data / "manifests" / "toy.parquet"),
         "report": str(data / "manifests" / "toy.report.json"),
     }
@@ -74,15 +77,16 @@ def dataset(tmp_path):
 
 
 def test_index_keeps_every_item_and_counts_failures(dataset):
-    run(dataset)
+    run(dataset, workers=2)
     frame, info = read_manifest(dataset["manifest"])
     assert info.class_names == ["jumping", "running"] and info.dataset == "toy"
-    assert len(frame) == 6  # nothing dropped
+    assert len(frame) == 7  # nothing dropped
     rows = frame.set_index("sample_id")
     good = rows.loc["aaaaaaaaaaa_000000_000010"]
     assert good.decodable and good.num_frames == 20 and (good.width, good.height) == (64, 48)
     assert good.media_path == "raw/toy/media/train/jumping/aaaaaaaaaaa_000000_000010.mp4"
-    assert good.label_id == 0 and good.start_sec == 0.0 and good.end_sec == 10.0
+    assert good.label_id == 0 and good.source_start_sec == 0.0 and good.source_end_sec == 10.0
+    assert pd.isna(good.start_sec)  # a pre-cut clip is used whole
     assert rows.loc["bbbbbbbbbbb_000003_000013"].media_path == "raw/toy/media/bbbbbbbbbbb.mp4"
     assert rows.loc["bbbbbbbbbbb_000003_000013"].label_id == 1
     kinds = rows["error_kind"].to_dict()
@@ -90,25 +94,32 @@ def test_index_keeps_every_item_and_counts_failures(dataset):
     assert kinds["ddddddddddd_000000_000010"] == "empty"
     assert kinds["eeeeeeeeeee_000000_000010"] == "missing"
     assert kinds["fffffffffff_000000_000010"] == "not_video"
+    wrong = rows.loc["ggggggggggg_000000_000010"]
+    assert wrong.error_kind == "wrong_extension" and wrong.decodable  # counted, but usable
     report = json.loads(open(dataset["report"]).read())
-    assert report["items"] == 6 and report["decodable"] == 2 and report["undecodable"] == 4
-    assert report["error_kinds"] == {"truncated": 1, "empty": 1, "missing": 1, "not_video": 1}
+    assert report["items"] == 7 and report["decodable"] == 3 and report["undecodable"] == 4
+    assert report["error_kinds"] == {"truncated": 1, "empty": 1, "missing": 1, "not_video": 1, "wrong_extension": 1}
     assert report["splits"]["train"] == {
-        "items": 5,
-        "decodable": 2,
+        "items": 6,
+        "decodable": 3,
         "undecodable": 3,
         "texts": 0,
-        "error_kinds": {"truncated": 1, "empty": 1, "missing": 1},
+        "error_kinds": {"truncated": 1, "empty": 1, "missing": 1, "wrong_extension": 1},
     }
     assert report["splits"]["val"]["undecodable"] == 1
     assert report == summarize(frame, info)
 
 
 def test_single_worker_gives_the_same_manifest(dataset, tmp_path):
-    run(dataset)
+    run(dataset, workers=2)
     parallel, _ = read_manifest(dataset["manifest"])
-    serial_job = {**dataset, "workers": 1, "manifest": str(tmp_path / "serial.parquet"), "report": str(tmp_path / "serial.json")}
-    run(serial_job)
+    serial_job = {
+        **dataset,
+        "probe_cache": str(tmp_path / "serial.jsonl"),
+        "manifest": str(tmp_path / "serial.parquet"),
+        "report": str(tmp_path / "serial.json"),
+    }
+    run(serial_job, workers=1)
     serial, _ = read_manifest(serial_job["manifest"])
     assert serial.equals(parallel)
 
@@ -141,8 +152,8 @@ def test_derived_records_resolve_under_their_source(tmp_path):
         "dataset_dir": str(root),
         "data_dir": str(data),
         "media_roots": {"k710": str(root / "media"), "k400": str(source_media)},
-        "workers": 1,
-        "decode_threads": 1,
+        "probe_cache": str(data / "cache" / "k710.jsonl"),
+        "reuse_probes": [],
         "manifest": str(data / "manifests" / "k710.parquet"),
         "report": str(data / "manifests" / "k710.report.json"),
     }
@@ -154,3 +165,47 @@ def test_derived_records_resolve_under_their_source(tmp_path):
 def test_read_manifest_errors(tmp_path):
     with pytest.raises(DatasetMissingError, match="snakemake"):
         read_manifest(tmp_path / "absent.parquet")
+
+
+def cache_lines(job) -> list[dict]:
+    return [json.loads(line) for line in open(job["probe_cache"])]
+
+
+def test_probe_cache_resumes_and_notices_changed_files(dataset):
+    run(dataset, workers=2)
+    first = cache_lines(dataset)
+    assert len(first) == 6  # every file that exists (the missing one has nothing to cache)
+    run(dataset, workers=2)
+    assert len(cache_lines(dataset)) == 6  # nothing probed again
+    media = dataset["media_roots"]["toy"]
+    write_clip(f"{media}/ddddddddddd_000000_000010.mp4", num_frames=9)  # the empty file is repaired
+    run(dataset, workers=1)
+    lines = cache_lines(dataset)
+    assert len(lines) == 7 and lines[-1]["path"].endswith("ddddddddddd_000000_000010.mp4") and lines[-1]["probe"]["decodable"]
+    frame, _ = read_manifest(dataset["manifest"])
+    assert frame.set_index("sample_id").loc["ddddddddddd_000000_000010", "num_frames"] == 9
+    with open(dataset["probe_cache"], "a") as handle:
+        handle.write('{"path": "torn')  # a job killed mid-write
+    run(dataset, workers=1)
+    assert read_manifest(dataset["manifest"])[0].equals(frame)
+
+
+def test_a_decoder_crash_costs_only_its_file(dataset, monkeypatch):
+    import os
+
+    import flux.data.index as index_module
+
+    real_probe = index_module.probe
+
+    def crashing_probe(path, modality, num_threads=1):
+        if str(path).endswith("ccccccccccc_000005_000015.mp4"):
+            os._exit(11)  # what a segfaulting decoder does to its process
+        return real_probe(path, modality, num_threads)
+
+    monkeypatch.setattr(index_module, "probe", crashing_probe)
+    run(dataset, workers=2)
+    frame, _ = read_manifest(dataset["manifest"])
+    kinds = frame.set_index("sample_id")["error_kind"].to_dict()
+    assert kinds["ccccccccccc_000005_000015"] == "crash"
+    assert frame.set_index("sample_id").loc["aaaaaaaaaaa_000000_000010", "decodable"]
+    assert kinds["ddddddddddd_000000_000010"] == "empty"
