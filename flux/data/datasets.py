@@ -52,8 +52,6 @@ class FrameSampling:
 
     def test(self, num_frames: int, fps: float, count: int, clip_index: int, num_clips: int) -> list[int]:
         if self.scheme == "tsn":
-            if num_clips == 1:
-                return sampling.tsn_center_indices(num_frames, count)
             return sampling.tsn_test_indices(num_frames, count, clip_index, num_clips)
         if self.scheme == "dense":
             return sampling.dense_test_indices(num_frames, count, self.stride, clip_index, num_clips)
@@ -137,13 +135,17 @@ class ManifestDataset(Dataset):
             choose = lambda n, fps: self.frame_sampling.test(n, fps, count, clip_index, num_clips)  # noqa: E731
         return read_video(path, choose, self.decode_threads, self.info.trim_seconds).frames
 
-    def _train_item(self, key: Key) -> tuple[int, np.ndarray, int, np.random.Generator]:
-        """Decode a training item with a bounded number of replacements; returns (position, frames, R, rng)."""
+    def _train_item(self, key: Key) -> tuple[int, np.ndarray, int, np.random.Generator, int]:
+        """Decode a training item with a bounded number of replacements.
+
+        Returns (position, frames, R, rng, failures): `failures` goes into the item, because `self.failures`
+        lives in each DataLoader worker's copy of the dataset, out of the trainer's sight.
+        """
         position, frames, resolution = key if isinstance(key, tuple) else (key, self.frames, self.resolution)
         for attempt in range(self.max_retries + 1):
             rng = np.random.default_rng((self.seed, self.epoch, position, attempt))
             try:
-                return position, self._decode(position, frames, rng, 0, 1), resolution, rng
+                return position, self._decode(position, frames, rng, 0, 1), resolution, rng, attempt
             except DecodeError as error:
                 self.failures.record(error)
                 position = int(rng.integers(len(self.rows)))
@@ -174,9 +176,14 @@ class VideoClassification(ManifestDataset):
 
     def __getitem__(self, key: Key) -> dict[str, Any]:
         if self.train:
-            position, frames, resolution, rng = self._train_item(key)
+            position, frames, resolution, rng, failures = self._train_item(key)
             video = self.train_transform(frames, resolution, rng)
-            return {"video": video, "label": int(self.rows.at[position, "label_id"]), "index": position}
+            return {
+                "video": video,
+                "label": int(self.rows.at[position, "label_id"]),
+                "index": position,
+                "decode_failures": failures,
+            }
         views = self.num_clips * self.num_crops
         position, view = divmod(int(key), views)
         clip_index, crop_index = divmod(view, self.num_crops)
@@ -212,10 +219,10 @@ class VideoText(ManifestDataset):
 
     def __getitem__(self, key: Key) -> dict[str, Any]:
         if self.train:
-            position, frames, resolution, rng = self._train_item(key)
+            position, frames, resolution, rng, failures = self._train_item(key)
             video = self.train_transform(frames, resolution, rng)
             texts = self.texts(position)
-            return {"video": video, "text": texts[int(rng.integers(len(texts)))], "index": position}
+            return {"video": video, "text": texts[int(rng.integers(len(texts)))], "index": position, "decode_failures": failures}
         position = int(key)
         try:
             frames = self._decode(position, self.frames, None, 0, 1)

@@ -136,7 +136,10 @@ def view_boxes(height: int, width: int, size: int, num_crops: int) -> list[Box]:
 
 @contextmanager
 def _seeded_global_rng(seed: int) -> Iterator[None]:
-    """timm's augment ops draw from the global `random` module; pin it for the block, then restore."""
+    """timm's augment ops draw from the global `random` module; pin it for the block, then restore.
+
+    Process-global by necessity (timm offers no generator argument): safe in DataLoader worker processes,
+    not in threads sharing one interpreter."""
     saved = random.getstate()
     random.seed(seed)
     try:

@@ -29,8 +29,8 @@ def index_dataset(data, name, entry, annotation_text):
             "dataset_dir": str(root),
             "data_dir": str(data),
             "media_roots": {name: str(root / "media")},
-            "workers": 1,
-            "decode_threads": 1,
+            "probe_cache": str(data / "cache" / f"{name}.jsonl"),
+            "reuse_probes": [],
             "manifest": str(manifest),
             "report": str(manifest.with_suffix(".json")),
         }
@@ -102,7 +102,10 @@ def test_decode_failure_in_training_is_replaced_a_bounded_number_of_times(kineti
     )
     dataset._path(0).write_bytes(b"")  # broken after indexing
     item = dataset[0]
-    assert item["index"] != 0 and dataset.failures.counts == {"empty": 1}
+    assert item["index"] != 0 and item["decode_failures"] == 1 and dataset.failures.counts == {"empty": 1}
+    # with DataLoader workers the count reaches the trainer through the items
+    batches = list(DataLoader(dataset, batch_size=2, num_workers=2))
+    assert sum(int(batch["decode_failures"].sum()) for batch in batches) == 1
     for position in range(len(dataset)):
         dataset._path(position).write_bytes(b"")
     with pytest.raises(FluxError, match="4 items in a row failed to decode"):
