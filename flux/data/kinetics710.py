@@ -150,7 +150,14 @@ def records_to_csv(records: Sequence[AnnotationRecord], split: str) -> str:
     writer.writerow(["label", "youtube_id", "time_start", "time_end", "split", "source"])
     for record in records:
         writer.writerow(
-            [record.label_name, youtube_id(record), int(record.start_sec or 0), int(record.end_sec or 0), split, record.source]
+            [
+                record.label_name,
+                youtube_id(record),
+                int(record.source_start_sec),
+                int(record.source_end_sec),
+                split,
+                record.source,
+            ]
         )
     return buffer.getvalue()
 
@@ -183,7 +190,7 @@ def load_release(source: dict) -> KineticsRelease:
     from flux.data.registry import require_dataset_dir, spec_from_job
 
     spec = spec_from_job(source)
-    root = require_dataset_dir(spec.id, Path(source["dataset_dir"]))
+    root = require_dataset_dir(spec, Path(source["dataset_dir"]))
     if "train" not in spec.annotation_files:
         raise AnnotationError(f"{spec.id}: Kinetics-710 needs its training list; add `train` under annotations.files")
     parsed = parse(spec.annotation_format, AnnotationFiles(root, spec.annotation_files, spec.annotation_options))
@@ -198,7 +205,7 @@ def run(job: dict) -> None:
     spec = spec_from_job(job)
     dataset_dir = Path(job["dataset_dir"])
     fetched = [{"path": remote.path, "sha256": download(remote, dataset_dir).sha256} for remote in spec.files]
-    releases = [load_release(source) for source in job["sources"].values()]
+    releases = [load_release(source) for source in job["sources"]]
     reference = None
     if spec.derived.reference_label_map:
         reference_path = dataset_dir / spec.derived.reference_label_map

@@ -25,16 +25,21 @@ def spec_from_job(job: dict[str, Any]) -> DatasetSpec:
     return dataset_spec_from_entry(job["dataset"], job["entry"])
 
 
-def fetch_hint(dataset: str) -> str:
+FETCH_VERBS = {"synthetic": "synth", "derived": "kinetics710", "fetch": "download"}
+
+
+def fetch_hint(spec: DatasetSpec) -> str:
+    verb = FETCH_VERBS[spec.source_kind]
     return (
-        f"run `flux download {dataset} --config <your config>` (or `snakemake` on any target that needs it), "
-        f"or `dvc pull data.dvc` to restore the data directory"
+        f"run `flux {verb} {spec.id} --config <your config>` (or `snakemake` on any target that needs it), "
+        f"or `dvc pull data.dvc` to restore the data directory; if data/ready/{spec.id}.json exists, the "
+        f"directory was removed after it was fetched: delete that marker too"
     )
 
 
-def require_dataset_dir(dataset: str, dataset_dir: Path) -> Path:
+def require_dataset_dir(spec: DatasetSpec, dataset_dir: Path) -> Path:
     if not dataset_dir.exists():
-        raise DatasetMissingError(f"dataset directory {dataset_dir} does not exist: {fetch_hint(dataset)}")
+        raise DatasetMissingError(f"dataset directory {dataset_dir} does not exist: {fetch_hint(spec)}")
     return dataset_dir
 
 

@@ -32,7 +32,7 @@ REAL_RENAMES = {
 
 def clip(video: str, split: str, label: str | None, start: int = 0) -> AnnotationRecord:
     sample = clip_id(video, start, start + 10)
-    return AnnotationRecord(sample, split, f"{sample}.mp4", label_name=label, start_sec=start, end_sec=start + 10)
+    return AnnotationRecord(sample, split, f"{sample}.mp4", label_name=label, source_start_sec=start, source_end_sec=start + 10)
 
 
 def small_releases() -> list[KineticsRelease]:
