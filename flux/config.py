@@ -21,10 +21,16 @@ from flux.data.download import RemoteFile
 from flux.data.sampling import FlexibleSpec
 from flux.errors import ConfigError
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-SCHEMA_DIR = PACKAGE_ROOT / "workflow" / "schemas"
-CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
-REGISTRY_SCHEMA = SCHEMA_DIR / "datasets.schema.yaml"
+
+def schema_path(name: str) -> Path:
+    """A schema of workflow/schemas: beside the package (editable install), else in the working directory
+    (a wheel install run from the checkout, where the Snakefile is)."""
+    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        candidate = root / "workflow" / "schemas" / name
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"workflow/schemas/{name} not found; run flux from the repository checkout (where the Snakefile is)")
+
 
 # Rules that may carry per-rule resources in `resources:`; `default` applies to all of them.
 RULES = ("default", "synthesize", "download", "build_kinetics710", "index", "supp_table8")
@@ -120,12 +126,6 @@ class SyntheticSettings:
 
 
 @dataclass(frozen=True)
-class DecodeSettings:
-    num_threads: int = 1
-    max_retries: int = 3
-
-
-@dataclass(frozen=True)
 class Config:
     scale: str
     seed: int
@@ -139,9 +139,7 @@ class Config:
     corpora: Mapping[str, tuple[str, ...]]
     local_paths: Mapping[str, Path]
     synthetic: SyntheticSettings
-    decode: DecodeSettings
     sampling: FlexibleSpec
-    index_workers: int
     resources: Mapping[str, Mapping[str, int]]
     tables: tuple[str, ...]
     digest: str  # sha256 of the validated configuration, for provenance
@@ -158,6 +156,10 @@ class Config:
 
     def index_report_path(self, dataset: str) -> Path:
         return self.data_dir / "manifests" / f"{dataset}.report.json"
+
+    def probe_cache_path(self, dataset: str) -> Path:
+        """Probe results kept across index runs (not a rule output: a rerun or a time limit loses nothing)."""
+        return self.data_dir / "cache" / "probes" / f"{dataset}.jsonl"
 
     def table_path(self, table: str) -> Path:
         return self.results_dir / "tables" / f"{table}.tex"
@@ -223,7 +225,7 @@ def validate_schema(document: dict, schema: Path) -> None:
 
 def load_registry(path: Path) -> dict[str, DatasetSpec]:
     document = _read_yaml(path, "dataset registry")
-    validate_schema(document, REGISTRY_SCHEMA)
+    validate_schema(document, schema_path("datasets.schema.yaml"))
     return {dataset: dataset_spec_from_entry(dataset, entry, path) for dataset, entry in document["datasets"].items()}
 
 
@@ -266,7 +268,7 @@ def dataset_spec_from_entry(dataset: str, entry: dict, registry: Path | str = "<
     annotations = entry["annotations"]
     return DatasetSpec(
         id=dataset,
-        title=entry["title"],
+        title=entry.get("title", dataset),  # job specs leave descriptive fields out
         modality=entry["modality"],
         task=entry["task"],
         annotation_format=annotations["format"],
@@ -287,6 +289,15 @@ def dataset_spec_from_entry(dataset: str, entry: dict, registry: Path | str = "<
     )
 
 
+def load_paper_numbers(path: Path, table: str) -> dict[str, Any]:
+    """One table's entry of config/paper_numbers.yaml, schema-checked."""
+    document = _read_yaml(Path(path), "paper numbers file")
+    validate_schema(document, schema_path("paper_numbers.schema.yaml"))
+    if table not in document:
+        raise ConfigError(f"{path}: no entry for {table}; transcribe its paper numbers there")
+    return document[table]
+
+
 def load_config(paths: Sequence[str | Path], overrides: Mapping | None = None) -> Config:
     """Merge config files (later ones win, as Snakemake's --configfile), validate, build."""
     if not paths:
@@ -296,7 +307,7 @@ def load_config(paths: Sequence[str | Path], overrides: Mapping | None = None) -
         document = merge(document, _read_yaml(Path(path), "configuration file"))
     if overrides:
         document = merge(document, overrides)
-    validate_schema(document, CONFIG_SCHEMA)
+    validate_schema(document, schema_path("config.schema.yaml"))
     return build_config(document)
 
 
@@ -342,6 +353,19 @@ def build_config(document: Mapping) -> Config:
         local_paths[dataset] = path
 
     sampling_raw = document["sampling"]
+    for key, example in (("frames", "[4, 26, 2]"), ("resolution", "[168, 280, 28]")):
+        start, stop, step = sampling_raw[key]
+        if step <= 0 or len(range(start, stop, step)) == 0:
+            raise ConfigError(
+                f"sampling.{key}: {sampling_raw[key]} is an empty range ([start, stop, step], stop excluded as in "
+                f"Python's range); use e.g. {example}"
+            )
+    low, high = sampling_raw["token_threshold"]
+    if low <= 0 or high < low:
+        raise ConfigError(
+            f"sampling.token_threshold: {sampling_raw['token_threshold']} must be [min, max] with 0 < min <= max "
+            f"(token budgets are positive); the paper uses [2048, 4096]"
+        )
     try:
         sampling = FlexibleSpec.from_ranges(
             tuple(sampling_raw["frames"]),
@@ -388,9 +412,7 @@ def build_config(document: Mapping) -> Config:
         corpora=corpora,
         local_paths=local_paths,
         synthetic=synthetic,
-        decode=DecodeSettings(**document["decode"]),
         sampling=sampling,
-        index_workers=document["index"]["workers"],
         resources=resources,
         tables=tuple(document["tables"]),
         digest=digest,

@@ -14,12 +14,28 @@ from flux.config import TABLE8_ROLES, Config
 from flux.errors import ConfigError
 
 VERBS = ("synth", "download", "kinetics710", "index", "table")
+# Registry fields that describe a dataset to people and change no output: kept out of specs, so that
+# editing them does not make Snakemake redo hours of downloading or probing.
+DESCRIPTIVE_FIELDS = ("title", "homepage", "licence")
+
+
+def semantic_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    kept = {key: value for key, value in entry.items() if key not in DESCRIPTIVE_FIELDS}
+    source = dict(kept["source"])
+    if "local" in source:
+        source["local"] = {**source["local"], "hint": ""}
+    kept["source"] = source
+    return kept
 
 
 def _dataset(config: Config, dataset: str, verb: str) -> dict[str, Any]:
     if dataset not in config.datasets:
         raise ConfigError(f"`flux {verb} {dataset}`: unknown dataset; known: {', '.join(sorted(config.datasets))}")
-    return {"dataset": dataset, "entry": dict(config.datasets[dataset].raw), "dataset_dir": str(config.dataset_dir(dataset))}
+    return {
+        "dataset": dataset,
+        "entry": semantic_entry(dict(config.datasets[dataset].raw)),
+        "dataset_dir": str(config.dataset_dir(dataset)),
+    }
 
 
 def synth_spec(config: Config, dataset: str) -> dict[str, Any]:
@@ -54,7 +70,8 @@ def kinetics710_spec(config: Config, dataset: str) -> dict[str, Any]:
     if derived is None or derived.builder != "kinetics710":
         raise ConfigError(f"`flux kinetics710 {dataset}`: {dataset} is not derived with the kinetics710 builder")
     spec.update(
-        sources={role: _dataset(config, source, "kinetics710") for role, source in derived.sources.items()},
+        # a list: precedence (which release's row wins a duplicate) must survive JSON key sorting
+        sources=[{"role": role, **_dataset(config, source, "kinetics710")} for role, source in derived.sources.items()],
         ready=str(config.ready_marker(dataset)),
     )
     return spec
@@ -71,8 +88,8 @@ def index_spec(config: Config, dataset: str) -> dict[str, Any]:
     spec.update(
         media_roots={name: media_root(config, name) for name in [dataset, *sources]},
         data_dir=str(config.data_dir),
-        workers=config.index_workers,
-        decode_threads=config.decode.num_threads,
+        probe_cache=str(config.probe_cache_path(dataset)),
+        reuse_probes=[str(config.probe_cache_path(source)) for source in sources],
         ready=str(config.ready_marker(dataset)),
         manifest=str(config.manifest_path(dataset)),
         report=str(config.index_report_path(dataset)),

@@ -64,8 +64,8 @@ def test_dry_run_plans_every_dataset(tmp_path, configs):
     "override, message",
     [
         ("roles: {k400: kinetics4000}", "roles.k400: unknown dataset 'kinetics4000'"),
-        ("sampling: {frames: [8, 8, 2]}", "sampling:"),
-        ("sampling: {token_threshold: [0, 512]}", "token"),
+        ("sampling: {frames: [8, 8, 2]}", "sampling.frames: [8, 8, 2] is an empty range"),
+        ("sampling: {token_threshold: [0, 512]}", "sampling.token_threshold: [0, 512] must be [min, max] with 0 < min"),
         ("local_paths: {kinetics400: /nonexistent/k400}", "local_paths.kinetics400: directory /nonexistent/k400 does not exist"),
         ("registry: config/missing.yaml", "config/missing.yaml does not exist"),
     ],
@@ -89,7 +89,8 @@ def test_micro_run_end_to_end(micro_run):
     for row in numbers["rows"][:10]:
         dataset = row["source"].replace(r"\_", "_")
         frame = pd.read_parquet(manifests / f"{dataset}.parquet")
-        assert row["media_count"] == int(frame["decodable"].sum()) > 0
+        train = frame[frame["split"] == "train"]
+        assert row["media_count"] == int(train["decodable"].sum()) > 0
     k710 = json.loads((root / "data" / "raw" / "synth_k710" / "annotations" / "build_report.json").read_text())
     assert k710["train_duplicate_rows_removed"] > 0 and k710["train_ids_dropped_for_overlap"] > 0
     for dataset in ("synth_k400", "synth_msvd", "synth_coco"):

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 
+from flux.config import load_paper_numbers
 from flux.errors import ConfigError
 from flux.io import atomic_write_json, atomic_write_text
 from flux.provenance import latex_comment, provenance
@@ -88,19 +88,13 @@ def count_verdict(ours: float, paper: float, relative_tolerance: float, scale: s
     return "ok" if math.fabs(ours - paper) <= relative_tolerance * paper else "off"
 
 
-def load_paper_numbers(path: Path, table: str) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        numbers = yaml.safe_load(handle) or {}
-    if table not in numbers:
-        raise ConfigError(f"{path}: no entry for {table}; transcribe its paper numbers there")
-    return numbers[table]
-
-
-def manifest_counts(manifest: Path) -> dict[str, Any]:
-    """#media (decodable media only: what a run can use) and #texts from one manifest."""
+def manifest_counts(manifest: Path, split: str = "train") -> dict[str, Any]:
+    """#media and #texts of one split (pre-training uses the training split: Kinetics-710's 658K are its
+    training videos), counting decodable media only: what a run can use."""
     from flux.data.index import read_manifest
 
     frame, info = read_manifest(manifest)
+    frame = frame[frame["split"] == split]
     usable = frame[frame["decodable"]]
     return {
         "media": int(len(usable)),

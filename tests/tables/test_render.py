@@ -57,6 +57,8 @@ def manifest(path, dataset, modality, captions, undecodable=0):
                 "label_name": None,
                 "captions": texts,
                 "start_sec": None,
+                "source_start_sec": None,
+                "source_end_sec": None,
                 "end_sec": None,
                 "duration_s": 1.0,
                 "num_frames": 10,

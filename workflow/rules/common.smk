@@ -2,7 +2,9 @@
 import re
 import sys
 
-from flux.config import build_config
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+from flux.config import TABLE8_ROLES, build_config
 from flux.errors import ConfigError
 from flux.jobs import job_spec_json
 
@@ -11,8 +13,12 @@ try:
 except ConfigError as error:
     raise WorkflowError(f"configuration error: {error}") from None
 
-# The interpreter running Snakemake runs the jobs too, whether or not its environment is activated.
-FLUX_CLI = f"{sys.executable} -m flux"
+# Jobs run with the interpreter that runs Snakemake (whether or not its environment is activated), except
+# under `--sdm conda`, where each rule's environment (workflow/envs/flux.yaml) provides `python`.
+if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+    FLUX_CLI = "python -m flux"
+else:
+    FLUX_CLI = f"{sys.executable} -m flux"
 LOGS = str(FLUX.logs_dir)
 BENCHMARKS = str(FLUX.results_dir / "benchmarks")
 
@@ -57,16 +63,17 @@ def derived_source_markers(wildcards):
 
 
 def index_inputs(wildcards):
-    """A dataset's ready marker, plus its sources' when its media live there (Kinetics-710)."""
+    """A dataset's ready marker; for a derived dataset (Kinetics-710), whose media are its sources', also
+    the sources' manifests, so that their probes are reused instead of repeated."""
     inputs = [ready_marker(wildcards.dataset)]
     derived = FLUX.datasets[wildcards.dataset].derived
     if derived is not None:
-        inputs += [ready_marker(source) for source in derived.sources.values()]
+        inputs += [manifest(source) for source in derived.sources.values()]
     return inputs
 
 
 def table8_manifests(wildcards):
-    datasets = {FLUX.roles[row] for row in ("k710", "coco", "vg", "sbu", "cc3m", "cc12m", "smit", "webvid2m", "webvid10m", "internvid2m") if row in FLUX.roles}
+    datasets = {FLUX.roles[row] for row in TABLE8_ROLES if row in FLUX.roles}
     for members in FLUX.corpora.values():
         datasets.update(FLUX.roles[role] for role in members)
     return sorted(manifest(dataset) for dataset in datasets)
