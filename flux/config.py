@@ -112,10 +112,6 @@ class DatasetSpec:
             return "derived"
         return "fetch"
 
-    @property
-    def has_labels(self) -> bool:
-        return self.task == "classification"
-
 
 @dataclass(frozen=True)
 class SyntheticSettings:

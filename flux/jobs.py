@@ -13,7 +13,6 @@ from typing import Any
 from flux.config import TABLE8_ROLES, Config
 from flux.errors import ConfigError
 
-VERBS = ("synth", "download", "kinetics710", "index", "table")
 # Registry fields that describe a dataset to people and change no output: kept out of specs, so that
 # editing them does not make Snakemake redo hours of downloading or probing.
 DESCRIPTIVE_FIELDS = ("title", "homepage", "licence")
