@@ -1,0 +1,1 @@
+"""Models: FluxViT and InternVideo2 vision towers, token selectors, text encoders, checkpoints, FLOPs."""

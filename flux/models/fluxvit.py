@@ -1,0 +1,382 @@
+"""FluxViT and the InternVideo2 vision transformer, one family in one file, sizes in a registry.
+
+Blocks follow the official code (OpenGVLab/FluxViT `models/fluxvit.py`, inherited from InternVideo2):
+pre-RMSNorm, RMSNorm on the full-width q and k, no qkv bias, LayerScale, GELU MLP, stochastic depth, no
+final norm; attention through `scaled_dot_product_attention` (flash-attn only as an explicit switch).
+FluxViT adds (paper Fig. 4): Dual Patch Norm (RMSNorm on the flattened raw patch, projection, RMSNorm), the
+global-local position embedding (a learnable sin-cos-initialised grid through a depth-wise projection,
+resized to each input's grid; a depth-wise projection of V added before the attention output projection),
+and a token selector that keeps exactly `budget` patch tokens. Three attention-pooling heads / classifiers
+serve the three budgets of Flux-Multi (head 0: 3072, 1: 2048, 2: 1024 tokens), two projectors align their
+features. Module names match the official checkpoints.
+
+Shapes: video (B, 3, T, H, W) with H, W multiples of the patch size; grid (T, h, w) = (T, H/p, W/p);
+tokens (B, 1 + K, C) with the CLS token first and the K kept patch tokens in raster (t, h, w) order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from timm.layers import DropPath, trunc_normal_
+from torch import nn
+
+from flux.errors import ConfigError
+from flux.models.heads import AlignmentProjector, AttentionPooling
+from flux.models.posembed import Grid, ResizeCache, resize_grid, sincos_3d
+from flux.models.selector import build_selector
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    embed_dim: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float = 4.0
+    patch_size: int = 14
+    reference_grid: Grid = (8, 16, 16)  # the learnable position embedding's (T, h, w)
+    pool_heads: int = 16
+    clip_dim: int = 768  # attention-pooling output width
+    flux_modules: bool = True  # DPN + GLPE (FluxViT) or plain patch embedding + absolute PE (InternVideo2)
+    output_heads: int = 3  # pooling heads / classifiers: 3 for FluxViT (one per budget), 1 for InternVideo2
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.embed_dim * self.mlp_ratio)
+
+
+SIZES: dict[str, ModelSize] = {
+    # embedded default: small enough to train on 2 CPU cores, grid for 8 frames of 112 px
+    "fluxvit_tiny": ModelSize(192, 4, 3, reference_grid=(8, 8, 8), pool_heads=3, clip_dim=192),
+    "fluxvit_s": ModelSize(384, 12, 6, reference_grid=(24, 18, 18)),
+    "fluxvit_b": ModelSize(768, 12, 12, reference_grid=(32, 20, 20)),
+    # FluxViT-L is not released (paper Table 10 only): InternVideo2-L's shape with FluxViT-B's grid [I]
+    "fluxvit_l": ModelSize(1024, 24, 16, reference_grid=(32, 20, 20)),
+    "internvideo2_tiny": ModelSize(
+        256, 6, 4, reference_grid=(8, 8, 8), pool_heads=4, clip_dim=256, flux_modules=False, output_heads=1
+    ),
+    "internvideo2_s": ModelSize(384, 12, 6, flux_modules=False, output_heads=1),
+    "internvideo2_b": ModelSize(768, 12, 12, flux_modules=False, output_heads=1),
+    "internvideo2_1b": ModelSize(1408, 40, 16, mlp_ratio=48 / 11, flux_modules=False, output_heads=1),
+}
+
+
+class ChannelAffine(nn.Module):
+    """A depth-wise 1x1x1 Conv3d (official `DepthwiseConv3D`, init weight 1, bias 0), applied as the
+    per-channel scale and shift it is, so it also works on an irregular set of selected tokens."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.depthwise_conv = nn.Conv3d(channels, channels, kernel_size=1, groups=channels)
+        nn.init.ones_(self.depthwise_conv.weight)
+        nn.init.zeros_(self.depthwise_conv.bias)
+
+    def forward(self, x: torch.Tensor, channel_dim: int = -1) -> torch.Tensor:
+        shape = [1] * x.dim()
+        shape[channel_dim] = -1
+        return x * self.depthwise_conv.weight.reshape(shape) + self.depthwise_conv.bias.reshape(shape)
+
+
+class LayerScale(nn.Module):
+    def __init__(self, dim: int, init_value: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(init_value * torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, local_embedding: bool, backend: str = "sdpa") -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"width {dim} is not divisible by {num_heads} heads")
+        if backend not in ("sdpa", "flash"):
+            raise ConfigError(f"attention backend must be 'sdpa' or 'flash', got '{backend}'")
+        self.num_heads = num_heads
+        self.backend = backend
+        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.q_norm = nn.RMSNorm(dim, eps=1e-6)
+        self.k_norm = nn.RMSNorm(dim, eps=1e-6)
+        self.lpe = ChannelAffine(dim) if local_embedding else None
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor | None = None, return_attention: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, N, C); bias: additive attention bias broadcastable to (B, heads, N, N) (Vid-TLDR's
+        size-proportional attention). Returns (output, attention probabilities if asked)."""
+        batch, tokens, dim = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, N, C) each
+        q, k = self.q_norm(q), self.k_norm(k)
+        heads = lambda t: t.reshape(batch, tokens, self.num_heads, dim // self.num_heads).transpose(1, 2)
+        attention = None
+        if return_attention:
+            scores = heads(q) @ heads(k).transpose(-2, -1) / math.sqrt(dim // self.num_heads)
+            attention = (scores if bias is None else scores + bias).softmax(dim=-1)
+            out = attention @ heads(v)
+        elif self.backend == "flash":
+            out = _flash_attention(heads(q), heads(k), heads(v), bias)
+        else:
+            out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=bias)
+        out = out.transpose(1, 2).reshape(batch, tokens, dim)
+        if self.lpe is not None:
+            out = out + self.lpe(v)  # the local embedding of V, added before the output projection
+        return self.proj(out), attention
+
+
+def _flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    try:
+        from flash_attn import flash_attn_func
+    except ImportError:
+        raise ConfigError(
+            "attention backend 'flash' needs flash-attn: install the `gpu` extra (pip install -e '.[gpu]')"
+        ) from None
+    if bias is not None or not q.is_cuda:
+        raise ConfigError("flash attention runs on CUDA without attention bias; use backend 'sdpa' here")
+    dtype = q.dtype if q.dtype in (torch.float16, torch.bfloat16) else torch.bfloat16
+    out = flash_attn_func(*(t.transpose(1, 2).to(dtype) for t in (q, k, v)))  # (B, N, heads, d)
+    return out.transpose(1, 2).to(q.dtype)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, size: ModelSize, drop_path: float, layer_scale: float, backend: str) -> None:
+        super().__init__()
+        dim = size.embed_dim
+        self.norm1 = nn.RMSNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, size.num_heads, local_embedding=size.flux_modules, backend=backend)
+        self.ls1 = LayerScale(dim, layer_scale)
+        self.norm2 = nn.RMSNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, size.mlp_hidden)
+        self.ls2 = LayerScale(dim, layer_scale)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(
+        self, x: torch.Tensor, bias: torch.Tensor | None = None, return_attention: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, attention = self.attn(self.norm1(x), bias, return_attention)
+        x = x + self.drop_path(self.ls1(attended))
+        x = x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+        return x, attention
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping p x p patches (tubelet 1) -> tokens; with Dual Patch Norm, RMSNorm before (over the
+    flattened patch, pixels in (row, column, channel) order as the official code) and after the projection."""
+
+    def __init__(self, patch_size: int, dim: int, dual_norm: bool, channels: int = 3) -> None:
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv3d(channels, dim, kernel_size=(1, patch_size, patch_size), stride=(1, patch_size, patch_size))
+        self.norm_before = nn.RMSNorm(channels * patch_size * patch_size, eps=1e-6) if dual_norm else None
+        self.norm = nn.RMSNorm(dim, eps=1e-6) if dual_norm else None
+
+    def grid(self, video: torch.Tensor) -> Grid:
+        batch, channels, frames, height, width = video.shape
+        p = self.patch_size
+        if height % p or width % p:
+            raise ValueError(f"input {height}x{width} is not a multiple of the patch size {p}")
+        return frames, height // p, width // p
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        # (B, 3, T, H, W) -> (B, T, h*w, C)
+        frames, rows, columns = self.grid(video)
+        batch, channels = video.shape[:2]
+        p = self.patch_size
+        patches = video.reshape(batch, channels, frames, rows, p, columns, p)
+        patches = patches.permute(0, 2, 3, 5, 4, 6, 1).reshape(batch, frames, rows * columns, p * p * channels)
+        if self.norm_before is not None:
+            patches = self.norm_before(patches)
+        weight = self.proj.weight.permute(0, 2, 3, 4, 1).reshape(self.proj.out_channels, -1)  # matches (row, col, ch)
+        tokens = F.linear(patches, weight, self.proj.bias)
+        return self.norm(tokens) if self.norm is not None else tokens
+
+
+@dataclass
+class Features:
+    tokens: torch.Tensor  # (B, 1 + K, C): CLS, then kept patch tokens in raster order
+    kept: torch.Tensor | None  # (B, K) indices into the T*h*w grid, None when nothing was dropped
+    grid: Grid
+    layers: dict[int, torch.Tensor] = field(default_factory=dict)  # block index -> its output tokens
+
+
+@dataclass(frozen=True)
+class DistillHeads:
+    """Projections of the Flux-UMT objective: per-layer decoders of the last `layers` blocks to the teacher
+    width, and a final decoder of the pooled feature to the teacher's pooled width."""
+
+    layers: int
+    teacher_dim: int
+    teacher_pooled_dim: int
+
+
+class FluxViT(nn.Module):
+    def __init__(
+        self,
+        size: ModelSize,
+        num_classes: int = 400,
+        drop_path_rate: float = 0.0,
+        head_dropout: float = 0.0,
+        layer_scale: float = 1e-5,
+        attention: str = "sdpa",
+        selector: str = "group_dynamic_l2",
+        distill: DistillHeads | None = None,
+        text_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.size = size
+        self.num_classes = num_classes
+        self.selector = build_selector(selector)
+        dim = size.embed_dim
+        self.patch_embed = PatchEmbed(size.patch_size, dim, dual_norm=size.flux_modules)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        frames, rows, columns = size.reference_grid
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + frames * rows * columns, dim))
+        self.gpe_proj = ChannelAffine(dim) if size.flux_modules else None
+        rates = torch.linspace(0, drop_path_rate, size.depth).tolist()
+        self.blocks = nn.ModuleList(Block(size, rate, layer_scale, attention) for rate in rates)
+        pooling = [AttentionPooling(dim, size.pool_heads, size.clip_dim) for _ in range(size.output_heads)]
+        classifiers = [nn.Linear(size.clip_dim, num_classes) for _ in range(size.output_heads)]
+        if size.output_heads == 1:  # InternVideo2 names: clip_projector.*, head.*
+            self.clip_projector, self.head = pooling[0], classifiers[0]
+        else:
+            self.clip_projector, self.head = nn.ModuleList(pooling), nn.ModuleList(classifiers)
+        self.fc_norm = nn.LayerNorm(size.clip_dim)
+        self.fc_dropout = nn.Dropout(head_dropout)
+        self.final_clip_decoder_for_projs = (
+            nn.ModuleList(AlignmentProjector(size.clip_dim, size.clip_dim) for _ in range(size.output_heads - 1))
+            if size.output_heads > 1
+            else None
+        )
+        self.distill = distill
+        if distill is not None:
+            self.clip_decoder = nn.ModuleList(AlignmentProjector(dim, distill.teacher_dim) for _ in range(distill.layers))
+            self.final_clip_decoder = AlignmentProjector(size.clip_dim, distill.teacher_pooled_dim)
+        self.vision_proj = nn.Linear(size.clip_dim, text_dim) if text_dim else None
+        self._position_cache = ResizeCache()
+        self._initialise()
+
+    # -- initialisation (as the official code) -------------------------------------------------------
+    def _initialise(self) -> None:
+        self.pos_embed.data[0, 1:] = sincos_3d(self.size.embed_dim, self.size.reference_grid)
+        trunc_normal_(self.cls_token, std=0.02)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for layer_id, block in enumerate(self.blocks, start=1):
+            block.attn.proj.weight.data.div_(math.sqrt(2.0 * layer_id))
+            block.mlp.fc2.weight.data.div_(math.sqrt(2.0 * layer_id))
+
+    def no_weight_decay(self) -> set[str]:
+        return {"pos_embed", "cls_token"}
+
+    # -- position embedding ---------------------------------------------------------------------------
+    def position_embedding(self, grid: Grid) -> torch.Tensor:
+        """(T*h*w, C) for an input grid: the reference grid through the depth-wise projection (FluxViT),
+        resized (linear in time, bicubic in space); cached per grid when no gradient is recorded."""
+        frames, rows, columns = self.size.reference_grid
+        dim = self.size.embed_dim
+
+        def compute() -> torch.Tensor:
+            reference = self.pos_embed[0, 1:].reshape(frames, rows, columns, dim).permute(3, 0, 1, 2)  # (C, T0, H0, W0)
+            if self.gpe_proj is not None:
+                reference = self.gpe_proj(reference, channel_dim=0)
+            return resize_grid(reference, grid).permute(1, 2, 3, 0).reshape(-1, dim)
+
+        parameters = [self.pos_embed] + (
+            [self.gpe_proj.depthwise_conv.weight, self.gpe_proj.depthwise_conv.bias] if self.gpe_proj else []
+        )
+        key = (grid, self.pos_embed.device, self.pos_embed.dtype)
+        return self._position_cache.get(key, tuple(p._version for p in parameters), compute)
+
+    # -- forward --------------------------------------------------------------------------------------
+    def forward_features(
+        self,
+        video: torch.Tensor,
+        budget: int | None = None,
+        return_layers: Sequence[int] = (),
+        generator: torch.Generator | None = None,
+        token_reducer=None,
+    ) -> Features:
+        """Patch tokens -> (selection to `budget`) -> blocks. `token_reducer` (Vid-TLDR) may merge tokens
+        after the blocks it names; it receives each block's attention probabilities."""
+        grid = self.patch_embed.grid(video)
+        embeddings = self.patch_embed(video.to(self.pos_embed.dtype))  # (B, T, L, C), post-DPN, pre-PE
+        batch, frames, per_frame, dim = embeddings.shape
+        tokens = embeddings.reshape(batch, frames * per_frame, dim) + self.position_embedding(grid)
+        kept = None
+        if budget is not None and budget < frames * per_frame:
+            if budget <= 0:
+                raise ValueError(f"token budget must be positive, got {budget}")
+            kept = self.selector(embeddings, budget, generator)  # (B, K)
+            tokens = tokens.gather(1, kept.unsqueeze(-1).expand(-1, -1, dim))
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(batch, -1, -1)
+        x = torch.cat([cls, tokens], dim=1)
+        layers = {}
+        wanted = {index % len(self.blocks) for index in return_layers}
+        bias = None
+        for index, block in enumerate(self.blocks):
+            reduce_here = token_reducer is not None and token_reducer.applies_after(index)
+            x, attention = block(x, bias, return_attention=reduce_here)
+            if reduce_here:
+                x, bias = token_reducer.reduce(index, x, attention)
+            if index in wanted:
+                layers[index] = x
+        return Features(x, kept, grid, layers)
+
+    def _pick(self, modules, head: int):
+        if isinstance(modules, nn.ModuleList):
+            return modules[head]
+        if head != 0:
+            raise ValueError(f"{type(self).__name__} with one output head has no head {head}")
+        return modules
+
+    def pool(self, tokens: torch.Tensor, head: int = 0) -> torch.Tensor:
+        """(B, N, C) -> (B, clip_dim) with attention-pooling head `head`."""
+        return self._pick(self.clip_projector, head)(tokens)
+
+    def classify(self, pooled: torch.Tensor, head: int = 0) -> torch.Tensor:
+        return self._pick(self.head, head)(self.fc_dropout(self.fc_norm(pooled)))
+
+    def forward_head(self, tokens: torch.Tensor, head: int = 0) -> torch.Tensor:
+        return self.classify(self.pool(tokens, head), head)
+
+    def align(self, pooled: torch.Tensor, projector: int) -> torch.Tensor:
+        """Flux-Multi alignment: the pooled feature of a smaller budget projected (L2-normalised)."""
+        if self.final_clip_decoder_for_projs is None:
+            raise ValueError("this model has one output head and no alignment projectors")
+        return self.final_clip_decoder_for_projs[projector](pooled)
+
+    def forward(self, video: torch.Tensor, budget: int | None = None, head: int = 0) -> torch.Tensor:
+        return self.forward_head(self.forward_features(video, budget).tokens, head)
+
+
+def build_model(name: str, **options) -> FluxViT:
+    """A model of the registry by name; `options` go to FluxViT (num_classes, drop_path_rate, ...), and
+    `reference_grid` overrides the size's position-embedding grid."""
+    if name not in SIZES:
+        raise ConfigError(f"unknown model '{name}'; known: {', '.join(SIZES)}")
+    size = SIZES[name]
+    if "reference_grid" in options:
+        size = replace(size, reference_grid=tuple(options.pop("reference_grid")))
+    return FluxViT(size, **options)

@@ -1,0 +1,158 @@
+"""Token selectors: keep exactly `budget` patch tokens of a (T, h, w) grid.
+
+Scores are computed on the post-DPN, pre-position-embedding patch embeddings, detached (no gradient).
+The default, group-dynamic L2 with 4 contiguous frame groups (paper Table 2, "Group-Dynamic(L2)-4"): inside
+each group a token scores the L2 distance between its embedding and the same spatial position in the
+previous frame (the group's first frame reuses the (0, 1) distance); each group keeps its top tokens.
+
+Budgets are exact: min(budget, T*L) tokens are kept, split over groups in proportion to their sizes by the
+largest-remainder rule. The official code floors `int((1 - r) * T_g * L)` in floating point and can keep up
+to G tokens fewer (12 x 196 px at 2048 keeps 2044); `official_rounding=True` reproduces that (even T only,
+as the official code asserts), for comparison runs. Odd T and T not divisible by the group count give
+contiguous groups whose sizes differ by one frame; a group has at least two frames when T >= 2. A single
+frame (T = 1, images) scores each token by its distance to the frame's mean embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from flux.errors import ConfigError
+
+
+def official_group_count(frames: int) -> int:
+    """The released code's rule: 4 groups if T % 4 == 0, else 2, and 1 for T = 2."""
+    return 4 if frames % 4 == 0 else (1 if frames == 2 else 2)
+
+
+def group_count(frames: int, groups: int | str) -> int:
+    """'auto' follows the official rule wherever it gives groups of two frames or more (T = 4 would give
+    one-frame groups, where the official code fails): 4 groups when 8 <= T and T % 4 == 0, 2 when T >= 4,
+    else 1. An explicit count is capped so that every group has at least two frames."""
+    if groups == "auto":
+        return 4 if frames >= 8 and frames % 4 == 0 else (2 if frames >= 4 else 1)
+    if not isinstance(groups, int) or groups < 1:
+        raise ConfigError(f"selector groups must be a positive integer or 'auto', got {groups!r}")
+    return max(1, min(groups, frames // 2)) if frames >= 2 else 1
+
+
+def group_sizes(frames: int, groups: int) -> list[int]:
+    base, extra = divmod(frames, groups)
+    return [base + (1 if index < extra else 0) for index in range(groups)]
+
+
+def split_budget(budget: int, sizes: list[int]) -> list[int]:
+    """Largest-remainder split of `budget` over parts of the given sizes (each part at most its size)."""
+    total = sum(sizes)
+    quotas = [budget * size / total for size in sizes]
+    shares = [int(quota) for quota in quotas]
+    order = sorted(range(len(sizes)), key=lambda index: (-(quotas[index] - shares[index]), index))
+    for index in order[: budget - sum(shares)]:
+        shares[index] += 1
+    return shares
+
+
+def _descending(scores: torch.Tensor) -> torch.Tensor:
+    # stable: ties go to the earlier token, so a selection is reproducible
+    return torch.sort(scores, dim=1, descending=True, stable=True).indices
+
+
+@dataclass(frozen=True)
+class GroupDynamic:
+    """Frame-difference saliency in contiguous frame groups (groups=1: "Dynamic"; norm 1 or 2)."""
+
+    groups: int | str = "auto"
+    norm: int = 2
+    official_rounding: bool = False
+
+    @property
+    def name(self) -> str:
+        prefix = "dynamic" if self.groups == 1 else f"group_dynamic_{self.groups}"
+        return f"{prefix}_l{self.norm}"
+
+    def scores(self, group: torch.Tensor) -> torch.Tensor:
+        """(B, Tg, L, C) -> (B, Tg*L) saliency."""
+        batch, frames, tokens, _ = group.shape
+        if frames == 1:
+            return torch.linalg.vector_norm(group - group.mean(dim=2, keepdim=True), ord=self.norm, dim=3).reshape(batch, -1)
+        distance = torch.linalg.vector_norm(group[:, 1:] - group[:, :-1], ord=self.norm, dim=3)  # (B, Tg-1, L)
+        return torch.cat([distance[:, :1], distance], dim=1).reshape(batch, frames * tokens)
+
+    def __call__(self, embeddings: torch.Tensor, budget: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        batch, frames, tokens, _ = embeddings.shape
+        keep = min(budget, frames * tokens)
+        if keep == frames * tokens:
+            return torch.arange(keep, device=embeddings.device).expand(batch, keep)
+        if self.official_rounding:
+            count = official_group_count(frames)
+            if frames % 2 or frames // count < 2:
+                raise ConfigError(
+                    f"official_rounding reproduces the released code, which needs an even frame count with at least two "
+                    f"frames per group (got T = {frames}); use the default selector"
+                )
+            sizes = group_sizes(frames, count)
+            ratio = 1 - budget / (frames * tokens)
+            shares = [int((1 - ratio) * size * tokens) for size in sizes]
+        else:
+            count = group_count(frames, self.groups)
+            sizes = group_sizes(frames, count)
+            shares = split_budget(keep, [size * tokens for size in sizes])
+        kept, start = [], 0
+        with torch.no_grad():
+            for size, share in zip(sizes, shares):
+                group = embeddings[:, start : start + size].detach().float()
+                order = _descending(self.scores(group))[:, :share]
+                kept.append(order + start * tokens)
+                start += size
+        return torch.cat(kept, dim=1).sort(dim=1).values
+
+
+@dataclass(frozen=True)
+class RandomSelector:
+    """Uniformly random tokens, independently per sample."""
+
+    name: str = "random"
+
+    def __call__(self, embeddings: torch.Tensor, budget: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        batch, frames, tokens, _ = embeddings.shape
+        keep = min(budget, frames * tokens)
+        noise = torch.rand(batch, frames * tokens, generator=generator, device="cpu").to(embeddings.device)
+        return _descending(noise)[:, :keep].sort(dim=1).values
+
+
+@dataclass(frozen=True)
+class TubeSelector:
+    """The same random spatial positions in every frame (VideoMAE-style tubes). ceil(K/T) positions are
+    drawn; when T does not divide K, the surplus is dropped from the last frames, keeping the budget exact."""
+
+    name: str = "tube"
+
+    def __call__(self, embeddings: torch.Tensor, budget: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        batch, frames, tokens, _ = embeddings.shape
+        keep = min(budget, frames * tokens)
+        positions = -(-keep // frames)
+        noise = torch.rand(batch, tokens, generator=generator, device="cpu").to(embeddings.device)
+        spatial = _descending(noise)[:, :positions].sort(dim=1).values  # (B, p)
+        offsets = torch.arange(frames, device=embeddings.device).mul(tokens).reshape(1, frames, 1)
+        indices = (offsets + spatial[:, None, :]).reshape(batch, frames * positions)
+        return indices[:, :keep]
+
+
+SELECTORS = {
+    "group_dynamic_l2": GroupDynamic(groups="auto", norm=2),  # the paper's default ("Group-Dynamic(L2)-4")
+    "group_dynamic_l2_4": GroupDynamic(groups=4, norm=2),
+    "group_dynamic_l2_2": GroupDynamic(groups=2, norm=2),
+    "dynamic_l2": GroupDynamic(groups=1, norm=2),
+    "dynamic_l1": GroupDynamic(groups=1, norm=1),
+    "tube": TubeSelector(),
+    "random": RandomSelector(),
+    "official": GroupDynamic(groups="auto", norm=2, official_rounding=True),
+}
+
+
+def build_selector(name: str):
+    if name not in SELECTORS:
+        raise ConfigError(f"unknown token selector '{name}'; known: {', '.join(SELECTORS)}")
+    return SELECTORS[name]
