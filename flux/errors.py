@@ -33,3 +33,7 @@ class DecodeError(FluxError):
         self.path = path
         self.kind = kind
         self.detail = detail
+
+
+class CheckpointError(FluxError):
+    """A checkpoint cannot be read or does not fit the model (the message lists the keys at fault)."""

@@ -1,0 +1,173 @@
+"""Checkpoints: official FluxViT / InternVideo2 state dicts in, ours out, with a report of what did not fit.
+
+Loading never unpickles code (`torch.load(weights_only=True)`). Official files keep the weights under `model`
+or `module` (sometimes `state_dict`), with `module.` / `model.` / `backbone.` / `encoder.` key prefixes, and
+multimodal InternVideo2 checkpoints keep the vision tower under `vision_encoder.`. A position embedding saved
+for another grid is resized (linear in time, bicubic in space); a Kinetics-710 classifier is cut to
+K400/K600/K700 with the index map of the Kinetics-710 builder (`head_maps.json`): the official code's slicing
+only matches a key named `head.weight` and never fires on FluxViT's `head.0/1/2`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from flux.errors import CheckpointError
+from flux.io import atomic_path
+from flux.models.posembed import resize_grid
+
+PREFIXES = ("module.", "model.", "backbone.", "encoder.")
+CONTAINER_KEYS = ("model", "module", "state_dict", "model_state")
+VISION_SUBTREE = "vision_encoder."
+CLASSIFIER_KEYS = ("head", "head.0", "head.1", "head.2")
+
+
+@dataclass
+class LoadReport:
+    missing: list[str] = field(default_factory=list)  # model keys the checkpoint lacks (left as initialised)
+    unexpected: list[str] = field(default_factory=list)  # checkpoint keys the model has no place for
+    resized: list[str] = field(default_factory=list)
+    sliced: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = []
+        for label, keys in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("resized", self.resized),
+            ("sliced", self.sliced),
+        ):
+            if keys:
+                shown = ", ".join(keys[:12]) + (f", ... ({len(keys) - 12} more)" if len(keys) > 12 else "")
+                lines.append(f"{label} ({len(keys)}): {shown}")
+        return "\n".join(lines) or "all keys matched"
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, unwrapped from the usual containers."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; `dvc pull` it or fix the path in your config")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
+        raise CheckpointError(f"{path}: not a loadable weights-only checkpoint ({type(error).__name__}: {error})") from None
+    return unwrap(content, str(path))
+
+
+def unwrap(content: Any, origin: str = "checkpoint") -> dict[str, torch.Tensor]:
+    while isinstance(content, Mapping) and not _is_state_dict(content):
+        inner = next((content[key] for key in CONTAINER_KEYS if key in content), None)
+        if inner is None:
+            raise CheckpointError(f"{origin}: no tensors and none of the containers {CONTAINER_KEYS}; keys: {list(content)[:10]}")
+        content = inner
+    if not isinstance(content, Mapping):
+        raise CheckpointError(f"{origin}: expected a state dict, found {type(content).__name__}")
+    return dict(content)
+
+
+def _is_state_dict(content: Mapping) -> bool:
+    return bool(content) and all(isinstance(value, torch.Tensor) for value in content.values())
+
+
+def strip_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop wrapper prefixes; keep only the vision tower of a multimodal checkpoint."""
+    if any(key.startswith(VISION_SUBTREE) for key in state):
+        state = {key[len(VISION_SUBTREE) :]: value for key, value in state.items() if key.startswith(VISION_SUBTREE)}
+    stripped = {}
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix) :], True
+        stripped[key] = value
+    return stripped
+
+
+def checkpoint_grid(tokens: int, frames: int) -> tuple[int, int, int]:
+    """(T, h, w) of a saved embedding of `tokens` grid positions, given its frame count (square frames)."""
+    side = math.isqrt(tokens // frames) if tokens % frames == 0 else 0
+    if side * side * frames != tokens:
+        raise CheckpointError(
+            f"pos_embed has {tokens} grid positions, which is not {frames} frames of a square grid; pass the checkpoint's "
+            f"grid explicitly (checkpoint_grid=(T, h, w))"
+        )
+    return frames, side, side
+
+
+def resize_position_embedding(
+    state: dict[str, torch.Tensor], model: nn.Module, grid: Sequence[int] | None, report: LoadReport
+) -> None:
+    if "pos_embed" not in state:
+        return
+    saved = state["pos_embed"]
+    target = model.pos_embed
+    if saved.shape == target.shape:
+        return
+    frames, rows, columns = model.size.reference_grid
+    source = tuple(grid) if grid else checkpoint_grid(saved.shape[1] - 1, frames)
+    if math.prod(source) != saved.shape[1] - 1 or saved.shape[2] != target.shape[2]:
+        raise CheckpointError(f"pos_embed {tuple(saved.shape)} does not fit grid {source} and width {target.shape[2]}")
+    embedding = saved[0, 1:].reshape(*source, -1).permute(3, 0, 1, 2).float()
+    resized = resize_grid(embedding, (frames, rows, columns)).permute(1, 2, 3, 0).reshape(1, -1, saved.shape[2])
+    state["pos_embed"] = torch.cat([saved[:, :1].float(), resized], dim=1).to(saved.dtype)
+    report.resized.append(f"pos_embed {source} -> {(frames, rows, columns)}")
+
+
+def slice_classifier(state: dict[str, torch.Tensor], index_map: Sequence[int], report: LoadReport) -> None:
+    """Keep the classifier rows of the target label set (e.g. K710 -> K400 with head_maps.json)."""
+    rows = torch.as_tensor(list(index_map), dtype=torch.long)
+    for head in CLASSIFIER_KEYS:
+        for suffix in ("weight", "bias"):
+            key = f"{head}.{suffix}"
+            if key in state:
+                if int(rows.max()) >= state[key].shape[0]:
+                    raise CheckpointError(f"{key} has {state[key].shape[0]} classes; the index map names class {int(rows.max())}")
+                state[key] = state[key][rows]
+                report.sliced.append(f"{key} {state[key].shape[0]} of its classes")
+
+
+def load_checkpoint(
+    model: nn.Module,
+    source: Path | Mapping[str, torch.Tensor],
+    strict: bool = False,
+    grid: Sequence[int] | None = None,
+    class_index_map: Sequence[int] | None = None,
+) -> LoadReport:
+    """Load official or flux weights into `model`; shape conflicts are errors, missing/unexpected keys are
+    reported (and are errors with `strict`)."""
+    state = read_state_dict(source) if isinstance(source, (str, Path)) else unwrap(source)
+    state = strip_prefixes(state)
+    report = LoadReport()
+    resize_position_embedding(state, model, grid, report)
+    if class_index_map is not None:
+        slice_classifier(state, class_index_map, report)
+    own = model.state_dict()
+    conflicts = [
+        f"{key} {tuple(value.shape)} vs model {tuple(own[key].shape)}"
+        for key, value in state.items()
+        if key in own and own[key].shape != value.shape
+    ]
+    if conflicts:
+        raise CheckpointError("checkpoint tensors do not fit the model: " + "; ".join(conflicts[:10]))
+    result = model.load_state_dict(state, strict=False)
+    report.missing, report.unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if strict and (report.missing or report.unexpected):
+        raise CheckpointError(f"checkpoint does not match the model exactly:\n{report}")
+    return report
+
+
+def save_checkpoint(model: nn.Module, path: Path, metadata: Mapping[str, Any] | None = None) -> None:
+    """Weights (and JSON-able metadata) under `model`, written atomically; loadable with weights_only=True."""
+    payload = {"model": model.state_dict(), "metadata": dict(metadata or {})}
+    with atomic_path(Path(path)) as temporary:
+        torch.save(payload, temporary)
