@@ -3,6 +3,7 @@
 Rules pass `--spec` (the JSON built by flux.jobs); by hand, name the target and the config files:
     flux download kinetics400 --config config/paper.yaml
     flux index synth_k400 --config config/config.yaml --config config/micro.yaml
+    flux flops --model fluxvit_s --tokens 2048
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--spec", help="job spec JSON, as the Snakemake rules pass it")
         if verb == "index":
             sub.add_argument("--workers", type=int, default=1, help="probe processes (rules pass their threads)")
+    verbs.add_parser(
+        "flops",
+        add_help=False,
+        help="analytic per-view GFLOPs of a model at a token count (`flux flops --help`); the number is the last line",
+    )
     return parser
 
 
@@ -75,7 +81,14 @@ def resolve_spec(verb: str, target: str | None, config_files: Sequence[str], spe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = build_parser().parse_args(argv)
+    parser = build_parser()
+    arguments, rest = parser.parse_known_args(argv)
+    if arguments.verb == "flops":  # its own parser: flux.models.flops.main_flops
+        from flux.models.flops import main_flops
+
+        return main_flops(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     try:
         spec = resolve_spec(arguments.verb, arguments.target, arguments.config, arguments.spec)
