@@ -9,7 +9,7 @@ import yaml
 
 from flux.data.sampling import FlexibleSpec
 from flux.errors import ConfigError
-from flux.models.fluxvit import SIZES, FluxViT, build_model
+from flux.models.fluxvit import SIZES, DistillHeads, FluxViT, build_model
 from flux.models.posembed import resize_grid, sincos_3d
 from tests.paths import REPO
 
@@ -185,3 +185,17 @@ def test_parameter_counts_of_the_backbones():
     count = lambda name: sum(p.numel() for p in build_model(name, num_classes=400).parameters()) / 1e6  # noqa: E731
     assert count("internvideo2_s") == pytest.approx(23.35, abs=0.1)
     assert count("fluxvit_s") == pytest.approx(28.85, abs=0.1)
+
+
+def test_objective_projections_are_built_on_request():
+    model = build_model(
+        "fluxvit_tiny", num_classes=3, distill=DistillHeads(layers=2, teacher_dim=256, teacher_pooled_dim=256), text_dim=128
+    )
+    with torch.no_grad():
+        features = model.forward_features(video(batch=1), budget=40, return_layers=[-2, -1])
+        decoded = [model.clip_decoder[k](features.layers[index]) for k, index in enumerate(sorted(features.layers))]
+        pooled = model.pool(features.tokens, 1)
+        assert [d.shape for d in decoded] == [(1, 41, 256)] * 2
+        assert torch.allclose(decoded[0].norm(dim=-1), torch.ones(1, 41), atol=1e-5)  # L2-normalised targets space
+        assert model.final_clip_decoder(pooled).shape == (1, 256) and model.vision_proj(pooled).shape == (1, 128)
+    assert not hasattr(build_model("fluxvit_tiny", num_classes=3), "clip_decoder")
