@@ -41,7 +41,11 @@ class ModelSize:
     reference_grid: Grid = (8, 16, 16)  # the learnable position embedding's (T, h, w)
     pool_heads: int = 16
     clip_dim: int = 768  # attention-pooling output width
-    flux_modules: bool = True  # DPN + GLPE (FluxViT) or plain patch embedding + absolute PE (InternVideo2)
+    # the FluxViT modules, switchable one by one for the main Table 3 ablations
+    dual_patch_norm: bool = True
+    global_pe: bool = True  # the depth-wise projection of the global position embedding (GPE)
+    local_pe: bool = True  # the depth-wise embedding of V in attention (LPE)
+    rope: bool = False  # 3D rotary embedding of q and k (Table 3 "w/ RoPE"), on top of the absolute embedding
     output_heads: int = 3  # pooling heads / classifiers: 3 for FluxViT (one per budget), 1 for InternVideo2
 
     @property
@@ -49,19 +53,20 @@ class ModelSize:
         return int(self.embed_dim * self.mlp_ratio)
 
 
+PLAIN_VIT = {"dual_patch_norm": False, "global_pe": False, "local_pe": False, "output_heads": 1}
 SIZES: dict[str, ModelSize] = {
     # embedded default: small enough to train on 2 CPU cores, grid for 8 frames of 112 px
     "fluxvit_tiny": ModelSize(192, 4, 3, reference_grid=(8, 8, 8), pool_heads=3, clip_dim=192),
+    # the embedded default's stand-in for FluxViT-B (a little wider, so S and B runs differ)
+    "fluxvit_tiny_b": ModelSize(256, 4, 4, reference_grid=(8, 8, 8), pool_heads=4, clip_dim=256),
     "fluxvit_s": ModelSize(384, 12, 6, reference_grid=(24, 18, 18)),
     "fluxvit_b": ModelSize(768, 12, 12, reference_grid=(32, 20, 20)),
     # FluxViT-L is not released (paper Table 10 only): InternVideo2-L's shape with FluxViT-B's grid [I]
     "fluxvit_l": ModelSize(1024, 24, 16, reference_grid=(32, 20, 20)),
-    "internvideo2_tiny": ModelSize(
-        256, 6, 4, reference_grid=(8, 8, 8), pool_heads=4, clip_dim=256, flux_modules=False, output_heads=1
-    ),
-    "internvideo2_s": ModelSize(384, 12, 6, flux_modules=False, output_heads=1),
-    "internvideo2_b": ModelSize(768, 12, 12, flux_modules=False, output_heads=1),
-    "internvideo2_1b": ModelSize(1408, 40, 16, mlp_ratio=48 / 11, flux_modules=False, output_heads=1),
+    "internvideo2_tiny": ModelSize(256, 6, 4, reference_grid=(8, 8, 8), pool_heads=4, clip_dim=256, **PLAIN_VIT),
+    "internvideo2_s": ModelSize(384, 12, 6, **PLAIN_VIT),
+    "internvideo2_b": ModelSize(768, 12, 12, **PLAIN_VIT),
+    "internvideo2_1b": ModelSize(1408, 40, 16, mlp_ratio=48 / 11, **PLAIN_VIT),
 }
 
 
@@ -79,6 +84,28 @@ class ChannelAffine(nn.Module):
         shape = [1] * x.dim()
         shape[channel_dim] = -1
         return x * self.depthwise_conv.weight.reshape(shape) + self.depthwise_conv.bias.reshape(shape)
+
+
+def rotary_tables(positions: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables (B, 1, N, head_dim/2) of a 3D rotary embedding: the frequency pairs are split into
+    three near-equal parts for the t, h and w coordinates of each token (positions: (B, N, 3))."""
+    pairs = head_dim // 2
+    parts = [pairs // 3 + (1 if axis < pairs % 3 else 0) for axis in range(3)]
+    angles = []
+    for axis, count in enumerate(parts):
+        frequencies = 1.0 / 10000 ** (torch.arange(count, device=positions.device, dtype=torch.float32) / max(count, 1))
+        angles.append(positions[..., axis : axis + 1].float() * frequencies)
+    table = torch.cat(angles, dim=-1).unsqueeze(1)  # (B, 1, N, pairs)
+    return table.cos(), table.sin()
+
+
+def apply_rotary(x: torch.Tensor, tables: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    # x (B, heads, N, d): rotate the (first half, second half) channel pairs
+    cos, sin = tables
+    half = x.shape[-1] // 2
+    first, second = x[..., :half], x[..., half : 2 * half]
+    rotated = torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)
+    return torch.cat([rotated, x[..., 2 * half :]], dim=-1).to(x.dtype)
 
 
 class LayerScale(nn.Module):
@@ -106,23 +133,31 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(
-        self, x: torch.Tensor, bias: torch.Tensor | None = None, return_attention: bool = False
+        self,
+        x: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        return_attention: bool = False,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, N, C); bias: additive attention bias broadcastable to (B, heads, N, N) (Vid-TLDR's
-        size-proportional attention). Returns (output, attention probabilities if asked)."""
+        size-proportional attention); rope: rotary tables of the tokens' positions. Returns (output,
+        attention probabilities if asked)."""
         batch, tokens, dim = x.shape
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, N, C) each
         q, k = self.q_norm(q), self.k_norm(k)
         heads = lambda t: t.reshape(batch, tokens, self.num_heads, dim // self.num_heads).transpose(1, 2)
+        q_heads, k_heads = heads(q), heads(k)
+        if rope is not None:
+            q_heads, k_heads = apply_rotary(q_heads, rope), apply_rotary(k_heads, rope)
         attention = None
         if return_attention:
-            scores = heads(q) @ heads(k).transpose(-2, -1) / math.sqrt(dim // self.num_heads)
+            scores = q_heads @ k_heads.transpose(-2, -1) / math.sqrt(dim // self.num_heads)
             attention = (scores if bias is None else scores + bias).softmax(dim=-1)
             out = attention @ heads(v)
         elif self.backend == "flash":
-            out = _flash_attention(heads(q), heads(k), heads(v), bias)
+            out = _flash_attention(q_heads, k_heads, heads(v), bias)
         else:
-            out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), attn_mask=bias)
+            out = F.scaled_dot_product_attention(q_heads, k_heads, heads(v), attn_mask=bias)
         out = out.transpose(1, 2).reshape(batch, tokens, dim)
         if self.lpe is not None:
             out = out + self.lpe(v)  # the local embedding of V, added before the output projection
@@ -159,7 +194,7 @@ class Block(nn.Module):
         super().__init__()
         dim = size.embed_dim
         self.norm1 = nn.RMSNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, size.num_heads, local_embedding=size.flux_modules, backend=backend)
+        self.attn = Attention(dim, size.num_heads, local_embedding=size.local_pe, backend=backend)
         self.ls1 = LayerScale(dim, layer_scale)
         self.norm2 = nn.RMSNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, size.mlp_hidden)
@@ -167,9 +202,13 @@ class Block(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(
-        self, x: torch.Tensor, bias: torch.Tensor | None = None, return_attention: bool = False
+        self,
+        x: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        return_attention: bool = False,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, attention = self.attn(self.norm1(x), bias, return_attention)
+        attended, attention = self.attn(self.norm1(x), bias, return_attention, rope)
         x = x + self.drop_path(self.ls1(attended))
         x = x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
         return x, attention
@@ -243,11 +282,11 @@ class FluxViT(nn.Module):
         self.num_classes = num_classes
         self.selector = build_selector(selector)
         dim = size.embed_dim
-        self.patch_embed = PatchEmbed(size.patch_size, dim, dual_norm=size.flux_modules)
+        self.patch_embed = PatchEmbed(size.patch_size, dim, dual_norm=size.dual_patch_norm)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         frames, rows, columns = size.reference_grid
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + frames * rows * columns, dim))
-        self.gpe_proj = ChannelAffine(dim) if size.flux_modules else None
+        self.gpe_proj = ChannelAffine(dim) if size.global_pe else None
         rates = torch.linspace(0, drop_path_rate, size.depth).tolist()
         self.blocks = nn.ModuleList(Block(size, rate, layer_scale, attention) for rate in rates)
         pooling = [AttentionPooling(dim, size.pool_heads, size.clip_dim) for _ in range(size.output_heads)]
@@ -317,32 +356,48 @@ class FluxViT(nn.Module):
         return_layers: Sequence[int] = (),
         generator: torch.Generator | None = None,
         token_reducer=None,
+        kept: torch.Tensor | None = None,
     ) -> Features:
-        """Patch tokens -> (selection to `budget`) -> blocks. `token_reducer` (Vid-TLDR) may merge tokens
-        after the blocks it names; it receives each block's attention probabilities."""
-        grid = self.patch_embed.grid(video)
-        embeddings = self.patch_embed(video.to(self.pos_embed.dtype))  # (B, T, L, C), post-DPN, pre-PE
+        """Patch tokens -> (selection to `budget`, or the given `kept` indices) -> blocks. `token_reducer`
+        (Vid-TLDR) may merge tokens after the blocks it names; it receives each block's attention."""
+        embeddings = self.embed(video)  # (B, T, L, C), post-DPN, pre-PE
         batch, frames, per_frame, dim = embeddings.shape
+        grid = self.patch_embed.grid(video)
         tokens = embeddings.reshape(batch, frames * per_frame, dim) + self.position_embedding(grid)
-        kept = None
-        if budget is not None and budget < frames * per_frame:
+        if kept is None and budget is not None and budget < frames * per_frame:
             if budget <= 0:
                 raise ValueError(f"token budget must be positive, got {budget}")
             kept = self.selector(embeddings, budget, generator)  # (B, K)
+        if kept is not None:
             tokens = tokens.gather(1, kept.unsqueeze(-1).expand(-1, -1, dim))
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(batch, -1, -1)
         x = torch.cat([cls, tokens], dim=1)
+        rope = None
+        if self.size.rope:
+            if token_reducer is not None:
+                raise ValueError("token merging moves tokens off the grid: it cannot be combined with RoPE")
+            rope = rotary_tables(token_positions(grid, kept, batch, video.device), dim // self.size.num_heads)
         layers = {}
         wanted = {index % len(self.blocks) for index in return_layers}
         bias = None
         for index, block in enumerate(self.blocks):
             reduce_here = token_reducer is not None and token_reducer.applies_after(index)
-            x, attention = block(x, bias, return_attention=reduce_here)
+            x, attention = block(x, bias, return_attention=reduce_here, rope=rope)
             if reduce_here:
                 x, bias = token_reducer.reduce(index, x, attention)
             if index in wanted:
                 layers[index] = x
         return Features(x, kept, grid, layers)
+
+    def embed(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, T, h*w, C) patch embeddings (post-DPN, before position embedding): what the
+        selector scores."""
+        return self.patch_embed(video.to(self.pos_embed.dtype))
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """Layer groups for timm's layer-wise lr decay: the stem (embeddings) is layer 0, block i is i + 1,
+        everything after the blocks (pooling, heads, projectors) the last layer."""
+        return {"stem": r"^cls_token|^pos_embed|^patch_embed|^gpe_proj", "blocks": [(r"^blocks\.(\d+)", None)]}
 
     def _pick(self, modules, head: int):
         if isinstance(modules, nn.ModuleList):
@@ -371,12 +426,24 @@ class FluxViT(nn.Module):
         return self.forward_head(self.forward_features(video, budget).tokens, head)
 
 
+def token_positions(grid: Grid, kept: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
+    """(B, 1 + K, 3) (t, h, w) of the CLS token (the origin) and of each kept patch token."""
+    frames, rows, columns = grid
+    index = torch.arange(frames * rows * columns, device=device).expand(batch, -1) if kept is None else kept
+    coordinates = torch.stack([index // (rows * columns), (index // columns) % rows, index % columns], dim=-1)
+    return torch.cat([torch.zeros(batch, 1, 3, dtype=coordinates.dtype, device=device), coordinates], dim=1)
+
+
 def build_model(name: str, **options) -> FluxViT:
-    """A model of the registry by name; `options` go to FluxViT (num_classes, drop_path_rate, ...), and
-    `reference_grid` overrides the size's position-embedding grid."""
+    """A model of the registry by name; `options` go to FluxViT (num_classes, drop_path_rate, ...), except
+    `reference_grid` and the module switches (dual_patch_norm, global_pe, local_pe, rope, output_heads), which
+    override the size's."""
     if name not in SIZES:
         raise ConfigError(f"unknown model '{name}'; known: {', '.join(SIZES)}")
-    size = SIZES[name]
-    if "reference_grid" in options:
-        size = replace(size, reference_grid=tuple(options.pop("reference_grid")))
-    return FluxViT(size, **options)
+    switches = {key: options.pop(key) for key in SIZE_OVERRIDES if key in options}
+    if "reference_grid" in switches:
+        switches["reference_grid"] = tuple(switches["reference_grid"])
+    return FluxViT(replace(SIZES[name], **switches), **options)
+
+
+SIZE_OVERRIDES = ("reference_grid", "dual_patch_norm", "global_pe", "local_pe", "rope", "output_heads")

@@ -80,6 +80,16 @@ class GroupDynamic:
         distance = torch.linalg.vector_norm(group[:, 1:] - group[:, :-1], ord=self.norm, dim=3)  # (B, Tg-1, L)
         return torch.cat([distance[:, :1], distance], dim=1).reshape(batch, frames * tokens)
 
+    def token_scores(self, embeddings: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, T*L) saliency of every token, each scored inside its frame group (for nested subsets)."""
+        frames = embeddings.shape[1]
+        sizes = group_sizes(frames, group_count(frames, self.groups))
+        starts = [sum(sizes[:index]) for index in range(len(sizes))]
+        with torch.no_grad():
+            return torch.cat(
+                [self.scores(embeddings[:, start : start + size].detach().float()) for start, size in zip(starts, sizes)], dim=1
+            )
+
     def __call__(self, embeddings: torch.Tensor, budget: int, generator: torch.Generator | None = None) -> torch.Tensor:
         batch, frames, tokens, _ = embeddings.shape
         keep = min(budget, frames * tokens)
@@ -115,6 +125,10 @@ class RandomSelector:
 
     name: str = "random"
 
+    def token_scores(self, embeddings: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        batch, frames, tokens, _ = embeddings.shape
+        return torch.rand(batch, frames * tokens, generator=generator, device="cpu").to(embeddings.device)
+
     def __call__(self, embeddings: torch.Tensor, budget: int, generator: torch.Generator | None = None) -> torch.Tensor:
         batch, frames, tokens, _ = embeddings.shape
         keep = min(budget, frames * tokens)
@@ -128,6 +142,11 @@ class TubeSelector:
     drawn; when T does not divide K, the surplus is dropped from the last frames, keeping the budget exact."""
 
     name: str = "tube"
+
+    def token_scores(self, embeddings: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        batch, frames, tokens, _ = embeddings.shape
+        noise = torch.rand(batch, tokens, generator=generator, device="cpu").to(embeddings.device)
+        return noise.repeat(1, frames)
 
     def __call__(self, embeddings: torch.Tensor, budget: int, generator: torch.Generator | None = None) -> torch.Tensor:
         batch, frames, tokens, _ = embeddings.shape
@@ -156,3 +175,12 @@ def build_selector(name: str):
     if name not in SELECTORS:
         raise ConfigError(f"unknown token selector '{name}'; known: {', '.join(SELECTORS)}")
     return SELECTORS[name]
+
+
+def nested_subset(kept: torch.Tensor, scores: torch.Tensor, budget: int) -> torch.Tensor:
+    """The `budget` highest-scoring of the `kept` tokens, in raster order: a subset of a selection, for
+    students that see part of what the teacher sees (Flux-UMT)."""
+    if budget >= kept.shape[1]:
+        return kept
+    ranked = _descending(scores.gather(1, kept))[:, :budget]
+    return kept.gather(1, ranked).sort(dim=1).values

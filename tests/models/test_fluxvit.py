@@ -199,3 +199,63 @@ def test_objective_projections_are_built_on_request():
         assert torch.allclose(decoded[0].norm(dim=-1), torch.ones(1, 41), atol=1e-5)  # L2-normalised targets space
         assert model.final_clip_decoder(pooled).shape == (1, 256) and model.vision_proj(pooled).shape == (1, 128)
     assert not hasattr(build_model("fluxvit_tiny", num_classes=3), "clip_decoder")
+
+
+def test_module_switches_for_the_table3_ablations():
+    plain = build_model("fluxvit_tiny", num_classes=3, dual_patch_norm=False, global_pe=False, local_pe=False)
+    keys = plain.state_dict().keys()
+    assert not any(".lpe." in k or k.startswith(("gpe_proj", "patch_embed.norm")) for k in keys)
+    only_lpe = build_model("fluxvit_tiny", num_classes=3, dual_patch_norm=False, global_pe=False)
+    assert any(".lpe." in k for k in only_lpe.state_dict()) and only_lpe.gpe_proj is None
+    with torch.no_grad():
+        assert plain(video(batch=1), budget=20).shape == (1, 3)
+
+
+def test_rotary_embedding_is_relative():
+    from flux.models.fluxvit import apply_rotary, rotary_tables
+
+    q, k = torch.randn(1, 1, 2, 12), torch.randn(1, 1, 2, 12)
+    positions = torch.tensor([[[1, 2, 3], [4, 0, 5]]])
+    shifted = positions + torch.tensor([2, 3, 1])
+
+    def score(where):
+        tables = rotary_tables(where, 12)
+        return (apply_rotary(q, tables)[0, 0, 0] * apply_rotary(k, tables)[0, 0, 1]).sum()
+
+    assert torch.allclose(score(positions), score(shifted), atol=1e-5)  # only the offset between tokens counts
+    assert not torch.allclose(score(positions), score(positions * 2), atol=1e-3)
+    tables = rotary_tables(positions, 12)
+    assert torch.allclose(apply_rotary(q, tables).norm(), q.norm(), atol=1e-5)  # a rotation
+    model = build_model("fluxvit_tiny", num_classes=3, rope=True)
+    with torch.no_grad():
+        assert model(video(batch=2), budget=30).shape == (2, 3)
+
+
+def test_explicit_kept_indices_and_nested_subsets(tiny):
+    from flux.models.selector import nested_subset
+
+    x = video(batch=2)
+    with torch.no_grad():
+        embeddings = tiny.embed(x)
+        kept = tiny.selector(embeddings, 40)
+        assert torch.equal(tiny.forward_features(x, kept=kept).tokens, tiny.forward_features(x, budget=40).tokens)
+        scores = tiny.selector.token_scores(embeddings)
+        subset = nested_subset(kept, scores, 25)
+    assert subset.shape == (2, 25) and all(set(subset[b].tolist()) <= set(kept[b].tolist()) for b in range(2))
+    # the subset keeps the highest-scoring members of the selection
+    for b in range(2):
+        dropped = sorted(set(kept[b].tolist()) - set(subset[b].tolist()))
+        assert scores[b, subset[b]].min() >= scores[b, dropped].max()
+
+
+def test_layer_decay_groups_with_timm(tiny):
+    from timm.optim import param_groups_layer_decay
+
+    groups = param_groups_layer_decay(tiny, weight_decay=0.05, no_weight_decay_list=tiny.no_weight_decay(), layer_decay=0.5)
+    scales = {round(group["lr_scale"], 6) for group in groups}
+    # stem 0.5^5, blocks 1..4 -> 0.5^4 .. 0.5^1, heads 1.0 (4 blocks: 6 layers)
+    assert scales == {round(0.5**power, 6) for power in range(6)}
+    names = {id(parameter): name for name, parameter in tiny.named_parameters()}
+    no_decay = {names[id(p)] for group in groups if group["weight_decay"] == 0 for p in group["params"]}
+    assert {"pos_embed", "cls_token", "blocks.0.norm1.weight", "head.0.bias"} <= no_decay
+    assert "blocks.0.attn.qkv.weight" not in no_decay
