@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from flux.errors import ConfigError
+from flux.models.sizes import SELECTOR_NAMES
 
 
 def official_group_count(frames: int) -> int:
@@ -172,6 +173,7 @@ SELECTORS = {
 
 
 def build_selector(name: str):
+    assert set(SELECTORS) == set(SELECTOR_NAMES), "keep flux.models.sizes.SELECTOR_NAMES in step"
     if name not in SELECTORS:
         raise ConfigError(f"unknown token selector '{name}'; known: {', '.join(SELECTORS)}")
     return SELECTORS[name]

@@ -9,6 +9,10 @@ from flux.errors import CheckpointError
 from flux.models.checkpoint import load_checkpoint, read_state_dict, save_checkpoint
 from flux.models.fluxvit import build_model
 from flux.models.posembed import resize_grid
+from flux.models.sizes import SIZES
+
+D = SIZES["fluxvit_tiny"].embed_dim  # the tiny model's width
+HEADS = SIZES["fluxvit_tiny"].num_heads
 
 
 def official_fluxvit_keys(depth: int) -> list[str]:
@@ -73,12 +77,12 @@ def test_save_and_reload_gives_identical_outputs(model, tmp_path):
 
 def test_position_grid_is_resized(model):
     state = {key: value.clone() for key, value in model.state_dict().items()}
-    source = torch.randn(192, 4, 6, 6)
-    state["pos_embed"] = torch.cat([torch.zeros(1, 1, 192), source.permute(1, 2, 3, 0).reshape(1, -1, 192)], dim=1)
+    source = torch.randn(D, 4, 6, 6)
+    state["pos_embed"] = torch.cat([torch.zeros(1, 1, D), source.permute(1, 2, 3, 0).reshape(1, -1, D)], dim=1)
     fresh = build_model("fluxvit_tiny", num_classes=6)
     report = load_checkpoint(fresh, state, strict=True, grid=(4, 6, 6))
     assert report.resized == ["pos_embed (4, 6, 6) -> (8, 8, 8)"]
-    expected = resize_grid(source, (8, 8, 8)).permute(1, 2, 3, 0).reshape(-1, 192)
+    expected = resize_grid(source, (8, 8, 8)).permute(1, 2, 3, 0).reshape(-1, D)
     assert torch.allclose(fresh.pos_embed[0, 1:], expected, atol=1e-6)
     # without the grid, the model's frame count is assumed: 144 positions are not 8 square frames
     with pytest.raises(CheckpointError, match="checkpoint_grid"):
@@ -110,8 +114,8 @@ def test_multimodal_checkpoint_keeps_the_vision_tower(model):
 
 def test_shape_conflicts_and_missing_keys(model):
     state = dict(model.state_dict())
-    state["head.0.weight"] = torch.zeros(3, 192)
-    with pytest.raises(CheckpointError, match=r"head.0.weight \(3, 192\) vs model \(6, 192\)"):
+    state["head.0.weight"] = torch.zeros(3, D)
+    with pytest.raises(CheckpointError, match=rf"head.0.weight \(3, {D}\) vs model \(6, {D}\)"):
         load_checkpoint(build_model("fluxvit_tiny", num_classes=6), state)
     partial = {key: value for key, value in model.state_dict().items() if not key.startswith("head.")}
     report = load_checkpoint(build_model("fluxvit_tiny", num_classes=6), partial)

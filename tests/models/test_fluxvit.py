@@ -5,13 +5,15 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 
-from flux.data.sampling import FlexibleSpec
+from flux.config import load_config
 from flux.errors import ConfigError
 from flux.models.fluxvit import SIZES, DistillHeads, FluxViT, build_model
 from flux.models.posembed import resize_grid, sincos_3d
 from tests.paths import REPO
+
+D = SIZES["fluxvit_tiny"].embed_dim  # the tiny model's width
+HEADS = SIZES["fluxvit_tiny"].num_heads
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,7 @@ def test_keeping_every_token_equals_the_plain_forward(tiny):
         plain = tiny.forward_features(x).tokens
         assert torch.equal(tiny.forward_features(x, budget=64).tokens, plain)
         assert torch.equal(tiny.forward_features(x, budget=1000).tokens, plain)
-        assert tiny.forward_features(x, budget=40).tokens.shape == (2, 41, 192)
+        assert tiny.forward_features(x, budget=40).tokens.shape == (2, 41, D)
 
 
 def test_kept_tokens_carry_their_full_grid_position():
@@ -60,7 +62,7 @@ def test_position_embedding_resize_and_cache():
         model.pos_embed.add_(1.0)  # what an optimiser step does: the cached value is stale now
         assert not torch.allclose(model.position_embedding((8, 8, 8)), reference)
         resized = model.position_embedding((4, 6, 6))
-        assert resized.shape == (4 * 36, 192)
+        assert resized.shape == (4 * 36, D)
     # with autograd on nothing is cached, and gradients reach the embedding and its projection
     model.train()
     hits = model._position_cache.hits
@@ -98,15 +100,15 @@ def test_sincos_layout():
     assert embedding[0].tolist() == [0.0, 0.0, 1.0, 1.0] + [0.0] * 3 + [1.0] * 3 + [0.0] * 3 + [1.0] * 3
 
 
-def test_every_shape_the_sampler_draws_runs(tiny):
-    sampling = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["sampling"]
-    spec = FlexibleSpec.from_ranges(sampling["frames"], sampling["resolution"], sampling["token_threshold"])
+def test_every_shape_the_sampler_draws_runs(tiny, monkeypatch):
+    monkeypatch.chdir(REPO)  # config paths are relative to the checkout
+    spec = load_config([REPO / "config" / "config.yaml"]).runs["k400_s"].input.spec  # the embedded default's sampler
     with torch.no_grad():
         for frames, resolution in spec.valid_shapes():
             out = tiny(video(batch=1, frames=frames, side=resolution), budget=spec.token_min, head=2)
             assert out.shape == (1, 5)
         odd = tiny.forward_features(video(batch=1, frames=5, side=70), budget=77)  # odd T, not divisible by groups
-        assert odd.tokens.shape == (1, 78, 192) and odd.grid == (5, 5, 5)
+        assert odd.tokens.shape == (1, 78, D) and odd.grid == (5, 5, 5)
 
 
 def test_patch_embedding_matches_the_official_dual_patch_norm(tiny):
@@ -128,16 +130,16 @@ def test_patch_embedding_matches_the_official_dual_patch_norm(tiny):
 def test_attention_with_local_embedding_by_hand(tiny):
     attention = tiny.blocks[0].attn
     with torch.no_grad():
-        attention.lpe.depthwise_conv.weight.copy_(torch.rand(192, 1, 1, 1, 1))
-        attention.lpe.depthwise_conv.bias.copy_(torch.rand(192))
-        x = torch.randn(2, 7, 192)
+        attention.lpe.depthwise_conv.weight.copy_(torch.rand(D, 1, 1, 1, 1))
+        attention.lpe.depthwise_conv.bias.copy_(torch.rand(D))
+        x = torch.randn(2, 7, D)
         out, _ = attention(x)
         q, k, v = attention.qkv(x).chunk(3, dim=-1)
         q, k = attention.q_norm(q), attention.k_norm(k)
-        split = lambda t: t.reshape(2, 7, 3, 64).transpose(1, 2)  # noqa: E731
-        probabilities = (split(q) @ split(k).transpose(-1, -2) / 8.0).softmax(-1)
-        context = (probabilities @ split(v)).transpose(1, 2).reshape(2, 7, 192)
-        local = v * attention.lpe.depthwise_conv.weight.reshape(192) + attention.lpe.depthwise_conv.bias
+        split = lambda t: t.reshape(2, 7, HEADS, D // HEADS).transpose(1, 2)  # noqa: E731
+        probabilities = (split(q) @ split(k).transpose(-1, -2) / (D // HEADS) ** 0.5).softmax(-1)
+        context = (probabilities @ split(v)).transpose(1, 2).reshape(2, 7, D)
+        local = v * attention.lpe.depthwise_conv.weight.reshape(D) + attention.lpe.depthwise_conv.bias
         assert torch.allclose(out, attention.proj(context + local), atol=1e-5)
         explicit, probabilities_out = attention(x, return_attention=True)
         assert torch.allclose(explicit, out, atol=1e-5) and torch.allclose(probabilities_out, probabilities, atol=1e-6)

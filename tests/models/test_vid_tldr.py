@@ -8,7 +8,11 @@ import torch
 
 from flux.errors import ConfigError
 from flux.models.fluxvit import Attention, build_model
+from flux.models.sizes import SIZES
 from flux.models.vid_tldr import VidTLDR, attention_saliency, forward_with_merging
+
+D = SIZES["fluxvit_tiny"].embed_dim  # the tiny model's width
+HEADS = SIZES["fluxvit_tiny"].num_heads
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,7 @@ def test_schedule_is_met_after_every_scheduled_block(tiny, batch):
     with torch.no_grad():
         features = tiny.forward_features(x, token_reducer=reducer, return_layers=(0, 1, 2, 3))
     assert [features.layers[i].shape[1] for i in range(4)] == [385, 257, 129, 129]
-    assert features.tokens.shape == (batch, 1 + 128, 192)
+    assert features.tokens.shape == (batch, 1 + 128, D)
     check_bookkeeping(reducer, batch, 128, 512)
     assert reducer.attention_bias().shape == (batch, 1, 1, 129)
     if batch == 3:  # each sample merges as it would alone, whatever the rest of its batch
@@ -68,7 +72,7 @@ def test_schedule_removing_more_than_half_in_one_block(tiny, batch, frames, side
         reducer = VidTLDR(schedule, protect_foreground=protect)
         with torch.no_grad():
             features = tiny.forward_features(video(batch, frames, side), token_reducer=reducer)
-        assert features.tokens.shape == (batch, 1 + schedule[-1], 192)
+        assert features.tokens.shape == (batch, 1 + schedule[-1], D)
         assert torch.isfinite(features.tokens).all()
         check_bookkeeping(reducer, batch, schedule[-1], original)
         counts = [original, *schedule]
