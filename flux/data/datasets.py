@@ -240,3 +240,40 @@ class ImageText(VideoText):
         super().__init__(*args, **kwargs)
         if self.info.modality != "image":
             raise FluxError(f"{self.info.dataset} holds {self.info.modality}s, not images; use VideoText")
+
+
+class VideoClips(ManifestDataset):
+    """Training clips without targets (distillation pre-training reads any video dataset this way)."""
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: Key) -> dict[str, Any]:
+        if not self.train:
+            raise FluxError("VideoClips serves training clips; evaluate with VideoClassification or VideoText")
+        position, frames, resolution, rng, failures = self._train_item(key)
+        return {"video": self.train_transform(frames, resolution, rng), "index": position, "decode_failures": failures}
+
+
+class KeyedConcat(Dataset):
+    """Datasets side by side, indexed by (global index, T, R) keys as the flexible batch sampler makes them."""
+
+    def __init__(self, datasets: list[Dataset]) -> None:
+        if not datasets:
+            raise FluxError("KeyedConcat needs at least one dataset")
+        self.datasets = datasets
+        self.offsets = np.cumsum([0] + [len(dataset) for dataset in datasets]).tolist()
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def set_epoch(self, epoch: int) -> None:
+        for dataset in self.datasets:
+            dataset.set_epoch(epoch)
+
+    def __getitem__(self, key: Key) -> dict[str, Any]:
+        index, *shape = key if isinstance(key, tuple) else (key,)
+        part = int(np.searchsorted(self.offsets, index, side="right")) - 1
+        local = index - self.offsets[part]
+        item = self.datasets[part][(local, *shape) if shape else local]
+        return {**item, "source": part}

@@ -347,7 +347,7 @@ def summarize(frame: pd.DataFrame, info: ManifestInfo) -> dict[str, Any]:
     }
 
 
-def run(job: dict, workers: int = 1) -> None:
+def run(job: dict) -> None:
     """`flux index`: parse annotations, resolve and probe media, write manifest + report."""
     spec = spec_from_job(job)
     dataset_dir = require_dataset_dir(spec, Path(job["dataset_dir"]))
@@ -355,7 +355,7 @@ def run(job: dict, workers: int = 1) -> None:
     media_roots = {name: Path(root) for name, root in job["media_roots"].items()}
     data_dir = Path(job["data_dir"])
     cache = ProbeCache(data_dir, Path(job["probe_cache"]), [Path(path) for path in job["reuse_probes"]])
-    frame = build_manifest(spec.id, parsed, media_roots, data_dir, spec.modality, workers, cache)
+    frame = build_manifest(spec.id, parsed, media_roots, data_dir, spec.modality, job.get("threads", 1), cache)
     info = ManifestInfo(
         dataset=spec.id,
         modality=spec.modality,

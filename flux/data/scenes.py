@@ -1,10 +1,11 @@
 """Procedural renderer for the synthetic datasets of the embedded (CPU) default.
 
 Every synthetic video shows one textured object (plus 0-2 static distractor shapes) on a static
-background. The CLASS of a video is carried by the object's MOTION only; its appearance (shape,
-colour, texture, background, size, distractors) is sampled independently of the class, so a model
-has to use temporal information to classify, and frame-difference token selection sees the
-changing pixels concentrate on the object.
+background. The CLASS of a video is carried by the object's MOTION; its appearance (shape, colour,
+texture, background, size, distractors) is sampled independently of the class, so a model has to
+use temporal information to classify, and frame-difference token selection sees the changing pixels
+concentrate on the object. `typical_appearance` gives each motion a fixed colour and shape, for
+datasets that mimic the object/scene bias of Kinetics-like classes (see synthetic.appearance_bias).
 
 Conventions
 -----------
@@ -31,7 +32,7 @@ import functools
 import math
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -50,6 +51,7 @@ __all__ = [
     "VideoFormat",
     "SceneSpec",
     "sample_appearance",
+    "typical_appearance",
     "sample_video_format",
     "render_video",
     "render_background",
@@ -245,6 +247,16 @@ def sample_appearance(rng: np.random.Generator) -> Appearance:
     size = float(rng.uniform(*SIZE_RANGE))
     distractors = int(rng.choice(3, p=[0.4, 0.35, 0.25]))
     return Appearance(shape, colour, texture, background, (a, b), round(size, 4), distractors)
+
+
+def typical_appearance(motion: str, base: Appearance, rng: np.random.Generator) -> Appearance:
+    """`base` with the motion's typical colour and shape (distinct for all motions: 13 colours x 7 shapes
+    cycle with co-prime periods) and background colours redrawn so the object still stands out."""
+    index = MOTIONS.index(motion)
+    colour = list(COLOURS)[index % len(COLOURS)]
+    pairs = _background_pairs(colour)
+    background_colours = pairs[int(rng.integers(len(pairs)))]
+    return replace(base, shape=SHAPES[index % len(SHAPES)], colour=colour, background_colours=background_colours)
 
 
 def sample_video_format(

@@ -157,7 +157,10 @@ class ClipRandAugment:
         from timm.data.auto_augment import rand_augment_transform
 
         fill = tuple(int(round(255 * value)) for value in mean)
-        self.transform = rand_augment_transform(config, {"translate_const": 100, "img_mean": fill})
+        # magnitudes stop just below timm's 10: at 10 its increasing posterize keeps 0 bits, which Pillow >= 10
+        # rejects (ValueError); 9.99 keeps 1 bit and changes no other operation measurably
+        hparams = {"translate_const": 100, "img_mean": fill, "magnitude_max": 9.99}
+        self.transform = rand_augment_transform(config, hparams)
         self.config = config
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:

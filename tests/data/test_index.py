@@ -77,7 +77,7 @@ def dataset(tmp_path):
 
 
 def test_index_keeps_every_item_and_counts_failures(dataset):
-    run(dataset, workers=2)
+    run({**dataset, "threads": 2})
     frame, info = read_manifest(dataset["manifest"])
     assert info.class_names == ["jumping", "running"] and info.dataset == "toy"
     assert len(frame) == 7  # nothing dropped
@@ -111,7 +111,7 @@ def test_index_keeps_every_item_and_counts_failures(dataset):
 
 
 def test_single_worker_gives_the_same_manifest(dataset, tmp_path):
-    run(dataset, workers=2)
+    run({**dataset, "threads": 2})
     parallel, _ = read_manifest(dataset["manifest"])
     serial_job = {
         **dataset,
@@ -119,7 +119,7 @@ def test_single_worker_gives_the_same_manifest(dataset, tmp_path):
         "manifest": str(tmp_path / "serial.parquet"),
         "report": str(tmp_path / "serial.json"),
     }
-    run(serial_job, workers=1)
+    run({**serial_job, "threads": 1})
     serial, _ = read_manifest(serial_job["manifest"])
     assert serial.equals(parallel)
 
@@ -172,21 +172,21 @@ def cache_lines(job) -> list[dict]:
 
 
 def test_probe_cache_resumes_and_notices_changed_files(dataset):
-    run(dataset, workers=2)
+    run({**dataset, "threads": 2})
     first = cache_lines(dataset)
     assert len(first) == 6  # every file that exists (the missing one has nothing to cache)
-    run(dataset, workers=2)
+    run({**dataset, "threads": 2})
     assert len(cache_lines(dataset)) == 6  # nothing probed again
     media = dataset["media_roots"]["toy"]
     write_clip(f"{media}/ddddddddddd_000000_000010.mp4", num_frames=9)  # the empty file is repaired
-    run(dataset, workers=1)
+    run({**dataset, "threads": 1})
     lines = cache_lines(dataset)
     assert len(lines) == 7 and lines[-1]["path"].endswith("ddddddddddd_000000_000010.mp4") and lines[-1]["probe"]["decodable"]
     frame, _ = read_manifest(dataset["manifest"])
     assert frame.set_index("sample_id").loc["ddddddddddd_000000_000010", "num_frames"] == 9
     with open(dataset["probe_cache"], "a") as handle:
         handle.write('{"path": "torn')  # a job killed mid-write
-    run(dataset, workers=1)
+    run({**dataset, "threads": 1})
     assert read_manifest(dataset["manifest"])[0].equals(frame)
 
 
@@ -203,7 +203,7 @@ def test_a_decoder_crash_costs_only_its_file(dataset, monkeypatch):
         return real_probe(path, modality, num_threads)
 
     monkeypatch.setattr(index_module, "probe", crashing_probe)
-    run(dataset, workers=2)
+    run({**dataset, "threads": 2})
     frame, _ = read_manifest(dataset["manifest"])
     kinds = frame.set_index("sample_id")["error_kind"].to_dict()
     assert kinds["ccccccccccc_000005_000015"] == "crash"

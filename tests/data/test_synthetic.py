@@ -112,3 +112,45 @@ def test_kinetics_family_overlaps_by_hand(tmp_path):
     k400 = next((tmp_path / "synth_k400" / "media").glob(f"{video}_*.mp4"))
     k600 = tmp_path / "synth_k600" / "media" / k400.name
     assert k400.read_bytes() == k600.read_bytes()
+
+
+def test_appearance_bias_ties_a_typical_object_to_each_class():
+    """Bias 1: every item shows its motion's typical colour and shape; bias 0: the same items draw their own
+    appearance (other random streams untouched: only the object's looks change)."""
+    from dataclasses import replace
+
+    from flux.data.scenes import COLOURS, MOTIONS, SHAPES
+    from flux.data.synthetic import Item, Writer
+
+    spec = REGISTRY["synth_k400"]
+    items = [
+        Item(f"kinetics|{motion}|{index}", "x.mp4", (motion,), "train") for motion in spec.synthetic.classes for index in range(6)
+    ]
+
+    def scenes(bias: float):
+        biased = replace(spec, synthetic=replace(spec.synthetic, appearance_bias=bias))
+        writer = Writer(biased, FAST, Path("unused"))
+        return [writer.scene(item) for item in items]
+
+    typical, free = scenes(1.0), scenes(0.0)
+    for item, scene, other in zip(items, typical, free):
+        index = MOTIONS.index(item.motions[0])
+        assert (scene.appearance.colour, scene.appearance.shape) == (list(COLOURS)[index % 13], SHAPES[index % 7])
+        assert (scene.appearance.texture, scene.appearance.size, scene.video, scene.seed) == (
+            other.appearance.texture,
+            other.appearance.size,
+            other.video,
+            other.seed,
+        )
+    assert len({(s.appearance.colour, s.appearance.shape) for s in free}) > 20  # class-independent without bias
+    assert len({(s.appearance.colour, s.appearance.shape) for s in typical}) == len(spec.synthetic.classes)
+
+
+def test_appearance_bias_is_refused_for_multi_step_layouts():
+    from flux.config import dataset_spec_from_entry
+    from flux.errors import ConfigError
+
+    entry = dict(REGISTRY["synth_coin"].raw)
+    entry["source"] = {"synthetic": {**entry["source"]["synthetic"], "appearance_bias": 0.5}}
+    with pytest.raises(ConfigError, match="appearance_bias"):
+        dataset_spec_from_entry("synth_coin", entry)

@@ -120,3 +120,11 @@ def test_eval_transform_views():
     assert not torch.equal(views[0], views[2])
     with pytest.raises(ValueError):
         EvalTransform()(frames, 32, 3, 3)
+
+
+def test_rand_augment_at_the_top_magnitude_does_not_fail():
+    # at magnitude 10 timm's increasing posterize would keep 0 bits, which Pillow rejects
+    augment = ClipRandAugment("rand-m10-n15-mstd0-inc1")
+    frames = clip(frames=2)
+    for seed in range(10):
+        assert augment(frames, np.random.default_rng(seed)).shape == frames.shape
