@@ -16,11 +16,15 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/clip.smk"
+include: "workflow/rules/finetune.smk"
 include: "workflow/rules/tables.smk"
 
 
 rule all:
     input:
         manifests=all_manifests(),
+        checkpoints=all_checkpoints(),
         tables=all_tables(),
     default_target: True

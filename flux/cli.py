@@ -31,6 +31,8 @@ def _runner(verb: str) -> Callable[[dict], object]:
         from flux.data.index import run
     elif verb == "table":
         from flux.tables.render import run
+    elif verb == "train":
+        from flux.train.trainer import run
     else:
         raise FluxError(f"unknown verb {verb}")
     return run
@@ -42,6 +44,7 @@ DESCRIPTIONS = {
     "kinetics710": "build Kinetics-710 lists, label map and head maps from the K400/K600/K700 annotations",
     "index": "probe every media file of a dataset and write its manifest (parquet) and report",
     "table": "render a paper table as LaTeX",
+    "train": "train one run of config/runs.yaml (resumes from its latest state)",
 }
 
 
@@ -54,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("target", nargs="?", help="dataset or table id (with --config)")
         sub.add_argument("--config", action="append", default=[], metavar="FILE", help="config file(s), later ones win")
         sub.add_argument("--spec", help="job spec JSON, as the Snakemake rules pass it")
-        if verb == "index":
-            sub.add_argument("--workers", type=int, default=1, help="probe processes (rules pass their threads)")
+        if verb in ("index", "train"):
+            sub.add_argument("--threads", type=int, default=1, help="CPU threads (rules pass theirs); index: probe processes")
     verbs.add_parser(
         "flops",
         add_help=False,
@@ -92,8 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     try:
         spec = resolve_spec(arguments.verb, arguments.target, arguments.config, arguments.spec)
-        options = {"workers": arguments.workers} if arguments.verb == "index" else {}
-        _runner(arguments.verb)(spec, **options)
+        if arguments.verb in ("index", "train"):
+            spec = {**spec, "threads": arguments.threads}
+        _runner(arguments.verb)(spec)
     except FluxError as error:
         logging.getLogger("flux").error("%s", error)
         return 2

@@ -18,8 +18,9 @@ from typing import Any
 import yaml
 
 from flux.data.download import RemoteFile
-from flux.data.sampling import FlexibleSpec
 from flux.errors import ConfigError
+from flux.models.sizes import SIZES
+from flux.train.runs import ResolvedRun, UnitScale, resolve_runs
 
 
 def schema_path(name: str) -> Path:
@@ -33,7 +34,18 @@ def schema_path(name: str) -> Path:
 
 
 # Rules that may carry per-rule resources in `resources:`; `default` applies to all of them.
-RULES = ("default", "synthesize", "download", "build_kinetics710", "index", "supp_table8")
+RULES = (
+    "default",
+    "synthesize",
+    "download",
+    "build_kinetics710",
+    "index",
+    "supp_table8",
+    "train_teacher",
+    "train_umt",
+    "train_clip",
+    "train_finetune",
+)
 
 # Table 8 of the supplement lists these pre-training sources, in this order.
 TABLE8_ROLES = ("k710", "coco", "vg", "sbu", "cc3m", "cc12m", "smit", "webvid2m", "webvid10m", "internvid2m")
@@ -53,6 +65,7 @@ SYNTHETIC_FORMATS = {
     "vindlu_video": "vindlu_json",
     "vindlu_image": "vindlu_json",
 }
+CLASS_LAYOUTS = ("kinetics", "ssv2", "ucf101", "mit")  # one motion (the class) per item
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,7 @@ class SyntheticSource:
     captions: tuple[int, int] = (1, 1)
     steps: int = 1
     seed: int = 0
+    appearance_bias: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,25 @@ class SyntheticSettings:
 
 
 @dataclass(frozen=True)
+class TrainingSettings:
+    backend: str = "torch"
+    zero_stage: int = 1
+    launcher: str = "python"
+    gpus_per_node: int = 0
+    workers: int = 2
+    checkpoint_every: int = 50
+    log_every: int = 10
+    precision: str = "auto"
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    weights: Path | None = None
+    grid: tuple[int, int, int] | None = None
+    text_encoder: Path | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     scale: str
     seed: int
@@ -135,7 +168,11 @@ class Config:
     corpora: Mapping[str, tuple[str, ...]]
     local_paths: Mapping[str, Path]
     synthetic: SyntheticSettings
-    sampling: FlexibleSpec
+    runs: Mapping[str, ResolvedRun]
+    selected_runs: tuple[str, ...]
+    unit_scale: UnitScale
+    training: TrainingSettings
+    teacher: TeacherSettings
     resources: Mapping[str, Mapping[str, int]]
     tables: tuple[str, ...]
     digest: str  # sha256 of the validated configuration, for provenance
@@ -159,6 +196,19 @@ class Config:
 
     def table_path(self, table: str) -> Path:
         return self.results_dir / "tables" / f"{table}.tex"
+
+    def run_dir(self, run: str) -> Path:
+        return self.results_dir / "runs" / run
+
+    def checkpoint_path(self, run: str) -> Path:
+        return self.run_dir(run) / "final.pt"
+
+    def state_dir(self, run: str) -> Path:
+        """Resume states of a run: outside its declared outputs, which Snakemake deletes before a rerun."""
+        return self.results_dir / "state" / run
+
+    def runs_of_stage(self, stage: str) -> list[str]:
+        return [run for run in self.selected_runs if self.runs[run].stage == stage]
 
     # -- selections --------------------------------------------------------------------------------
     def used_datasets(self) -> list[str]:
@@ -241,7 +291,13 @@ def dataset_spec_from_entry(dataset: str, entry: dict, registry: Path | str = "<
             captions=tuple(raw.get("captions", (1, 1))),
             steps=int(raw.get("steps", 1)),
             seed=int(raw.get("seed", 0)),
+            appearance_bias=float(raw.get("appearance_bias", 0.0)),
         )
+        if synthetic.appearance_bias and (synthetic.steps > 1 or synthetic.layout not in CLASS_LAYOUTS):
+            raise ConfigError(
+                f"{key}.source.synthetic.appearance_bias: only single-step classification layouts "
+                f"({', '.join(CLASS_LAYOUTS)}) have one motion per item to tie an appearance to; remove it"
+            )
         expected = SYNTHETIC_FORMATS[synthetic.layout]
         if entry["annotations"]["format"] != expected:
             raise ConfigError(f"{key}.annotations.format must be '{expected}' for synthetic layout '{synthetic.layout}'")
@@ -348,29 +404,42 @@ def build_config(document: Mapping) -> Config:
             )
         local_paths[dataset] = path
 
-    sampling_raw = document["sampling"]
-    for key, example in (("frames", "[4, 26, 2]"), ("resolution", "[168, 280, 28]")):
-        start, stop, step = sampling_raw[key]
-        if step <= 0 or len(range(start, stop, step)) == 0:
-            raise ConfigError(
-                f"sampling.{key}: {sampling_raw[key]} is an empty range ([start, stop, step], stop excluded as in "
-                f"Python's range); use e.g. {example}"
-            )
-    low, high = sampling_raw["token_threshold"]
-    if low <= 0 or high < low:
-        raise ConfigError(
-            f"sampling.token_threshold: {sampling_raw['token_threshold']} must be [min, max] with 0 < min <= max "
-            f"(token budgets are positive); the paper uses [2048, 4096]"
-        )
-    try:
-        sampling = FlexibleSpec.from_ranges(
-            tuple(sampling_raw["frames"]),
-            tuple(sampling_raw["resolution"]),
-            tuple(sampling_raw["token_threshold"]),
-            patch_size=sampling_raw["patch_size"],
-        )
-    except ConfigError as error:
-        raise ConfigError(f"sampling: {error}") from None
+    models = dict(document["models"])
+    unknown_models = {alias: name for alias, name in models.items() if name not in SIZES}
+    if unknown_models:
+        raise ConfigError(f"models: {unknown_models} are not in the model registry ({', '.join(SIZES)})")
+    runs_path = Path(document["runs_file"])
+    runs_document = _read_yaml(runs_path, "runs file")
+    validate_schema(runs_document, schema_path("runs.schema.yaml"))
+    training_raw = document["training"]
+    scale = UnitScale(frames=document["unit_scale"]["frames"], resolution=document["unit_scale"]["resolution"])
+    runs = resolve_runs(
+        runs_document,
+        roles=roles,
+        corpora=corpora,
+        models=models,
+        scale=scale,
+        stage_overrides=training_raw["stages"] or {},
+    )
+    selected = tuple(training_raw["runs"] or runs)
+    unknown_runs = [run for run in selected if run not in runs]
+    if unknown_runs:
+        raise ConfigError(f"training.runs: unknown run(s) {unknown_runs}; the runs are in {runs_path}")
+    closure = list(selected)
+    for run in closure:
+        parent = runs[run].parent
+        teacher = "teacher" if runs[run].stage == "umt" else None
+        for needed in (parent, teacher):
+            if needed and needed not in closure:
+                closure.append(needed)
+    teacher_raw = document["teacher"]
+    teacher = TeacherSettings(
+        weights=Path(teacher_raw["weights"]) if teacher_raw["weights"] else None,
+        grid=tuple(teacher_raw["grid"]) if teacher_raw["grid"] else None,
+        text_encoder=Path(teacher_raw["text_encoder"]) if teacher_raw["text_encoder"] else None,
+    )
+    if "teacher" not in runs and any(runs[run].stage == "umt" for run in closure):
+        raise ConfigError(f"{runs_path}: Flux-UMT runs need a run named 'teacher'")
 
     synthetic_raw = document["synthetic"]
     synthetic = SyntheticSettings(
@@ -408,7 +477,11 @@ def build_config(document: Mapping) -> Config:
         corpora=corpora,
         local_paths=local_paths,
         synthetic=synthetic,
-        sampling=sampling,
+        runs=runs,
+        selected_runs=tuple(closure),
+        unit_scale=scale,
+        training=TrainingSettings(**{key: value for key, value in training_raw.items() if key not in ("runs", "stages")}),
+        teacher=teacher,
         resources=resources,
         tables=tuple(document["tables"]),
         digest=digest,

@@ -116,12 +116,53 @@ def table_spec(config: Config, table: str) -> dict[str, Any]:
     }
 
 
+def train_spec(config: Config, run_id: str) -> dict[str, Any]:
+    from flux.train.runs import run_to_dict
+
+    if run_id not in config.runs:
+        raise ConfigError(f"`flux train {run_id}`: unknown run; the runs are in config/runs.yaml")
+    run = config.runs[run_id]
+    scale = config.unit_scale
+    spec: dict[str, Any] = {
+        "run": run_to_dict(run),
+        "seed": config.seed,
+        "data_dir": str(config.data_dir),
+        "manifests": {dataset: str(config.manifest_path(dataset)) for dataset in run.datasets},
+        "parent_checkpoint": str(config.checkpoint_path(run.parent)) if run.parent else None,
+        "teacher_checkpoint": str(config.checkpoint_path("teacher")) if run.stage in ("umt", "clip") else None,
+        "text_encoder": str(config.teacher.text_encoder) if run.stage == "clip" and config.teacher.text_encoder else None,
+        "teacher_weights": str(config.teacher.weights) if run.stage == "teacher" and config.teacher.weights else None,
+        "teacher_grid": list(config.teacher.grid) if config.teacher.grid else None,
+        "checkpoint": str(config.checkpoint_path(run_id)),
+        "summary": str(config.run_dir(run_id) / "final.json"),
+        "metrics": str(config.run_dir(run_id) / "metrics.jsonl"),
+        "state_dir": str(config.state_dir(run_id)),
+        "workers": config.training.workers,
+        "checkpoint_every": config.training.checkpoint_every,
+        "log_every": config.training.log_every,
+        "precision": config.training.precision,
+        "backend": config.training.backend,
+        "zero_stage": config.training.zero_stage,
+        "config_digest": config.digest,
+        # the paper's reference input 8 x 224^2 in this configuration's units (the validation check's input)
+        "reference_input": [scale.frame(8), scale.pixels(224)],
+    }
+    if run.stage == "finetune":
+        spec["val_manifest"] = spec["manifests"][run.datasets[0]]
+    if run.head_map:
+        labels = config.datasets[run.head_map].annotation_files["labels"]
+        spec["head_map"] = str(config.dataset_dir(run.head_map) / labels).rsplit("/", 1)[0] + "/head_maps.json"
+        spec["head_map_key"] = run.datasets[0]
+    return spec
+
+
 BUILDERS = {
     "synth": synth_spec,
     "download": download_spec,
     "kinetics710": kinetics710_spec,
     "index": index_spec,
     "table": table_spec,
+    "train": train_spec,
 }
 
 

@@ -1,5 +1,6 @@
 """The Snakemake spine, for real: lint, dry runs at every scale, config errors before any job, and the
-micro configuration run end to end (synthetic mp4 files -> manifests -> supplementary Table 8)."""
+micro configuration run end to end (synthetic mp4 files -> manifests -> supplementary Table 8, and the
+training chain teacher -> Flux-UMT -> Flux-CLIP stage 1 -> stage 2, Flux-UMT -> K710 -> K400)."""
 
 import json
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from tests.paths import REPO
 
@@ -64,8 +66,9 @@ def test_dry_run_plans_every_dataset(tmp_path, configs):
     "override, message",
     [
         ("roles: {k400: kinetics4000}", "roles.k400: unknown dataset 'kinetics4000'"),
-        ("sampling: {frames: [8, 8, 2]}", "sampling.frames: [8, 8, 2] is an empty range"),
-        ("sampling: {token_threshold: [0, 512]}", "sampling.token_threshold: [0, 512] must be [min, max] with 0 < min"),
+        ("training: {runs: [k400_x]}", "training.runs: unknown run(s) ['k400_x']"),
+        ("models: {S: fluxvit_xl}", "models: {'S': 'fluxvit_xl'} are not in the model registry"),
+        ("training: {stages: {finetune: {epochs: 0}}}", "epochs"),
         ("local_paths: {kinetics400: /nonexistent/k400}", "local_paths.kinetics400: directory /nonexistent/k400 does not exist"),
         ("registry: config/missing.yaml", "config/missing.yaml does not exist"),
     ],
@@ -99,6 +102,28 @@ def test_micro_run_end_to_end(micro_run):
     assert (root / "logs" / "synthesize" / "synth_k400.log").is_file()
     assert (root / "results" / "benchmarks" / "index" / "synth_k400.tsv").is_file()
     print(f"micro run: {seconds:.1f} s")
+
+
+@pytest.mark.slow
+def test_micro_run_trains_the_chain(micro_run):
+    root, _ = micro_run
+    runs = root / "results" / "runs"
+    chain = ("teacher", "umt_s", "clip1_s", "clip2_s", "k710_s", "k400_s")
+    assert sorted(path.name for path in runs.iterdir()) == sorted(chain)
+    for run in chain:
+        summary = json.loads((runs / run / "final.json").read_text())
+        assert summary["run"] == run and summary["steps"] > 0 and summary["tokens_per_second"] > 0
+        assert summary["provenance"]["config_sha256"]
+        records = [json.loads(line) for line in (runs / run / "metrics.jsonl").read_text().splitlines()]
+        assert records and records[-1]["step"] == summary["steps"]
+        assert {"loss", "lr", "grad_norm", "tokens"} <= set(records[-1])
+        payload = torch.load(runs / run / "final.pt", map_location="cpu", weights_only=True)
+        assert payload["metadata"]["run"] == run and payload["model"]
+    assert set(records[-1]["grad_norm"]) >= {"patch_embed", "blocks", "attention_pooling", "classifier"}
+    k400 = json.loads((runs / "k400_s" / "final.json").read_text())["validation"]
+    assert k400["videos"] == 8 * 1 and k400["undecodable"] == 0 and 0.0 <= k400["top1"] <= 1.0
+    assert "text" in torch.load(runs / "teacher" / "final.pt", map_location="cpu", weights_only=True)
+    assert not list((root / "results" / "state").rglob("nonfinite-*"))
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
 else:
     FLUX_CLI = f"{sys.executable} -m flux"
 LOGS = str(FLUX.logs_dir)
+RESULTS = str(FLUX.results_dir)
 BENCHMARKS = str(FLUX.results_dir / "benchmarks")
 
 
@@ -44,7 +45,7 @@ def spec(verb, target=None):
     """A params function: the job spec of `verb` for `target` (default: the `dataset` wildcard)."""
 
     def build(wildcards):
-        return job_spec_json(FLUX, verb, target or wildcards.dataset)
+        return job_spec_json(FLUX, verb, target or wildcards.get("dataset") or wildcards.get("run"))
 
     return build
 
@@ -85,3 +86,44 @@ def all_manifests():
 
 def all_tables():
     return [str(FLUX.table_path(table)) for table in FLUX.tables]
+
+
+def run_checkpoint(run):
+    return str(FLUX.checkpoint_path(run))
+
+
+def train_inputs(wildcards):
+    """A run's datasets, its parent's weights, the teacher (Flux-UMT; Flux-CLIP takes its text tower) and the
+    Kinetics-710 head map. Checkpoints are `ancient`: a `dvc pull` gives them fresh mtimes, which must not
+    retrain anything (a parent retrained in the same invocation still reruns its children)."""
+    run = FLUX.runs[wildcards.run]
+    inputs = {"manifests": [manifest(dataset) for dataset in run.datasets]}
+    if run.parent:
+        inputs["parent"] = ancient(run_checkpoint(run.parent))
+    if run.stage in ("umt", "clip"):
+        inputs["teacher"] = ancient(run_checkpoint("teacher"))
+    if run.head_map:
+        inputs["head_map"] = ready_marker(run.head_map)
+    if run.stage == "teacher" and FLUX.teacher.weights:
+        inputs["weights"] = ancient(str(FLUX.teacher.weights))
+    return inputs
+
+
+def train_launcher(rule_name):
+    """How training jobs start their processes, as config `training.launcher` says. The interpreter, torchrun on
+    one node, or one torchrun per node under srun with a c10d rendezvous on the first node."""
+    gpus = resource(rule_name, "gpu", 0) or 1
+    kind = FLUX.training.launcher
+    if kind == "python":
+        return FLUX_CLI
+    if kind == "torchrun":
+        return f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node {gpus} -m flux"
+    first_node = "$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1)"
+    return (
+        f"srun --ntasks-per-node=1 {sys.executable} -m torch.distributed.run --nnodes $SLURM_NNODES "
+        f"--nproc_per_node {gpus} --rdzv_backend c10d --rdzv_endpoint {first_node}:29500 -m flux"
+    )
+
+
+def all_checkpoints():
+    return [run_checkpoint(run) for run in FLUX.selected_runs]

@@ -85,4 +85,4 @@ rule index:
         mem_mb=resource("index", "mem_mb", 4000),
         runtime=resource("index", "runtime", 60),
     shell:
-        f"{FLUX_CLI} index --workers {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"
+        f"{FLUX_CLI} index --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"

@@ -1,0 +1,1 @@
+"""Training: one loop (trainer.py) with pluggable objectives (objectives.py), runs resolved from config."""

@@ -1,0 +1,319 @@
+"""Training runs: config/runs.yaml (paper units) resolved into typed runs of one configuration.
+
+A run merges its recipe chain and its own keys, binds dataset roles and model aliases through the config,
+rescales frames, pixels and tokens by the config's `unit_scale` (tokens = frames x (pixels / patch)^2), and
+takes the config's replacements of epochs, batch size, lr and augmentation (`training.stages`, keyed by
+stage and, more specific, by recipe). Every problem is
+a ConfigError naming `runs.<id>.<key>`, raised when the config is loaded, so `snakemake -n` reports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flux.data.sampling import FlexibleSpec
+from flux.errors import ConfigError
+from flux.models.sizes import SELECTOR_NAMES, SIZES
+from flux.train.optim import OptimSettings
+
+STAGES = ("teacher", "umt", "clip", "finetune")
+HEAD_BUDGETS = (3072, 2048, 1024)  # FluxViT's pooling heads 0/1/2 serve these token counts (paper units)
+STAGE_OVERRIDES = ("epochs", "batch_size", "lr", "warmup_epochs", "distill_layers", "augment")
+MODEL_SWITCHES = ("dual_patch_norm", "global_pe", "local_pe", "rope", "output_heads")
+
+
+@dataclass(frozen=True)
+class UnitScale:
+    frames: float = 1.0
+    resolution: float = 1.0
+    patch_size: int = 14
+
+    def frame(self, count: int) -> int:
+        return max(1, round(count * self.frames))
+
+    def pixels(self, size: int) -> int:
+        return max(self.patch_size, round(size * self.resolution / self.patch_size) * self.patch_size)
+
+    def tokens(self, count: int) -> int:
+        return max(1, round(count * self.frames * self.resolution**2))
+
+
+@dataclass(frozen=True)
+class RunInput:
+    method: str  # fixed | flexible
+    spec: FlexibleSpec  # a fixed input is a spec with one frame count and one resolution
+    image_resolution: int | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    id: str
+    stage: str
+    model: str
+    model_options: Mapping[str, Any]
+    parent: str | None
+    datasets: tuple[str, ...]
+    input: RunInput
+    optim: OptimSettings
+    batch_size: int
+    selector: str = "group_dynamic_l2"
+    method: str | None = None
+    align: bool = False
+    budgets: tuple[int, ...] = ()
+    teacher_budget: int | None = None
+    distill_layers: int = 0
+    freeze: str = "none"
+    head_map: str | None = None  # dataset id whose K710 head rows are reused
+    mix: str = "alternate"
+    augment: Mapping[str, Any] = field(default_factory=dict)
+    heads: tuple[int, ...] = (0,)  # the pooling head / classifier used with each budget (direct: one)
+    num_heads: int = 1
+
+
+def merge(base: Mapping, update: Mapping) -> dict:
+    result = dict(base)
+    for key, value in update.items():
+        result[key] = merge(result[key], value) if isinstance(value, Mapping) and isinstance(result.get(key), Mapping) else value
+    return result
+
+
+def expand(run_id: str, entry: Mapping, recipes: Mapping[str, Mapping], seen: tuple[str, ...] = ()) -> dict:
+    """The run's keys over its recipe chain's."""
+    if "recipe" not in entry:
+        return dict(entry)
+    name = entry["recipe"]
+    if name not in recipes:
+        raise ConfigError(f"runs.{run_id}.recipe: unknown recipe '{name}'; known: {', '.join(recipes)}")
+    if name in seen:
+        raise ConfigError(f"runs.{run_id}.recipe: recipes form a cycle through {' -> '.join((*seen, name))}")
+    base = expand(run_id, recipes[name], recipes, (*seen, name))
+    return merge(base, {key: value for key, value in entry.items() if key != "recipe"})
+
+
+def recipe_chain(entry: Mapping, recipes: Mapping[str, Mapping]) -> list[str]:
+    """The recipes a run builds on, the most general first (`expand` has checked the chain)."""
+    chain = []
+    while "recipe" in entry:
+        chain.append(entry["recipe"])
+        entry = recipes[entry["recipe"]]
+    return chain[::-1]
+
+
+def _values(run_id: str, key: str, value: int | list[int], convert) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (convert(value),)
+    start, stop, step = value
+    if step <= 0 or len(range(start, stop, step)) == 0:
+        raise ConfigError(f"runs.{run_id}.input.{key}: {value} is an empty range ([start, stop, step], stop excluded)")
+    return tuple(dict.fromkeys(convert(item) for item in range(start, stop, step)))
+
+
+def resolve_input(run_id: str, raw: Mapping, scale: UnitScale) -> RunInput:
+    method = raw.get("method", "flexible")
+    for key in ("frames", "resolution"):
+        if key not in raw:
+            raise ConfigError(f"runs.{run_id}.input.{key} is missing; give a value or a [start, stop, step] range")
+    frames = _values(run_id, "frames", raw["frames"], scale.frame)
+    resolutions = _values(run_id, "resolution", raw["resolution"], scale.pixels)
+    if method == "fixed":
+        if len(frames) != 1 or len(resolutions) != 1:
+            raise ConfigError(f"runs.{run_id}.input: a fixed input takes one frame count and one resolution")
+        tokens = frames[0] * (resolutions[0] // scale.patch_size) ** 2
+        threshold = (tokens, tokens)
+    else:
+        if "token_threshold" not in raw:
+            raise ConfigError(f"runs.{run_id}.input.token_threshold is missing for flexible sampling (paper: [2048, 4096])")
+        low, high = raw["token_threshold"]
+        if low <= 0 or high < low:
+            raise ConfigError(f"runs.{run_id}.input.token_threshold: {[low, high]} must be [min, max] with 0 < min <= max")
+        threshold = (scale.tokens(low), scale.tokens(high))
+    try:
+        spec = FlexibleSpec(frames, resolutions, threshold[0], threshold[1], scale.patch_size)
+    except ConfigError as error:
+        raise ConfigError(f"runs.{run_id}.input: {error}") from None
+    image = raw.get("image_resolution")
+    return RunInput(method, spec, scale.pixels(image) if image else None)
+
+
+def resolve_run(
+    run_id: str,
+    entry: Mapping,
+    recipes: Mapping[str, Mapping],
+    roles: Mapping[str, str],
+    corpora: Mapping[str, tuple[str, ...]],
+    models: Mapping[str, str],
+    scale: UnitScale,
+    stage_overrides: Mapping[str, Mapping[str, Any]],
+) -> ResolvedRun:
+    raw = expand(run_id, entry, recipes)
+    stage = raw.get("stage")
+    if stage not in STAGES:
+        raise ConfigError(f"runs.{run_id}.stage: '{stage}' is not one of {STAGES} (set it in the run or its recipe)")
+    alias = raw.get("model")
+    if alias not in models:
+        raise ConfigError(f"runs.{run_id}.model: size alias '{alias}' is not in the config's `models` ({', '.join(models)})")
+    overrides: dict[str, Any] = {}
+    for key in (stage, *recipe_chain(entry, recipes)):  # the stage's, then each recipe's, more specific last
+        overrides = merge(overrides, stage_overrides.get(key, {}))
+    optim_raw = merge(
+        raw.get("optim", {}), {key: overrides[key] for key in ("epochs", "batch_size", "lr", "warmup_epochs") if key in overrides}
+    )
+    missing = [key for key in ("lr", "weight_decay", "epochs", "batch_size") if key not in optim_raw]
+    if missing:
+        raise ConfigError(f"runs.{run_id}.optim: missing {missing}")
+    optim = OptimSettings(
+        lr=float(optim_raw["lr"]),
+        weight_decay=float(optim_raw["weight_decay"]),
+        betas=tuple(optim_raw.get("betas", (0.9, 0.999))),
+        layer_decay=optim_raw.get("layer_decay"),
+        epochs=float(optim_raw["epochs"]),
+        warmup_epochs=float(optim_raw.get("warmup_epochs", 0.0)),
+        clip_grad=optim_raw.get("clip_grad"),
+    )
+    datasets = _datasets(run_id, stage, raw.get("data", {}), roles, corpora)
+    options = dict(raw.get("model_options", {}))
+    switches = {}
+    if options.pop("plain_vit", False):
+        switches = {"dual_patch_norm": False, "global_pe": False, "local_pe": False, "output_heads": 1}
+    switches.update({key: options.pop(key) for key in MODEL_SWITCHES if key in options})
+    method = raw.get("method")
+    budgets = tuple(scale.tokens(b) for b in raw.get("budgets", ()))
+    heads = switches.get("output_heads", SIZES[models[alias]].output_heads)
+    selector = raw.get("selector", "group_dynamic_l2")
+    if selector not in SELECTOR_NAMES:
+        raise ConfigError(f"runs.{run_id}.selector: unknown selector '{selector}'; known: {', '.join(SELECTOR_NAMES)}")
+    if stage == "finetune":
+        if method not in ("direct", "single", "multi"):
+            raise ConfigError(f"runs.{run_id}.method must be direct, single or multi for fine-tuning")
+        if method == "multi" and len(budgets) != 3:
+            raise ConfigError(f"runs.{run_id}.budgets: Flux-Multi takes three budgets (paper: [3072, 2048, 1024])")
+        if method == "multi" and heads < 3:
+            raise ConfigError(f"runs.{run_id}: Flux-Multi needs three output heads (model_options.output_heads: 3)")
+        if method == "single" and len(budgets) != 1:
+            raise ConfigError(f"runs.{run_id}.budgets: Flux-Single takes one budget")
+    run_input = resolve_input(run_id, raw.get("input", {}), scale)
+    head_budgets = tuple(scale.tokens(b) for b in HEAD_BUDGETS)
+
+    def head_for(budget: int, position: int) -> int:
+        if heads == 1:
+            return 0
+        return head_budgets.index(budget) if budget in head_budgets else min(position, heads - 1)
+
+    if method == "direct":
+        budgets = ()
+    if stage == "umt" or method == "multi":  # one head per budget, in order (Flux-Multi: 3072, 2048, 1024 -> 0, 1, 2)
+        run_heads = tuple(min(position, heads - 1) for position in range(len(budgets)))
+    elif budgets:
+        run_heads = tuple(head_for(budget, position) for position, budget in enumerate(budgets))
+    else:  # a fixed input is served by the head of its token count
+        spec = run_input.spec
+        run_heads = (head_for(spec.tokens(spec.frames[0], spec.resolutions[0]), 0),)
+    head_map_role = raw.get("head_map")
+    if head_map_role is not None and head_map_role not in roles:
+        raise ConfigError(f"runs.{run_id}.head_map: role '{head_map_role}' is not bound under `roles`")
+    return ResolvedRun(
+        id=run_id,
+        stage=stage,
+        model=models[alias],
+        model_options={**switches, **options},
+        parent=raw.get("parent"),
+        datasets=datasets,
+        input=run_input,
+        optim=optim,
+        batch_size=int(optim_raw["batch_size"]),
+        selector=selector,
+        method=method,
+        align=bool(raw.get("align", False)),
+        budgets=budgets,
+        teacher_budget=scale.tokens(raw["teacher_budget"]) if "teacher_budget" in raw else None,
+        distill_layers=int(overrides.get("distill_layers", raw.get("distill_layers", 0))),
+        freeze=raw.get("freeze", "none"),
+        head_map=roles[head_map_role] if head_map_role else None,
+        mix=raw.get("data", {}).get("mix", "alternate"),
+        augment=merge(raw.get("augment", {}), overrides.get("augment", {})),
+        heads=run_heads,
+        num_heads=heads,
+    )
+
+
+def _datasets(
+    run_id: str, stage: str, data: Mapping, roles: Mapping[str, str], corpora: Mapping[str, tuple[str, ...]]
+) -> tuple[str, ...]:
+    if "corpus" in data:
+        corpus = data["corpus"]
+        if corpus not in corpora:
+            raise ConfigError(f"runs.{run_id}.data.corpus: '{corpus}' is not in the config's `corpora` ({', '.join(corpora)})")
+        wanted = list(corpora[corpus])
+    elif "role" in data:
+        wanted = [data["role"]]
+    else:
+        wanted = list(data.get("roles", ()))
+    if not wanted:
+        raise ConfigError(f"runs.{run_id}.data: name a role, roles or a corpus")
+    unbound = [role for role in wanted if role not in roles]
+    if unbound:
+        raise ConfigError(f"runs.{run_id}.data: role(s) {unbound} are not bound under `roles` in this configuration")
+    if stage == "finetune" and len(wanted) != 1:
+        raise ConfigError(f"runs.{run_id}.data: fine-tuning takes one dataset role")
+    return tuple(dict.fromkeys(roles[role] for role in wanted))
+
+
+def resolve_runs(document: Mapping, **context: Any) -> dict[str, ResolvedRun]:
+    recipes, runs = document["recipes"], document["runs"]
+    unknown = [key for key in context.get("stage_overrides", {}) if key not in STAGES and key not in recipes]
+    if unknown:
+        raise ConfigError(
+            f"training.stages: {unknown} are neither stages ({', '.join(STAGES)}) "
+            f"nor recipes of the runs file ({', '.join(recipes)})"
+        )
+    resolved = {run_id: resolve_run(run_id, entry, recipes, **context) for run_id, entry in runs.items()}
+    for run in resolved.values():
+        if run.parent is not None and run.parent not in resolved:
+            raise ConfigError(f"runs.{run.id}.parent: unknown run '{run.parent}'")
+    state: dict[str, str] = {}
+
+    def visit(run_id: str, path: tuple[str, ...]) -> None:
+        if state.get(run_id) == "done":
+            return
+        if state.get(run_id) == "active":
+            raise ConfigError(f"runs: parents form a cycle: {' -> '.join((*path, run_id))}")
+        state[run_id] = "active"
+        if resolved[run_id].parent:
+            visit(resolved[run_id].parent, (*path, run_id))
+        state[run_id] = "done"
+
+    for run_id in resolved:
+        visit(run_id, ())
+    return resolved
+
+
+def run_to_dict(run: ResolvedRun) -> dict[str, Any]:
+    """JSON-able form of a resolved run, as job specs carry it."""
+    from dataclasses import asdict
+
+    data = asdict(run)
+    data["input"]["spec"] = {
+        "frames": list(run.input.spec.frames),
+        "resolutions": list(run.input.spec.resolutions),
+        "token_min": run.input.spec.token_min,
+        "token_max": run.input.spec.token_max,
+        "patch_size": run.input.spec.patch_size,
+    }
+    data["optim"]["betas"] = list(run.optim.betas)
+    return data
+
+
+def run_from_dict(data: Mapping[str, Any]) -> ResolvedRun:
+    spec = data["input"]["spec"]
+    run_input = RunInput(
+        data["input"]["method"],
+        FlexibleSpec(tuple(spec["frames"]), tuple(spec["resolutions"]), spec["token_min"], spec["token_max"], spec["patch_size"]),
+        data["input"]["image_resolution"],
+    )
+    optim = OptimSettings(**{**data["optim"], "betas": tuple(data["optim"]["betas"])})
+    fields = {key: value for key, value in data.items() if key not in ("input", "optim")}
+    for key in ("datasets", "budgets", "heads"):
+        fields[key] = tuple(fields[key])
+    return ResolvedRun(**fields, input=run_input, optim=optim)

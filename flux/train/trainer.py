@@ -1,0 +1,580 @@
+"""The one training loop, for every stage: data, model, objective, optimiser, checkpoints, resume, metrics.
+
+A run writes its resume state (model, optimiser, schedule, RNG states, sampler position, step) atomically
+every `checkpoint_every` steps under `results/state/<run>/` (outside the rule's outputs, which Snakemake
+deletes before a rerun); a restarted job continues from it and ends with the same weights as an
+uninterrupted run (CPU, single process). The rule's outputs are written at the end: `final.pt` (weights and
+metadata), `final.json` (summary and provenance) and `metrics.jsonl` (per step: losses, lr, gradient norms
+per module, tokens/s). A NaN or infinite loss saves the state and stops the run with the step number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from flux.data.datasets import ImageText, KeyedConcat, VideoClassification, VideoClips, VideoText
+from flux.data.index import read_manifest
+from flux.data.sampling import FlexibleBatchSampler, FlexibleSpec
+from flux.data.transforms import TrainTransform
+from flux.errors import FluxError
+from flux.io import atomic_path, atomic_write_json, atomic_write_text
+from flux.models.checkpoint import load_checkpoint, read_state_dict
+from flux.models.fluxvit import DistillHeads, FluxViT, build_model
+from flux.models.text import TextEncoder, TinyTextConfig, TinyTextEncoder, WordTokenizer, build_text_encoder
+from flux.provenance import provenance
+from flux.train.distributed import Topology, device_for, init_process_group, topology_from_env
+from flux.train.objectives import Classification, Distillation, Objective, VideoTextContrastive
+from flux.train.optim import build_optimizer, build_scheduler, grad_norms
+from flux.train.runs import ResolvedRun, run_from_dict
+
+logger = logging.getLogger(__name__)
+
+GRADIENT_GROUPS = {
+    "patch_embed": ("patch_embed.",),
+    "position": ("pos_embed", "gpe_proj.", "cls_token"),
+    "blocks": ("blocks.",),
+    "attention_pooling": ("clip_projector.",),
+    "classifier": ("head.", "fc_norm."),
+    "projectors": ("final_clip_decoder_for_projs.", "clip_decoder.", "final_clip_decoder.", "vision_proj."),
+}
+
+
+class TrainingError(FluxError):
+    """Training cannot go on (a non-finite loss, a missing parent checkpoint, ...)."""
+
+
+# ------------------------------------------------------------------------------------------- data
+@dataclass
+class Source:
+    """One stream of batches: a dataset and its (flexible or fixed-shape) batch sampler."""
+
+    name: str
+    dataset: Any
+    sampler: FlexibleBatchSampler
+
+
+def _transform(run: ResolvedRun, allow_flip: bool) -> TrainTransform:
+    augment = run.augment
+    crop = augment.get("crop", "random_resized")
+    options: dict[str, Any] = {"crop": crop, "flip": allow_flip, "rand_augment": augment.get("rand_augment")}
+    if crop == "random_resized" and "scale" in augment:
+        options["scale"] = tuple(augment["scale"])
+    if crop == "multi_scale" and "scales" in augment:
+        options["scales"] = tuple(augment["scales"])
+    return TrainTransform(**options)
+
+
+def build_sources(run: ResolvedRun, job: dict, topology: Topology) -> tuple[list[Source], dict]:
+    """Datasets and samplers of a run; also returns dataset facts (classes) the model needs."""
+    data_dir = Path(job["data_dir"])
+    seed = job["seed"]
+    manifests = {dataset: Path(path) for dataset, path in job["manifests"].items()}
+    infos = {dataset: read_manifest(path)[1] for dataset, path in manifests.items()}
+    common = {"data_dir": data_dir, "split": "train", "train": True, "seed": seed}
+
+    per_rank = max(1, run.batch_size // topology.world_size)  # the settings tables give global batch sizes
+
+    def sampler(size: int, spec: FlexibleSpec) -> FlexibleBatchSampler:
+        return FlexibleBatchSampler(size, per_rank, spec, seed, topology.rank, topology.world_size)
+
+    if run.stage == "finetune":
+        (dataset_id,) = run.datasets
+        info = infos[dataset_id]
+        dataset = VideoClassification(manifests[dataset_id], train_transform=_transform(run, info.allow_flip), **common)
+        facts = {"num_classes": dataset.num_classes, "class_names": list(info.class_names or []), "dataset": dataset_id}
+        return [Source(dataset_id, dataset, sampler(len(dataset), run.input.spec))], facts
+    if run.stage == "umt":
+        parts = [VideoClips(manifests[d], train_transform=_transform(run, infos[d].allow_flip), **common) for d in run.datasets]
+        dataset = KeyedConcat(parts)
+        return [Source("videos", dataset, sampler(len(dataset), run.input.spec))], {"num_classes": 0}
+    # teacher and clip: caption datasets, videos and images in separate streams
+    videos = [d for d in run.datasets if infos[d].modality == "video"]
+    images = [d for d in run.datasets if infos[d].modality == "image"]
+    sources = []
+    if videos:
+        parts = [VideoText(manifests[d], train_transform=_transform(run, infos[d].allow_flip), **common) for d in videos]
+        dataset = KeyedConcat(parts)
+        sources.append(Source("videos", dataset, sampler(len(dataset), run.input.spec)))
+    if images:
+        resolution = run.input.image_resolution or max(run.input.spec.resolutions)
+        parts = [ImageText(manifests[d], train_transform=_transform(run, infos[d].allow_flip), **common) for d in images]
+        dataset = KeyedConcat(parts)
+        image_spec = FlexibleSpec((1,), (resolution,), 1, (resolution // 14) ** 2, 14)
+        sources.append(Source("images", dataset, sampler(len(dataset), image_spec)))
+    captions = [caption for d in run.datasets for caption in read_manifest(manifests[d])[0]["captions"].explode().dropna()]
+    return sources, {"num_classes": 0, "captions": captions}
+
+
+def epoch_schedule(sources: list[Source], epoch: int, seed: int, mix: str) -> list[int]:
+    """Which source each step of an epoch draws from: alternating (then the rest of the longer one), or
+    shuffled in proportion to their sizes."""
+    counts = [len(source.sampler) for source in sources]
+    if mix == "proportional":
+        order = [index for index, count in enumerate(counts) for _ in range(count)]
+        return np.random.default_rng((seed, epoch, 7)).permutation(order).tolist()
+    order, remaining = [], list(counts)
+    while any(remaining):
+        for index, left in enumerate(remaining):
+            if left:
+                order.append(index)
+                remaining[index] -= 1
+    return order
+
+
+# ------------------------------------------------------------------------------------------- models
+def _checkpoint(path: str | None, what: str) -> dict:
+    if not path:
+        raise TrainingError(f"{what} checkpoint is not set")
+    if not Path(path).is_file():
+        raise TrainingError(f"{what} checkpoint {path} does not exist; train that run first (snakemake {path})")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_text_encoder(payload: dict) -> TinyTextEncoder:
+    """The tiny text tower saved with the teacher (or a Flux-CLIP run): config, tokenizer and weights."""
+    text = payload.get("text")
+    if not text:
+        raise TrainingError("the checkpoint carries no text tower; set teacher.text_encoder to a local encoder")
+    encoder = TinyTextEncoder(TinyTextConfig(**text["config"]), WordTokenizer.from_dict(text["tokenizer"]))
+    encoder.load_state_dict(text["state"])
+    return encoder
+
+
+def text_payload(encoder: TextEncoder) -> dict | None:
+    if not isinstance(encoder, TinyTextEncoder):
+        return None
+    from dataclasses import asdict
+
+    return {"config": asdict(encoder.config), "tokenizer": encoder.tokenizer.to_dict(), "state": encoder.state_dict()}
+
+
+def build_text(run: ResolvedRun, job: dict, captions: list[str]) -> TextEncoder:
+    if run.stage == "teacher":
+        return build_text_encoder("tiny", corpus=captions, seed=job["seed"])
+    if job.get("text_encoder"):
+        return build_text_encoder("huggingface", path=job["text_encoder"])
+    parent = _checkpoint(job.get("parent_checkpoint"), "parent")
+    if parent.get("text"):
+        return load_text_encoder(parent)
+    return load_text_encoder(_checkpoint(job.get("teacher_checkpoint"), "teacher"))
+
+
+def load_teacher(job: dict) -> FluxViT:
+    payload = _checkpoint(job["teacher_checkpoint"], "teacher")
+    metadata = payload["metadata"]
+    teacher = build_model(metadata["model"], num_classes=metadata.get("num_classes", 0), **metadata.get("model_switches", {}))
+    load_checkpoint(teacher, payload)
+    return teacher
+
+
+def build_student(run: ResolvedRun, job: dict, facts: dict, text_dim: int | None, teacher: FluxViT | None) -> FluxViT:
+    options = dict(run.model_options)
+    distill = None
+    if teacher is not None:
+        distill = DistillHeads(max(run.distill_layers, 1), teacher.size.embed_dim, teacher.size.clip_dim)
+    model = build_model(
+        run.model, num_classes=facts["num_classes"], distill=distill, text_dim=text_dim, selector=run.selector, **options
+    )
+    if run.parent:
+        payload = _checkpoint(job["parent_checkpoint"], f"parent run '{run.parent}'")
+        state = dict(payload["model"])
+        own = model.state_dict()
+        index_map = None
+        if run.head_map:
+            index_map = json.loads(Path(job["head_map"]).read_text())[job["head_map_key"]]
+        for key in [k for k in state if k.split(".")[0] == "head"]:
+            if index_map is None and key in own and own[key].shape != state[key].shape:
+                state.pop(key)  # a new label set: the classifier starts afresh
+        report = load_checkpoint(model, {"model": state}, class_index_map=index_map)
+        logger.info("%s: initialised from %s\n%s", run.id, run.parent, report)
+    return model
+
+
+def build_objective(run: ResolvedRun, facts: dict, text: TextEncoder | None, teacher: FluxViT | None) -> Objective:
+    if run.stage == "finetune":
+        return Classification(run, facts["num_classes"])
+    if run.stage == "umt":
+        return Distillation(run, teacher)
+    return VideoTextContrastive(run, text, train_text=run.stage == "teacher" or run.freeze == "none")
+
+
+class TrainedModules(nn.ModuleDict):
+    """The vision model and the objective's own modules (text tower, temperature) as one module, for the
+    optimiser and the resume state. timm's optimiser factory reads `group_matcher` (layer-wise lr decay) and
+    `no_weight_decay` from the module it is given: they are the model's, under its `model.` prefix; the
+    objective's modules fall in the last layer group (with the heads)."""
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        def prefixed(pattern: str) -> str:
+            return pattern.replace("^", r"^model\.")
+
+        return {
+            group: prefixed(rule) if isinstance(rule, str) else [(prefixed(pattern), order) for pattern, order in rule]
+            for group, rule in self["model"].group_matcher(coarse).items()
+        }
+
+    def no_weight_decay(self) -> set[str]:
+        return {f"model.{name}" for name in self["model"].no_weight_decay()}
+
+
+# ------------------------------------------------------------------------------------------- backends
+class TorchBackend:
+    """Plain PyTorch (single process or DDP): backward, optional clipping, optimiser step."""
+
+    def __init__(self, modules: nn.Module, optimizer: torch.optim.Optimizer, clip_grad: float | None) -> None:
+        self.modules, self.optimizer, self.clip_grad = modules, optimizer, clip_grad
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+
+    def step(self) -> None:
+        if self.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self.modules.parameters(), self.clip_grad)
+        self.optimizer.step()
+
+    collective_state_dict = False
+
+    def full_grad(self, parameter: torch.Tensor) -> torch.Tensor | None:
+        return parameter.grad
+
+    def state_dict(self, local: bool = False) -> dict:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def build_backend(job: dict, modules: nn.Module, optimizer: torch.optim.Optimizer, run: ResolvedRun, topology: Topology):
+    if job.get("backend", "torch") == "deepspeed":
+        from flux.train.deepspeed_backend import DeepSpeedBackend
+
+        return DeepSpeedBackend(modules, optimizer, run, job, topology)
+    return TorchBackend(modules, optimizer, run.optim.clip_grad)
+
+
+# ------------------------------------------------------------------------------------------- loop
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+class Trainer:
+    def __init__(
+        self, run: ResolvedRun, job: dict, model: FluxViT, objective: Objective, sources: list[Source], topology: Topology
+    ) -> None:
+        self.run, self.job, self.topology = run, job, topology
+        self.device = device_for(topology)
+        self.model = model.to(self.device)
+        self.objective = objective
+        objective.setup(self.model)
+        objective.extra_modules.to(self.device)
+        if run.stage == "umt":
+            objective.teacher.to(self.device)
+        self.modules = TrainedModules({"model": self.model, "extra": objective.extra_modules})
+        self.sources = sources
+        self.steps_per_epoch = sum(len(source.sampler) for source in sources)
+        if self.steps_per_epoch == 0:
+            raise TrainingError(f"{run.id}: no full batch of {run.batch_size} in the training data; lower the batch size")
+        self.optimizer = build_optimizer(self.modules, run.optim)
+        self.scheduler = build_scheduler(self.optimizer, run.optim, self.steps_per_epoch)
+        self.epochs = max(1, round(run.optim.epochs))
+        self.total_steps = max(1, round(run.optim.epochs * self.steps_per_epoch))
+        self.state_dir = Path(job["state_dir"])
+        self.metrics_path = self.state_dir / "metrics.jsonl"
+        self.autocast = self.device.type == "cuda" and job["precision"] in ("auto", "bf16")
+        self.step = 0
+        self.epoch = 0
+        self.epoch_step = 0
+        self.backend = build_backend(job, self.modules, self.optimizer, run, topology)
+        self.wrapped = self.model if job.get("backend", "torch") == "deepspeed" else self._distributed(self.model)
+
+    def _distributed(self, model: nn.Module) -> nn.Module:
+        if not self.topology.distributed:
+            return model
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
+
+    # -- state ------------------------------------------------------------------------------------
+    def state(self, local: bool = False) -> dict:
+        return {
+            "modules": self.modules.state_dict(),
+            "backend": self.backend.state_dict(local=local),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "epoch_step": self.epoch_step,
+            "rng": rng_state(),
+        }
+
+    def save_state(self, name: str = "latest.pt", local: bool = False) -> Path:
+        """Rank 0 writes; under ZeRO the optimiser state is gathered from every rank first (all must call).
+        `local`: this rank's view only (a non-finite loss may be seen by one rank alone: for inspection)."""
+        path = self.state_dir / name
+        collective = self.backend.collective_state_dict and not local
+        state = self.state(local=local) if (collective or self.topology.is_main or local) else None
+        if self.topology.is_main or local:
+            with atomic_path(path) as temporary:
+                torch.save(state, temporary)
+        return path
+
+    def resume(self) -> bool:
+        path = self.state_dir / "latest.pt"
+        if not path.is_file():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states are numpy objects
+        self.modules.load_state_dict(state["modules"])
+        self.backend.load_state_dict(state["backend"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch, self.epoch_step = state["step"], state["epoch"], state["epoch_step"]
+        set_rng_state(state["rng"])
+        if self.metrics_path.is_file():  # steps logged after the saved state will be logged again
+            kept = [
+                line
+                for line in self.metrics_path.read_text(encoding="utf-8").splitlines()
+                if json.loads(line)["step"] <= self.step
+            ]
+            atomic_write_text(self.metrics_path, "".join(f"{line}\n" for line in kept))
+        logger.info("%s: resumed from step %d (epoch %d, batch %d)", self.run.id, self.step, self.epoch, self.epoch_step)
+        return True
+
+    # -- batches ----------------------------------------------------------------------------------
+    def _loader(self, source: Source, epoch: int, index: int) -> DataLoader:
+        # its own generator: creating a loader iterator draws a base seed, which from the global generator
+        # would shift dropout's random stream when a resumed run creates it mid-epoch
+        generator = torch.Generator().manual_seed(self.job["seed"] * 1_000_003 + epoch * 101 + index)
+        return DataLoader(
+            source.dataset,
+            batch_sampler=source.sampler,
+            num_workers=self.job["workers"],
+            persistent_workers=False,
+            generator=generator,
+        )
+
+    def batches(self, epoch: int, skip: int) -> Iterator[dict]:
+        """The epoch's batches in schedule order, the first `skip` of them skipped (resume)."""
+        order = epoch_schedule(self.sources, epoch, self.job["seed"], self.run.mix)
+        done = [order[:skip].count(index) for index in range(len(self.sources))]
+        iterators = []
+        for index, source in enumerate(self.sources):
+            source.dataset.set_epoch(epoch)
+            source.sampler.set_epoch(epoch)
+            source.sampler.load_state_dict({"epoch": epoch, "batches_done": done[index]})
+            iterators.append(iter(self._loader(source, epoch, index)))
+        for index in order[skip:]:
+            yield next(iterators[index])
+
+    def _to_device(self, batch: dict) -> dict:
+        return {
+            key: value.to(self.device, non_blocking=True) if torch.is_tensor(value) else value for key, value in batch.items()
+        }
+
+    # -- loop -------------------------------------------------------------------------------------
+    def fit(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self.resume():
+            self.metrics_path.unlink(missing_ok=True)
+        self.modules.train()
+        progress = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc=self.run.id,
+            unit="step",
+            disable=not self.topology.is_main,
+            mininterval=5,
+        )
+        checkpoint_every, log_every = self.job["checkpoint_every"], self.job["log_every"]
+        while self.step < self.total_steps:
+            started = time.perf_counter()
+            for batch in self.batches(self.epoch, self.epoch_step):
+                if self.step >= self.total_steps:
+                    break
+                record = self.train_step(self._to_device(batch))
+                self.epoch_step += 1
+                self.step += 1
+                record.update(step=self.step, epoch=self.epoch, seconds=round(time.perf_counter() - started, 4))
+                started = time.perf_counter()
+                if self.topology.is_main and (self.step % log_every == 0 or self.step == self.total_steps):
+                    with open(self.metrics_path, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                if self.step % checkpoint_every == 0:
+                    self.save_state()
+                progress.update(1)
+                progress.set_postfix(loss=f"{record['loss']:.4f}")
+            else:
+                self.epoch += 1
+                self.epoch_step = 0
+        progress.close()
+
+    def train_step(self, batch: dict) -> dict:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            loss, components = self.objective(self.wrapped, batch)
+        if not torch.isfinite(loss):
+            path = self.save_state(f"nonfinite-step{self.step + 1}-rank{self.topology.rank}.pt", local=True)
+            raise TrainingError(f"{self.run.id}: loss is {float(loss)} at step {self.step + 1}; the state is saved in {path}")
+        self.backend.backward(loss)
+        norms = grad_norms(self.model, GRADIENT_GROUPS, self.backend.full_grad)  # before clipping: what the supp figures plot
+        self.backend.step()
+        self.scheduler.step_update(self.step + 1)
+        tokens = self.objective.tokens_in(batch)
+        return {
+            "loss": float(loss.detach()),
+            **components,
+            "lr": max(group["lr"] for group in self.optimizer.param_groups),
+            "grad_norm": norms,
+            "tokens": tokens,
+            "frames": int(batch["video"].shape[2]),
+            "resolution": int(batch["video"].shape[-1]),
+        }
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+def validation_accuracy(model: FluxViT, run: ResolvedRun, job: dict, device: torch.device) -> dict | None:
+    """Top-1 on the validation split, one centre clip and crop, at the run's reference input (the paper's
+    8 x 224^2 in this configuration's units, cut to its budget): a check that training learned, not the
+    paper's protocol (that is the evaluation rules' job)."""
+    if run.stage != "finetune" or not job.get("val_manifest"):
+        return None
+    frames, resolution = job["reference_input"]
+    splits = set(read_manifest(Path(job["val_manifest"]))[0]["split"])
+    split = "val" if "val" in splits else "test" if "test" in splits else None
+    if split is None:
+        return None
+    dataset = VideoClassification(
+        Path(job["val_manifest"]), Path(job["data_dir"]), split, train=False, frames=frames, resolution=resolution
+    )
+    reference = 1 if run.method == "multi" else 0  # Flux-Multi: the 2048-token head
+    head = run.heads[reference]
+    budget = run.budgets[reference] if run.budgets else None
+    correct = total = invalid = 0
+    model.eval()
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=8):
+            logits = model(batch["video"].to(device), budget=budget, head=head)
+            valid = batch["valid"]
+            invalid += int((~valid).sum())
+            correct += int(((logits.argmax(-1).cpu() == batch["label"]) & valid).sum())
+            total += len(valid)
+    return {
+        "split": split,
+        "top1": correct / total if total else 0.0,
+        "videos": total,
+        "undecodable": invalid,
+        "chance": 1 / max(1, model.num_classes),
+        "input": [frames, resolution],
+        "budget": budget,
+        "head": head,
+    }
+
+
+# ------------------------------------------------------------------------------------------- entry
+def save_final(run: ResolvedRun, job: dict, model: FluxViT, objective: Objective | None, facts: dict, summary: dict) -> None:
+    out = Path(job["checkpoint"])
+    switches = {
+        key: value
+        for key, value in run.model_options.items()
+        if key in ("dual_patch_norm", "global_pe", "local_pe", "rope", "output_heads")
+    }
+    payload: dict[str, Any] = {
+        # fp32 whatever the training precision (DeepSpeed bf16 keeps its master weights in the optimiser)
+        "model": {key: value.float() if value.is_floating_point() else value for key, value in model.state_dict().items()},
+        "metadata": {
+            "run": run.id,
+            "stage": run.stage,
+            "model": run.model,
+            "model_switches": switches,
+            "num_classes": facts.get("num_classes", 0),
+            "class_names": facts.get("class_names", []),
+            "selector": run.selector,
+        },
+    }
+    if objective is not None and "text" in objective.extra_modules:
+        payload["text"] = text_payload(objective.extra_modules["text"])
+        payload["logit_scale"] = float(objective.extra_modules["logit_scale"]())
+    with atomic_path(out) as temporary:
+        torch.save(payload, temporary)
+    metrics = Path(job["state_dir"]) / "metrics.jsonl"
+    atomic_write_text(Path(job["metrics"]), metrics.read_text(encoding="utf-8") if metrics.is_file() else "")
+    atomic_write_json(Path(job["summary"]), {**summary, "provenance": provenance(job["config_digest"], job["seed"])})
+
+
+def import_teacher(run: ResolvedRun, job: dict) -> None:
+    """Paper scale: the teacher is the released InternVideo2-1B; check it loads into the architecture and
+    write it in this pipeline's checkpoint format."""
+    model = build_model(run.model, num_classes=0)
+    grid = tuple(job["teacher_grid"]) if job.get("teacher_grid") else None
+    report = load_checkpoint(model, read_state_dict(Path(job["teacher_weights"])), grid=grid)
+    if report.missing:
+        raise TrainingError(f"teacher weights {job['teacher_weights']} lack parts of {run.model}:\n{report}")
+    save_final(
+        run, job, model, None, {"num_classes": 0}, {"run": run.id, "imported": job["teacher_weights"], "load_report": str(report)}
+    )
+
+
+def run(job: dict) -> None:
+    """`flux train`: one run from its spec."""
+    training = run_from_dict(job["run"])
+    topology = topology_from_env()
+    device = device_for(topology)
+    init_process_group(topology, device)
+    seed_everything(job["seed"] + topology.rank)
+    torch.set_num_threads(max(1, job.get("threads", 1)))
+    if training.stage == "teacher" and job.get("teacher_weights"):
+        import_teacher(training, job)
+        return
+    sources, facts = build_sources(training, job, topology)
+    teacher = load_teacher(job) if training.stage == "umt" else None
+    text = build_text(training, job, facts.get("captions", [])) if training.stage in ("teacher", "clip") else None
+    model = build_student(training, job, facts, text.embed_dim if text else None, teacher)
+    objective = build_objective(training, facts, text, teacher)
+    trainer = Trainer(training, job, model, objective, sources, topology)
+    started = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - started
+    if topology.is_main:
+        records = (
+            [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()] if trainer.metrics_path.is_file() else []
+        )
+        logged_seconds = sum(record["seconds"] for record in records)
+        summary = {
+            "run": training.id,
+            "stage": training.stage,
+            "steps": trainer.step,
+            "epochs": trainer.epochs,
+            "train_seconds": round(seconds, 2),
+            # measured on the logged steps (every `log_every`-th): tokens through the model per second of step time
+            "tokens_per_second": round(sum(r["tokens"] for r in records) / logged_seconds, 1) if logged_seconds else None,
+            "final_loss": records[-1]["loss"] if records else None,
+            "validation": validation_accuracy(model, training, job, device),
+        }
+        save_final(training, job, model, objective, facts, summary)
+        logger.info("%s: %s", training.id, json.dumps({k: v for k, v in summary.items() if k != "validation"}))
+        if summary["validation"]:
+            logger.info("%s: validation %s", training.id, summary["validation"])
+    if topology.distributed:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

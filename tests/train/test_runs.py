@@ -1,0 +1,128 @@
+"""Run resolution: recipes, unit scaling, heads per budget, config errors naming the run and key."""
+
+import pytest
+import yaml
+
+from flux.config import load_config
+from flux.errors import ConfigError
+from flux.train.runs import UnitScale, expand, run_from_dict, run_to_dict
+from tests.paths import REPO
+
+
+@pytest.fixture(autouse=True)
+def in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+def test_unit_scale_by_hand():
+    scale = UnitScale(frames=0.5, resolution=0.5)
+    # 8 x 224^2 = 8 x 16^2 = 2048 tokens -> 4 x 112^2 = 4 x 8^2 = 256 = 2048 / 8
+    assert (scale.frame(8), scale.pixels(224), scale.tokens(2048)) == (4, 112, 256)
+    assert scale.pixels(168) == 84 and scale.pixels(280) == 140 and scale.tokens(3072) == 384
+
+
+def test_recipes_chain_and_runs_override():
+    recipes = {"base": {"stage": "umt", "optim": {"lr": 1.0, "epochs": 10}}, "short": {"recipe": "base", "optim": {"epochs": 2}}}
+    assert expand("r", {"recipe": "short", "optim": {"lr": 3.0}}, recipes) == {"stage": "umt", "optim": {"lr": 3.0, "epochs": 2}}
+    with pytest.raises(ConfigError, match="runs.r.recipe: unknown recipe 'nope'"):
+        expand("r", {"recipe": "nope"}, recipes)
+    with pytest.raises(ConfigError, match="cycle"):
+        expand("r", {"recipe": "a"}, {"a": {"recipe": "b"}, "b": {"recipe": "a"}})
+
+
+def test_paper_and_tiny_resolutions_of_one_run():
+    paper = load_config([REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml"]).runs["k400_s"]
+    tiny = load_config([REPO / "config" / "config.yaml"]).runs["k400_s"]
+    # supp Table 6: K400 stage of FluxViT-S after K710, 5 epochs, batch 512, lr 2e-4, layer decay 0.75
+    assert (paper.model, paper.optim.epochs, paper.batch_size, paper.optim.lr, paper.optim.layer_decay) == (
+        "fluxvit_s",
+        5,
+        512,
+        2e-4,
+        0.75,
+    )
+    assert paper.budgets == (3072, 2048, 1024) and paper.heads == (0, 1, 2) and paper.method == "multi" and paper.align
+    assert (paper.input.spec.token_min, paper.input.spec.token_max) == (2048, 4096)
+    assert paper.input.spec.frames == tuple(range(4, 26, 2)) and paper.input.spec.resolutions == (168, 196, 224, 252)
+    assert paper.datasets == ("kinetics400",) and paper.head_map == "kinetics710" and paper.parent == "k710_s"
+    # tiny: frames / 2, pixels / 4, tokens / 32; 196 and 252 px round to 56 (4 patches), so two resolutions
+    assert tiny.model == "fluxvit_tiny" and tiny.budgets == (96, 64, 32) and tiny.datasets == ("synth_k400",)
+    assert tiny.input.spec.resolutions == (42, 56) and (tiny.input.spec.token_min, tiny.input.spec.token_max) == (64, 128)
+
+
+def test_config_replacements_by_stage_then_recipe(tmp_path):
+    """config/config.yaml: finetune (6 epochs, batch 8, light augmentation), then ablation_finetune (3 epochs)."""
+    runs = load_config([REPO / "config" / "config.yaml"]).runs
+    main, ablation = runs["k400_s"], runs["ft_flux_single_k400"]
+    assert (main.optim.epochs, main.batch_size, ablation.optim.epochs, ablation.batch_size) == (6, 8, 3, 8)
+    for run in (main, ablation):  # the stage's augmentation merged over the recipe's
+        assert run.augment["mixup"] == 0.0 and run.augment["rand_augment"] is None and run.augment["scale"] == [0.5, 1.0]
+        assert run.augment["crop"] == "random_resized"
+    assert runs["umt_s"].optim.epochs == 2 and runs["pt_vit_random"].optim.epochs == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"training": {"stages": {"finetuning": {"epochs": 1}}}}))
+    with pytest.raises(ConfigError, match=r"training.stages: \['finetuning'\] are neither stages"):
+        load_config([REPO / "config" / "config.yaml", bad])
+
+
+def test_heads_follow_the_budgets():
+    runs = load_config([REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml"]).runs
+    assert runs["ft_flux_single_k400"].heads == (1,)  # Flux-Single at 2048 uses the 2048-token head
+    assert runs["t1_direct8"].budgets == () and runs["t1_direct8"].heads == (0,)  # one-head plain ViT
+    assert runs["ft_flux_vanilla_k400"].heads == (1,)  # a fixed 8x224^2 input is 2048 tokens
+    assert runs["umt_s"].heads == (0, 1, 2) and runs["umt_s"].teacher_budget == 2048
+    assert runs["pt_vit_gpe"].model_options["global_pe"] and not runs["pt_vit_gpe"].model_options["local_pe"]
+
+
+def test_every_run_round_trips_through_a_job_spec():
+    for run in load_config([REPO / "config" / "config.yaml"]).runs.values():
+        assert run_from_dict(run_to_dict(run)) == run
+
+
+def bad_runs(tmp_path, change) -> str:
+    document = yaml.safe_load((REPO / "config" / "runs.yaml").read_text())
+    change(document)
+    path = tmp_path / "runs.yaml"
+    path.write_text(yaml.safe_dump(document))
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({"runs_file": str(path)}))
+    with pytest.raises(ConfigError) as error:
+        load_config([REPO / "config" / "config.yaml", override])
+    return str(error.value)
+
+
+def test_run_errors_name_the_run_and_key(tmp_path):
+    def empty_frames(document):
+        document["runs"]["pt_flux_fmax32"]["input"]["frames"] = [8, 8, 2]
+
+    assert "runs.pt_flux_fmax32.input.frames: [8, 8, 2] is an empty range" in bad_runs(tmp_path, empty_frames)
+
+    def zero_threshold(document):
+        document["runs"]["pt_flux_thres6144"]["input"]["token_threshold"] = [0, 100]
+
+    assert "runs.pt_flux_thres6144.input.token_threshold" in bad_runs(tmp_path, zero_threshold)
+
+    def unknown_parent(document):
+        document["runs"]["k400_s"]["parent"] = "k710_xl"
+
+    assert "runs.k400_s.parent: unknown run 'k710_xl'" in bad_runs(tmp_path, unknown_parent)
+
+    def two_budget_multi(document):
+        document["runs"]["k400_s"]["budgets"] = [2048, 1024]
+
+    assert "runs.k400_s.budgets: Flux-Multi takes three budgets" in bad_runs(tmp_path, two_budget_multi)
+
+    def unknown_selector(document):
+        document["runs"]["pt_vit_tube"]["selector"] = "tubular"
+
+    assert "runs.pt_vit_tube.selector: unknown selector 'tubular'" in bad_runs(tmp_path, unknown_selector)
+
+    def unbound_role(document):
+        document["runs"]["coin_s"]["data"] = {"role": "hacs"}
+
+    assert "runs.coin_s.data: role(s) ['hacs'] are not bound" in bad_runs(tmp_path, unbound_role)
+
+
+def test_training_runs_selection_adds_what_they_need():
+    config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "micro.yaml"])
+    assert set(config.selected_runs) == {"clip2_s", "k400_s", "clip1_s", "k710_s", "umt_s", "teacher"}

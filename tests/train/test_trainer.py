@@ -1,0 +1,158 @@
+"""The training loop on real synthetic videos: exact resume after a kill, NaN stops, recorded metrics."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from flux.config import SyntheticSettings, load_registry
+from flux.data.index import run as index
+from flux.data.sampling import FlexibleSpec
+from flux.data.synthetic import generate
+from flux.jobs import semantic_entry
+from flux.train.runs import OptimSettings, ResolvedRun, RunInput, run_to_dict
+from tests.paths import REPO
+
+
+@pytest.fixture(scope="module")
+def k400(tmp_path_factory):
+    """A small synthetic K400-like dataset (8 classes x 3 training videos), indexed."""
+    data = tmp_path_factory.mktemp("data")
+    registry = load_registry(REPO / "config" / "datasets.yaml")
+    spec = registry["synth_k400"]
+    root = data / "raw" / "k400"
+    generate(spec, SyntheticSettings(count_scale=0.3, duration_s=(1.0, 2.0), fps=(8, 10)), root)
+    manifest = data / "manifests" / "k400.parquet"
+    index(
+        {"dataset": "k400", "entry": semantic_entry(dict(spec.raw)), "dataset_dir": str(root), "data_dir": str(data),
+         "media_roots": {"k400": str(root / "media")}, "probe_cache": str(data / "probes.jsonl"), "reuse_probes": [],
+         "manifest": str(manifest), "report": str(data / "report.json"), "threads": 1}
+    )  # fmt: skip
+    return data, manifest
+
+
+def finetune_job(data: Path, manifest: Path, out: Path, steps_epochs: float = 3.0, method: str = "multi") -> dict:
+    spec = FlexibleSpec((2, 3), (28, 42), 8, 24, 14)
+    run = ResolvedRun(
+        id="toy",
+        stage="finetune",
+        model="fluxvit_tiny",
+        model_options={"drop_path_rate": 0.1},
+        parent=None,
+        datasets=("k400",),
+        input=RunInput("flexible", spec),
+        optim=OptimSettings(lr=1e-3, weight_decay=0.05, layer_decay=0.75, epochs=steps_epochs, warmup_epochs=0.5, clip_grad=1.0),
+        batch_size=4,
+        method=method,
+        align=method == "multi",
+        budgets=(18, 12, 6) if method == "multi" else (12,),
+        heads=(0, 1, 2) if method == "multi" else (1,),
+        num_heads=3,
+        augment={"mixup": 0.8, "cutmix": 1.0, "label_smoothing": 0.1, "rand_augment": "rand-m9-n2-mstd0.5-inc1"},
+    )
+    return {
+        "run": run_to_dict(run), "seed": 3, "data_dir": str(data), "manifests": {"k400": str(manifest)},
+        "parent_checkpoint": None, "teacher_checkpoint": None, "text_encoder": None,
+        "teacher_weights": None, "teacher_grid": None,
+        "checkpoint": str(out / "final.pt"), "summary": str(out / "final.json"), "metrics": str(out / "metrics.jsonl"),
+        "state_dir": str(out / "state"), "workers": 0, "checkpoint_every": 2, "log_every": 1, "precision": "auto",
+        "backend": "torch", "zero_stage": 1, "config_digest": "test", "reference_input": [2, 28], "val_manifest": str(manifest),
+        "threads": 1,
+    }  # fmt: skip
+
+
+def train_in_subprocess(job: dict) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "flux", "train", "--spec", json.dumps(job)]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def final_weights(job: dict) -> dict:
+    return torch.load(job["checkpoint"], weights_only=True)["model"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights(k400, tmp_path):
+    data, manifest = k400
+    whole = finetune_job(data, manifest, tmp_path / "whole")
+    process = train_in_subprocess(whole)
+    assert process.wait(timeout=600) == 0, process.stderr.read()
+
+    killed = finetune_job(data, manifest, tmp_path / "killed")
+    process = train_in_subprocess(killed)
+    state = Path(killed["state_dir"]) / "latest.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (state.is_file() and torch.load(state, weights_only=False)["step"] >= 4):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not Path(killed["checkpoint"]).exists()  # killed mid-training: no final output
+    saved_step = torch.load(state, weights_only=False)["step"]
+    assert 4 <= saved_step < json.loads(Path(whole["summary"]).read_text())["steps"]
+    resumed = train_in_subprocess(killed)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    expected, got = final_weights(whole), final_weights(killed)
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
+    # the metrics of the resumed run are those of the uninterrupted one, no step twice
+    whole_steps = [json.loads(line)["step"] for line in Path(whole["metrics"]).read_text().splitlines()]
+    killed_steps = [json.loads(line)["step"] for line in Path(killed["metrics"]).read_text().splitlines()]
+    assert killed_steps == whole_steps == list(range(1, len(whole_steps) + 1))
+
+
+def test_metrics_record_losses_gradients_and_throughput(k400, tmp_path):
+    from flux.train.trainer import run
+
+    data, manifest = k400
+    job = finetune_job(data, manifest, tmp_path, steps_epochs=1.0, method="single")
+    run(job)
+    records = [json.loads(line) for line in Path(job["metrics"]).read_text().splitlines()]
+    assert records and all(
+        set(r["grad_norm"]) >= {"patch_embed", "blocks", "attention_pooling", "classifier", "total"} for r in records
+    )
+    # batch 4, budget 12 (or every patch of a smaller clip)
+    assert all(r["tokens"] == 4 * min(12, r["frames"] * (r["resolution"] // 14) ** 2) and r["lr"] > 0 for r in records)
+    summary = json.loads(Path(job["summary"]).read_text())
+    assert summary["steps"] == len(records) and summary["tokens_per_second"] > 0
+    assert summary["validation"]["videos"] == 8 and 0 <= summary["validation"]["top1"] <= 1
+    assert summary["provenance"]["config_sha256"] == "test"
+    payload = torch.load(job["checkpoint"], weights_only=True)
+    assert payload["metadata"]["num_classes"] == 8 and len(payload["metadata"]["class_names"]) == 8
+
+
+def test_non_finite_loss_stops_with_the_step_and_saves_state(k400, tmp_path, monkeypatch):
+    from flux.train import trainer as trainer_module
+    from flux.train.objectives import Classification
+
+    data, manifest = k400
+    job = finetune_job(data, manifest, tmp_path, method="single")
+    calls = {"n": 0}
+    original = Classification.__call__
+
+    def poisoned(self, model, batch):
+        calls["n"] += 1
+        loss, parts = original(self, model, batch)
+        return (loss * float("nan"), parts) if calls["n"] == 3 else (loss, parts)
+
+    monkeypatch.setattr(Classification, "__call__", poisoned)
+    with pytest.raises(trainer_module.TrainingError, match="loss is nan at step 3"):
+        trainer_module.run(job)
+    assert (Path(job["state_dir"]) / "nonfinite-step3-rank0.pt").is_file()
+    assert not Path(job["checkpoint"]).exists()
+
+
+def test_deepspeed_backend_trains_on_cpu(k400, tmp_path, deepspeed_cpu):
+    from flux.train.trainer import run
+
+    data, manifest = k400
+    job = {**finetune_job(data, manifest, tmp_path, steps_epochs=1.0, method="single"), "backend": "deepspeed", "zero_stage": 1}
+    run(job)
+    records = [json.loads(line) for line in Path(job["metrics"]).read_text().splitlines()]
+    assert records and all(r["grad_norm"]["total"] > 0 for r in records)  # ZeRO's gradients are read back
+    assert torch.load(job["checkpoint"], weights_only=True)["model"]["pos_embed"].dtype == torch.float32

@@ -1,0 +1,28 @@
+# Flux-CLIP: stage 1 (vision projector only) and stage 2 (everything), on the image + video corpora.
+
+
+rule train_clip:
+    input:
+        unpack(train_inputs),
+    output:
+        checkpoint=run_checkpoint("{run}"),
+        summary=f"{RESULTS}/runs/{{run}}/final.json",
+        metrics=f"{RESULTS}/runs/{{run}}/metrics.jsonl",
+    wildcard_constraints:
+        run=alternation(FLUX.runs_of_stage("clip")),
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=spec("train"),
+    log:
+        f"{LOGS}/train/{{run}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{{run}}.tsv"
+    threads: threads_for("train_clip")
+    resources:
+        mem_mb=resource("train_clip", "mem_mb", 4000),
+        runtime=resource("train_clip", "runtime", 60),
+        gpu=resource("train_clip", "gpu", 0),
+        nodes=resource("train_clip", "nodes", 1),
+    shell:
+        f"{train_launcher('train_clip')} train --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"

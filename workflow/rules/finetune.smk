@@ -1,0 +1,28 @@
+# Action-recognition fine-tuning: direct, Flux-Single and Flux-Multi (K710 -> K400, SSv2, COIN, ablations).
+
+
+rule train_finetune:
+    input:
+        unpack(train_inputs),
+    output:
+        checkpoint=run_checkpoint("{run}"),
+        summary=f"{RESULTS}/runs/{{run}}/final.json",
+        metrics=f"{RESULTS}/runs/{{run}}/metrics.jsonl",
+    wildcard_constraints:
+        run=alternation(FLUX.runs_of_stage("finetune")),
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=spec("train"),
+    log:
+        f"{LOGS}/train/{{run}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{{run}}.tsv"
+    threads: threads_for("train_finetune")
+    resources:
+        mem_mb=resource("train_finetune", "mem_mb", 4000),
+        runtime=resource("train_finetune", "runtime", 60),
+        gpu=resource("train_finetune", "gpu", 0),
+        nodes=resource("train_finetune", "nodes", 1),
+    shell:
+        f"{train_launcher('train_finetune')} train --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"

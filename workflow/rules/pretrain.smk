@@ -1,0 +1,75 @@
+# Pre-training: the UMT teacher (trained at tiny scale, imported at paper scale) and Flux-UMT distillation.
+
+
+rule train_teacher:
+    input:
+        unpack(train_inputs),
+    output:
+        checkpoint=run_checkpoint("{run}"),
+        summary=f"{RESULTS}/runs/{{run}}/final.json",
+        metrics=f"{RESULTS}/runs/{{run}}/metrics.jsonl",
+    wildcard_constraints:
+        run=alternation(FLUX.runs_of_stage("teacher")),
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=spec("train"),
+    log:
+        f"{LOGS}/train/{{run}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{{run}}.tsv"
+    threads: threads_for("train_teacher")
+    resources:
+        mem_mb=resource("train_teacher", "mem_mb", 4000),
+        runtime=resource("train_teacher", "runtime", 60),
+        gpu=resource("train_teacher", "gpu", 0),
+        nodes=resource("train_teacher", "nodes", 1),
+    shell:
+        f"{train_launcher('train_teacher')} train --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
+rule train_umt:
+    input:
+        unpack(train_inputs),
+    output:
+        checkpoint=run_checkpoint("{run}"),
+        summary=f"{RESULTS}/runs/{{run}}/final.json",
+        metrics=f"{RESULTS}/runs/{{run}}/metrics.jsonl",
+    wildcard_constraints:
+        run=alternation(FLUX.runs_of_stage("umt")),
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=spec("train"),
+    log:
+        f"{LOGS}/train/{{run}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{{run}}.tsv"
+    threads: threads_for("train_umt")
+    resources:
+        mem_mb=resource("train_umt", "mem_mb", 4000),
+        runtime=resource("train_umt", "runtime", 60),
+        gpu=resource("train_umt", "gpu", 0),
+        nodes=resource("train_umt", "nodes", 1),
+    shell:
+        f"{train_launcher('train_umt')} train --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
+if FLUX.teacher.weights:
+
+    rule teacher_weights:
+        """The released teacher checkpoint is not produced here: it comes from `dvc pull` or is copied in."""
+        output:
+            weights=str(FLUX.teacher.weights),
+        conda:
+            "../envs/flux.yaml"
+        log:
+            f"{LOGS}/teacher_weights.log",
+        benchmark:
+            f"{BENCHMARKS}/teacher_weights.tsv"
+        resources:
+            mem_mb=100,
+            runtime=1,
+        shell:
+            "echo 'missing {output.weights}: the Flux-UMT teacher (InternVideo2-1B stage-2 vision weights). Run "
+            "`dvc pull` for it, or copy the checkpoint there (config/paper.yaml: teacher.weights)' | tee {log} >&2; exit 1"
