@@ -7,10 +7,12 @@ same spec by hand. Paths in a spec are the rule's inputs and outputs, computed b
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 from flux.config import TABLE8_ROLES, Config
+from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
 
 # Registry fields that describe a dataset to people and change no output: kept out of specs, so that
@@ -43,6 +45,7 @@ def synth_spec(config: Config, dataset: str) -> dict[str, Any]:
         raise ConfigError(f"`flux synth {dataset}`: {dataset} is not a synthetic dataset; use `flux download {dataset}`")
     settings = config.synthetic
     spec.update(
+        render_version=RENDER_VERSION,
         settings={
             "seed": settings.seed,
             "count_scale": settings.count_scale,
@@ -116,7 +119,45 @@ def table_spec(config: Config, table: str) -> dict[str, Any]:
     }
 
 
+def data_settings(config: Config, dataset: str) -> dict[str, Any]:
+    """Everything in the configuration that shapes a dataset's manifest: its source (or, for a derived
+    dataset, its builder and its sources') and its indexing."""
+    derived = config.datasets[dataset].derived
+    if derived is not None:
+        sources = [data_settings(config, source) for source in derived.sources.values()]
+        made = {"derived": kinetics710_spec(config, dataset), "sources": sources}
+    elif config.datasets[dataset].source_kind == "synthetic":
+        made = synth_spec(config, dataset)
+    else:
+        made = download_spec(config, dataset)
+    return {"made": made, "index": index_spec(config, dataset)}
+
+
+def run_lineage(config: Config, run_id: str) -> str:
+    """sha256 of a run's settings, its data's and its ancestors' (parent chain, and the teacher for Flux-UMT
+    and Flux-CLIP): the configuration digest of the run's provenance and of its Snakemake params. Unlike a
+    digest of the whole configuration it changes only when an edit reaches the run (an edited table retrains
+    nothing), and it still reaches the run when its checkpoint inputs are treated as ancient (a
+    `consider-ancient` profile after `dvc pull`), through which Snakemake does not propagate reruns."""
+    run = config.runs[run_id]
+    parts: dict[str, Any] = {
+        "settings": _train_settings(config, run_id),
+        "data": {dataset: data_settings(config, dataset) for dataset in run.datasets},
+    }
+    if run.parent:
+        parts["parent"] = run_lineage(config, run.parent)
+    if run.stage in ("umt", "clip"):
+        parts["teacher"] = run_lineage(config, "teacher")
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def train_spec(config: Config, run_id: str) -> dict[str, Any]:
+    spec = _train_settings(config, run_id)
+    spec["lineage"] = run_lineage(config, run_id)
+    return spec
+
+
+def _train_settings(config: Config, run_id: str) -> dict[str, Any]:
     from flux.train.runs import run_to_dict
 
     if run_id not in config.runs:
@@ -143,7 +184,6 @@ def train_spec(config: Config, run_id: str) -> dict[str, Any]:
         "precision": config.training.precision,
         "backend": config.training.backend,
         "zero_stage": config.training.zero_stage,
-        "config_digest": config.digest,
         # the paper's reference input 8 x 224^2 in this configuration's units (the validation check's input)
         "reference_input": [scale.frame(8), scale.pixels(224)],
     }

@@ -42,6 +42,8 @@ def library_versions() -> dict[str, str]:
 
 
 def provenance(config_digest: str, seed: int | None = None) -> dict[str, object]:
+    """`config_digest`: sha256 of the configuration the output depends on (a table: the whole validated
+    configuration; a training run: its settings, its data's and its ancestors', `flux.jobs.run_lineage`)."""
     return {
         "git": git_state(),
         "config_sha256": config_digest,

@@ -10,6 +10,7 @@ per module, tokens/s). A NaN or infinite loss saves the state and stops the run 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -322,6 +323,7 @@ class Trainer:
     # -- state ------------------------------------------------------------------------------------
     def state(self, local: bool = False) -> dict:
         return {
+            "spec_key": spec_key(self.job),
             "modules": self.modules.state_dict(),
             "backend": self.backend.state_dict(local=local),
             "scheduler": self.scheduler.state_dict(),
@@ -347,6 +349,9 @@ class Trainer:
         if not path.is_file():
             return False
         state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states are numpy objects
+        if state.get("spec_key") != spec_key(self.job):
+            logger.warning("%s: %s was written for another spec of this run; starting afresh", self.run.id, path)
+            return False
         self.modules.load_state_dict(state["modules"])
         self.backend.load_state_dict(state["backend"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -492,6 +497,22 @@ def validation_accuracy(model: FluxViT, run: ResolvedRun, job: dict, device: tor
 
 
 # ------------------------------------------------------------------------------------------- entry
+def spec_key(job: dict) -> str:
+    """Identity of a run's training trajectory: a restarted job resumes only a state written for the same
+    spec, so a state left from an edited configuration (or a forced rerun) is never continued."""
+    return hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def discard_resume_state(job: dict) -> None:
+    """After the final checkpoint is written the resume state is dead weight (GBs at paper scale) and would
+    make a forced rerun of the same spec start at its last step; states saved on a non-finite loss stay."""
+    state_dir = Path(job["state_dir"])
+    for name in ("latest.pt", "metrics.jsonl"):
+        (state_dir / name).unlink(missing_ok=True)
+    if state_dir.is_dir() and not any(state_dir.iterdir()):
+        state_dir.rmdir()
+
+
 def save_final(run: ResolvedRun, job: dict, model: FluxViT, objective: Objective | None, facts: dict, summary: dict) -> None:
     out = Path(job["checkpoint"])
     switches = {
@@ -519,7 +540,7 @@ def save_final(run: ResolvedRun, job: dict, model: FluxViT, objective: Objective
         torch.save(payload, temporary)
     metrics = Path(job["state_dir"]) / "metrics.jsonl"
     atomic_write_text(Path(job["metrics"]), metrics.read_text(encoding="utf-8") if metrics.is_file() else "")
-    atomic_write_json(Path(job["summary"]), {**summary, "provenance": provenance(job["config_digest"], job["seed"])})
+    atomic_write_json(Path(job["summary"]), {**summary, "provenance": provenance(job["lineage"], job["seed"])})
 
 
 def import_teacher(run: ResolvedRun, job: dict) -> None:
@@ -572,6 +593,7 @@ def run(job: dict) -> None:
             "validation": validation_accuracy(model, training, job, device),
         }
         save_final(training, job, model, objective, facts, summary)
+        discard_resume_state(job)
         logger.info("%s: %s", training.id, json.dumps({k: v for k, v in summary.items() if k != "validation"}))
         if summary["validation"]:
             logger.info("%s: validation %s", training.id, summary["validation"])

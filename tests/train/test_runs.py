@@ -51,14 +51,22 @@ def test_paper_and_tiny_resolutions_of_one_run():
 
 
 def test_config_replacements_by_stage_then_recipe(tmp_path):
-    """config/config.yaml: finetune (6 epochs, batch 8, light augmentation), then ablation_finetune (3 epochs)."""
-    runs = load_config([REPO / "config" / "config.yaml"]).runs
+    """training.stages: a stage's values, then (more specific) a recipe's, over config/runs.yaml."""
+    stages = {
+        "finetune": {"epochs": 6, "batch_size": 8, "augment": {"scale": [0.5, 1.0], "rand_augment": None, "mixup": 0.0}},
+        "ablation_finetune": {"epochs": 3},
+        "umt": {"epochs": 2},
+        "umt_ablation": {"epochs": 1.5},
+    }
+    replacements = tmp_path / "stages.yaml"
+    replacements.write_text(yaml.safe_dump({"training": {"stages": stages}}))
+    runs = load_config([REPO / "config" / "config.yaml", replacements]).runs
     main, ablation = runs["k400_s"], runs["ft_flux_single_k400"]
     assert (main.optim.epochs, main.batch_size, ablation.optim.epochs, ablation.batch_size) == (6, 8, 3, 8)
     for run in (main, ablation):  # the stage's augmentation merged over the recipe's
         assert run.augment["mixup"] == 0.0 and run.augment["rand_augment"] is None and run.augment["scale"] == [0.5, 1.0]
         assert run.augment["crop"] == "random_resized"
-    assert runs["umt_s"].optim.epochs == 2 and runs["pt_vit_random"].optim.epochs == 2
+    assert runs["umt_s"].optim.epochs == 2 and runs["pt_vit_random"].optim.epochs == 1.5
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"training": {"stages": {"finetuning": {"epochs": 1}}}}))
     with pytest.raises(ConfigError, match=r"training.stages: \['finetuning'\] are neither stages"):
@@ -126,3 +134,23 @@ def test_run_errors_name_the_run_and_key(tmp_path):
 def test_training_runs_selection_adds_what_they_need():
     config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "micro.yaml"])
     assert set(config.selected_runs) == {"clip2_s", "k400_s", "clip1_s", "k710_s", "umt_s", "teacher"}
+
+
+def test_a_run_spec_changes_exactly_when_it_or_an_ancestor_or_its_data_changes():
+    from flux.jobs import train_spec
+
+    base = load_config([REPO / "config" / "config.yaml"])
+    specs = {run: train_spec(base, run) for run in ("teacher", "umt_s", "k710_s", "k400_s", "ssv2_s", "pt_vit_vanilla")}
+
+    def changed(overrides: dict) -> set[str]:
+        config = load_config([REPO / "config" / "config.yaml"], overrides)
+        return {run for run, spec in specs.items() if train_spec(config, run) != spec}
+
+    # the teacher reaches every Flux-UMT student and its descendants, through `ancient` checkpoints
+    assert changed({"training": {"stages": {"teacher": {"epochs": 7}}}}) == set(specs)
+    # K400 fine-tuning after K710 sits under k710_s only
+    assert changed({"training": {"stages": {"finetune_k400_after_k710": {"epochs": 9}}}}) == {"k400_s"}
+    # synthetic data settings reach every run through its manifests
+    assert changed({"synthetic": {"fps": [8, 16]}}) == set(specs)
+    # an edit no run depends on retrains nothing
+    assert changed({"tables": []}) == set()

@@ -62,7 +62,7 @@ def finetune_job(data: Path, manifest: Path, out: Path, steps_epochs: float = 3.
         "teacher_weights": None, "teacher_grid": None,
         "checkpoint": str(out / "final.pt"), "summary": str(out / "final.json"), "metrics": str(out / "metrics.jsonl"),
         "state_dir": str(out / "state"), "workers": 0, "checkpoint_every": 2, "log_every": 1, "precision": "auto",
-        "backend": "torch", "zero_stage": 1, "config_digest": "test", "reference_input": [2, 28], "val_manifest": str(manifest),
+        "backend": "torch", "zero_stage": 1, "lineage": "test", "reference_input": [2, 28], "val_manifest": str(manifest),
         "threads": 1,
     }  # fmt: skip
 
@@ -104,6 +104,23 @@ def test_killed_run_resumes_to_the_same_weights(k400, tmp_path):
     whole_steps = [json.loads(line)["step"] for line in Path(whole["metrics"]).read_text().splitlines()]
     killed_steps = [json.loads(line)["step"] for line in Path(killed["metrics"]).read_text().splitlines()]
     assert killed_steps == whole_steps == list(range(1, len(whole_steps) + 1))
+
+
+def test_a_state_of_another_spec_is_ignored_and_a_finished_run_leaves_no_state(k400, tmp_path, caplog):
+    from flux.train.trainer import run
+
+    data, manifest = k400
+    fresh = finetune_job(data, manifest, tmp_path / "fresh", steps_epochs=1.0, method="single")
+    run(fresh)
+    assert not Path(fresh["state_dir"]).exists()  # the final checkpoint is the output; the resume state is gone
+    edited = finetune_job(data, manifest, tmp_path / "edited", steps_epochs=1.0, method="single")
+    stale = Path(edited["state_dir"]) / "latest.pt"
+    stale.parent.mkdir(parents=True)
+    torch.save({"spec_key": "a spec with another learning rate", "step": 3}, stale)
+    run(edited)
+    assert "written for another spec" in caplog.text
+    expected, got = final_weights(fresh), final_weights(edited)
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
 
 
 def test_metrics_record_losses_gradients_and_throughput(k400, tmp_path):

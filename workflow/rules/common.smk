@@ -94,14 +94,16 @@ def run_checkpoint(run):
 
 def train_inputs(wildcards):
     """A run's datasets, its parent's weights, the teacher (Flux-UMT; Flux-CLIP takes its text tower) and the
-    Kinetics-710 head map. Checkpoints are `ancient`: a `dvc pull` gives them fresh mtimes, which must not
-    retrain anything (a parent retrained in the same invocation still reruns its children)."""
+    Kinetics-710 head map. Checkpoints are plain inputs, so a retrained parent retrains its children in the
+    same invocation: Snakemake 9 does not propagate a rerun through an `ancient` input (a job below one that
+    must run is masked from its own checks, then reached only through non-ancient files). Only the external
+    teacher weights are `ancient`: a `dvc pull` must not re-import them and so retrain every student."""
     run = FLUX.runs[wildcards.run]
     inputs = {"manifests": [manifest(dataset) for dataset in run.datasets]}
     if run.parent:
-        inputs["parent"] = ancient(run_checkpoint(run.parent))
+        inputs["parent"] = run_checkpoint(run.parent)
     if run.stage in ("umt", "clip"):
-        inputs["teacher"] = ancient(run_checkpoint("teacher"))
+        inputs["teacher"] = run_checkpoint("teacher")
     if run.head_map:
         inputs["head_map"] = ready_marker(run.head_map)
     if run.stage == "teacher" and FLUX.teacher.weights:
