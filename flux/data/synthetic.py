@@ -4,7 +4,7 @@ annotation files of the real datasets they stand in for, so the real parsers ind
 Every item is a pure function of its identity string and the seeds: the same configuration writes the
 same bytes. Classes are motions (flux.data.scenes); length, frame rate and resolution are random and
 class-independent, and so is appearance, except that with `appearance_bias` p an item shows its class's
-typical object with probability p (Kinetics-like classes come with their objects). Datasets of one
+typical object and background with probability p (Kinetics-like classes come with their objects and scenes). Datasets of one
 `family` share videos: the same (motion, index) is the same clip (same YouTube-like id) in every release,
 which gives the Kinetics-710 builder real duplicates and train/val overlaps to resolve.
 """
@@ -103,7 +103,7 @@ class Writer:
         appearance = scenes.sample_appearance(rng)
         bias = np.random.default_rng(stable_hash(self.settings.seed, self.source.seed, item.identity, "typical"))
         if bias.random() < self.source.appearance_bias:
-            appearance = scenes.typical_appearance(item.motions[0], appearance, bias)
+            appearance = scenes.typical_appearance(item.motions[0], appearance)
         low, high = self.settings.duration_s
         duration = (max(low, high / 2), high) if item.long else (low, high)
         video = scenes.sample_video_format(rng, duration_s=duration, fps=self.settings.fps)

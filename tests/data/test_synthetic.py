@@ -114,12 +114,12 @@ def test_kinetics_family_overlaps_by_hand(tmp_path):
     assert k400.read_bytes() == k600.read_bytes()
 
 
-def test_appearance_bias_ties_a_typical_object_to_each_class():
-    """Bias 1: every item shows its motion's typical colour and shape; bias 0: the same items draw their own
+def test_appearance_bias_ties_a_typical_scene_to_each_class():
+    """Bias 1: every item shows its motion's typical object and background; bias 0: the same items draw their own
     appearance (other random streams untouched: only the object's looks change)."""
     from dataclasses import replace
 
-    from flux.data.scenes import COLOURS, MOTIONS, SHAPES
+    from flux.data.scenes import BACKGROUNDS, COLOURS, MOTIONS, SHAPES
     from flux.data.synthetic import Item, Writer
 
     spec = REGISTRY["synth_k400"]
@@ -136,6 +136,7 @@ def test_appearance_bias_ties_a_typical_object_to_each_class():
     for item, scene, other in zip(items, typical, free):
         index = MOTIONS.index(item.motions[0])
         assert (scene.appearance.colour, scene.appearance.shape) == (list(COLOURS)[index % 13], SHAPES[index % 7])
+        assert scene.appearance.background == BACKGROUNDS[index % 4]
         assert (scene.appearance.texture, scene.appearance.size, scene.video, scene.seed) == (
             other.appearance.texture,
             other.appearance.size,
@@ -144,6 +145,8 @@ def test_appearance_bias_ties_a_typical_object_to_each_class():
         )
     assert len({(s.appearance.colour, s.appearance.shape) for s in free}) > 20  # class-independent without bias
     assert len({(s.appearance.colour, s.appearance.shape) for s in typical}) == len(spec.synthetic.classes)
+    scenes_of_class = {(s.appearance.background, s.appearance.background_colours) for s in typical}
+    assert len(scenes_of_class) == len(spec.synthetic.classes)  # one fixed scene per class, distinct ones
 
 
 def test_appearance_bias_is_refused_for_multi_step_layouts():
