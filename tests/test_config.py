@@ -27,7 +27,7 @@ def test_default_binds_every_role_to_a_synthetic_dataset():
     assert kinds == {"synthetic", "derived"}
     # Kinetics-710 pulls in its three sources
     assert {"synth_k400", "synth_k600", "synth_k700", "synth_k710"} <= set(config.used_datasets())
-    assert config.sampling.valid_shapes()  # the tiny sampler has admissible (T, R)
+    assert config.runs["umt_s"].input.spec.valid_shapes()  # the tiny flexible sampler has admissible (T, R)
 
 
 def test_micro_overlays_the_default():
@@ -42,7 +42,8 @@ def test_paper_binds_real_datasets():
     config = load_config([DEFAULT, PAPER])
     assert config.scale == "paper" and config.roles["k710"] == "kinetics710"
     assert config.datasets_of_kind("synthetic") == []
-    assert config.sampling.tokens(8, 224) == 2048 and (8, 224) in config.sampling.valid_shapes()
+    spec = config.runs["umt_s"].input.spec
+    assert spec.tokens(8, 224) == 2048 and (8, 224) in spec.valid_shapes()
     assert sorted(config.datasets_of_kind("derived")) == ["kinetics710"]
 
 
@@ -63,19 +64,28 @@ def test_unknown_dataset_names_the_role(tmp_path):
     assert "roles.k400: unknown dataset 'kinetics4000'" in message and "config/datasets.yaml" in message
 
 
+def bad_run_input(tmp_path: Path, run: str, change: dict) -> str:
+    """The error for `runs.<run>.input` changed in a copy of config/runs.yaml (sampling is per run)."""
+    document = yaml.safe_load((REPO / "config" / "runs.yaml").read_text())
+    document["runs"][run]["input"] = {**document["runs"][run].get("input", {}), **change}
+    runs = tmp_path / "runs.yaml"
+    runs.write_text(yaml.safe_dump(document))
+    return bad(tmp_path, {"runs_file": str(runs)})
+
+
 def test_empty_frame_range(tmp_path):
-    message = bad(tmp_path, {"sampling": {"frames": [8, 8, 2]}})
-    assert message.startswith("sampling.frames: [8, 8, 2] is an empty range")
+    message = bad_run_input(tmp_path, "pt_flux_fmax32", {"frames": [8, 8, 2]})
+    assert message.startswith("runs.pt_flux_fmax32.input.frames: [8, 8, 2] is an empty range")
 
 
 def test_token_budget_must_be_positive(tmp_path):
-    message = bad(tmp_path, {"sampling": {"token_threshold": [0, 512]}})
-    assert message.startswith("sampling.token_threshold: [0, 512]") and "positive" in message
+    message = bad_run_input(tmp_path, "pt_flux_thres6144", {"token_threshold": [0, 512]})
+    assert message.startswith("runs.pt_flux_thres6144.input.token_threshold: [0, 512]") and "0 < min" in message
 
 
 def test_no_shape_inside_the_threshold(tmp_path):
-    message = bad(tmp_path, {"sampling": {"token_threshold": [100000, 200000]}})
-    assert message.startswith("sampling:")
+    message = bad_run_input(tmp_path, "pt_flux_thres6144", {"token_threshold": [100000, 200000]})
+    assert message.startswith("runs.pt_flux_thres6144.input:")
 
 
 def test_missing_registry_file(tmp_path):
