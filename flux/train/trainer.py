@@ -440,7 +440,8 @@ class Trainer:
             loss, components = self.objective(self.wrapped, batch)
         if not torch.isfinite(loss):
             path = self.save_state(f"nonfinite-step{self.step + 1}-rank{self.topology.rank}.pt", local=True)
-            raise TrainingError(f"{self.run.id}: loss is {float(loss)} at step {self.step + 1}; the state is saved in {path}")
+            value = float(loss.detach())
+            raise TrainingError(f"{self.run.id}: loss is {value} at step {self.step + 1}; the state is saved in {path}")
         self.backend.backward(loss)
         norms = grad_norms(self.model, GRADIENT_GROUPS, self.backend.full_grad)  # before clipping: what the supp figures plot
         self.backend.step()
