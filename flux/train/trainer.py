@@ -216,7 +216,16 @@ class TrainedModules(nn.ModuleDict):
     """The vision model and the objective's own modules (text tower, temperature) as one module, for the
     optimiser and the resume state. timm's optimiser factory reads `group_matcher` (layer-wise lr decay) and
     `no_weight_decay` from the module it is given: they are the model's, under its `model.` prefix; the
-    objective's modules fall in the last layer group (with the heads)."""
+    objective's modules fall in the last layer group (with the heads). Its forward is the objective's loss,
+    so DDP wraps this module: objectives call several model methods (features, pooling, heads, projectors),
+    and DDP synchronises gradients only for what runs inside the wrapped module's forward."""
+
+    def __init__(self, modules: dict[str, nn.Module], objective: Objective | None = None) -> None:
+        super().__init__(modules)
+        self.objective = objective
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.objective(self["model"], batch)
 
     def group_matcher(self, coarse: bool = False) -> dict:
         def prefixed(pattern: str) -> str:
@@ -296,7 +305,7 @@ class Trainer:
         objective.extra_modules.to(self.device)
         if run.stage == "umt":
             objective.teacher.to(self.device)
-        self.modules = TrainedModules({"model": self.model, "extra": objective.extra_modules})
+        self.modules = TrainedModules({"model": self.model, "extra": objective.extra_modules}, objective)
         self.sources = sources
         self.steps_per_epoch = sum(len(source.sampler) for source in sources)
         if self.steps_per_epoch == 0:
@@ -312,7 +321,7 @@ class Trainer:
         self.epoch = 0
         self.epoch_step = 0
         self.backend = build_backend(job, self.modules, self.optimizer, run, topology)
-        self.wrapped = self.model if job.get("backend", "torch") == "deepspeed" else self._distributed(self.model)
+        self.wrapped = self.modules if job.get("backend", "torch") == "deepspeed" else self._distributed(self.modules)
 
     def _distributed(self, model: nn.Module) -> nn.Module:
         if not self.topology.distributed:
@@ -437,7 +446,7 @@ class Trainer:
 
     def train_step(self, batch: dict) -> dict:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            loss, components = self.objective(self.wrapped, batch)
+            loss, components = self.wrapped(batch)
         if not torch.isfinite(loss):
             path = self.save_state(f"nonfinite-step{self.step + 1}-rank{self.topology.rank}.pt", local=True)
             value = float(loss.detach())

@@ -106,6 +106,24 @@ def test_killed_run_resumes_to_the_same_weights(k400, tmp_path):
     assert killed_steps == whole_steps == list(range(1, len(whole_steps) + 1))
 
 
+@pytest.mark.slow
+def test_ddp_under_torchrun_splits_the_batch_over_two_processes(k400, tmp_path):
+    data, manifest = k400
+    job = finetune_job(data, manifest, tmp_path, steps_epochs=1.0, method="single")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "flux", "train", "--spec", json.dumps(job)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = [json.loads(line) for line in Path(job["metrics"]).read_text().splitlines()]
+    # the global batch of 4 is 2 per process: rank 0 logs its own 2 clips at budget 12
+    assert records and all(r["tokens"] == 2 * min(12, r["frames"] * (r["resolution"] // 14) ** 2) for r in records)
+    assert all(r["grad_norm"]["total"] > 0 for r in records)
+    summary = json.loads(Path(job["summary"]).read_text())
+    assert summary["steps"] == len(records) and summary["validation"]["videos"] == 8
+    assert torch.load(job["checkpoint"], weights_only=True)["model"]
+
+
 def test_a_state_of_another_spec_is_ignored_and_a_finished_run_leaves_no_state(k400, tmp_path, caplog):
     from flux.train.trainer import run
 
