@@ -10,16 +10,8 @@ from flux.config import load_config
 from flux.errors import ConfigError
 from flux.models.fluxvit import SIZES, DistillHeads, FluxViT, build_model
 from flux.models.posembed import resize_grid, sincos_3d
+from tests.models.conftest import HEADS, D
 from tests.paths import REPO
-
-D = SIZES["fluxvit_tiny"].embed_dim  # the tiny model's width
-HEADS = SIZES["fluxvit_tiny"].num_heads
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    return build_model("fluxvit_tiny", num_classes=5).eval()
 
 
 def video(batch=2, frames=4, side=56, seed=0):

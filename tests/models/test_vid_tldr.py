@@ -7,18 +7,9 @@ import pytest
 import torch
 
 from flux.errors import ConfigError
-from flux.models.fluxvit import Attention, build_model
-from flux.models.sizes import SIZES
+from flux.models.fluxvit import Attention
 from flux.models.vid_tldr import VidTLDR, attention_saliency, forward_with_merging
-
-D = SIZES["fluxvit_tiny"].embed_dim  # the tiny model's width
-HEADS = SIZES["fluxvit_tiny"].num_heads
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    return build_model("fluxvit_tiny", num_classes=5).eval()
+from tests.models.conftest import D
 
 
 def video(batch, frames=8, side=112, seed=0):
