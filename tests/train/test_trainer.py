@@ -191,3 +191,29 @@ def test_deepspeed_backend_trains_on_cpu(k400, tmp_path, deepspeed_cpu):
     records = [json.loads(line) for line in Path(job["metrics"]).read_text().splitlines()]
     assert records and all(r["grad_norm"]["total"] > 0 for r in records)  # ZeRO's gradients are read back
     assert torch.load(job["checkpoint"], weights_only=True)["model"]["pos_embed"].dtype == torch.float32
+
+
+def test_paper_scale_teacher_is_imported_not_trained(tmp_path):
+    """`teacher.weights` set: the teacher run loads the released checkpoint (wrapper prefix stripped) and
+    writes it in this pipeline's format, with no training step."""
+    from flux.config import load_config
+    from flux.models.fluxvit import build_model
+    from flux.train.trainer import run
+
+    teacher = load_config([REPO / "config" / "config.yaml"]).runs["teacher"]
+    torch.manual_seed(5)
+    released = build_model(teacher.model, num_classes=0)
+    weights = tmp_path / "released.pt"
+    torch.save({"module": {f"module.{key}": value for key, value in released.state_dict().items()}}, weights)
+    out = tmp_path / "teacher"
+    job = {
+        "run": run_to_dict(teacher), "seed": 0, "teacher_weights": str(weights), "teacher_grid": None,
+        "checkpoint": str(out / "final.pt"), "summary": str(out / "final.json"), "metrics": str(out / "metrics.jsonl"),
+        "state_dir": str(out / "state"), "lineage": "test",
+    }  # fmt: skip
+    run(job)
+    imported = torch.load(job["checkpoint"], weights_only=True)["model"]
+    assert all(torch.equal(imported[key], value) for key, value in released.state_dict().items())
+    summary = json.loads(Path(job["summary"]).read_text())
+    assert summary["run"] == "teacher" and summary["imported"] == str(weights)
+    assert Path(job["metrics"]).read_text() == ""  # nothing trained
