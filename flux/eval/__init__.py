@@ -1,0 +1,1 @@
+"""Evaluation protocols: metrics computed from model features and predictions."""
