@@ -11,6 +11,9 @@ min_version("9.20")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -19,6 +22,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/clip.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 
 
@@ -27,4 +31,6 @@ rule all:
         manifests=all_manifests(),
         checkpoints=all_checkpoints(),
         tables=all_tables(),
+        figures=[figure_path(name) for name in FIGURES],
+        document=f"{RESULTS}/tables/all.tex",
     default_target: True

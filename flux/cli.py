@@ -33,6 +33,14 @@ def _runner(verb: str) -> Callable[[dict], object]:
         from flux.tables.render import run
     elif verb == "train":
         from flux.train.trainer import run
+    elif verb == "evaluate":
+        from flux.eval.runner import run
+    elif verb == "document":
+        from flux.tables.document import run_document as run
+    elif verb == "pdf":
+        from flux.tables.document import run_pdf as run
+    elif verb == "figure":
+        from flux.tables.figures import run
     else:
         raise FluxError(f"unknown verb {verb}")
     return run
@@ -45,6 +53,10 @@ DESCRIPTIONS = {
     "index": "probe every media file of a dataset and write its manifest (parquet) and report",
     "table": "render a paper table as LaTeX",
     "train": "train one run of config/runs.yaml (resumes from its latest state)",
+    "evaluate": "evaluate a checkpoint under a protocol of config/tables.yaml (target: <run>/<protocol>)",
+    "figure": "draw a figure of config/tables.yaml as PNG from training logs and metrics files",
+    "document": "write results/tables/all.tex, which inputs every table and figure",
+    "pdf": "compile results/tables/all.tex with pdflatex",
 }
 
 
@@ -57,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("target", nargs="?", help="dataset or table id (with --config)")
         sub.add_argument("--config", action="append", default=[], metavar="FILE", help="config file(s), later ones win")
         sub.add_argument("--spec", help="job spec JSON, as the Snakemake rules pass it")
-        if verb in ("index", "train"):
+        if verb in ("index", "train", "evaluate"):
             sub.add_argument("--threads", type=int, default=1, help="CPU threads (rules pass theirs); index: probe processes")
     verbs.add_parser(
         "flops",
@@ -95,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     try:
         spec = resolve_spec(arguments.verb, arguments.target, arguments.config, arguments.spec)
-        if arguments.verb in ("index", "train"):
+        if arguments.verb in ("index", "train", "evaluate"):
             spec = {**spec, "threads": arguments.threads}
         _runner(arguments.verb)(spec)
     except FluxError as error:

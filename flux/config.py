@@ -45,6 +45,12 @@ RULES = (
     "train_umt",
     "train_clip",
     "train_finetune",
+    "evaluate",
+    "table",
+    "settings_table",
+    "tables_document",
+    "tables_pdf",
+    "figure",
 )
 
 # Table 8 of the supplement lists these pre-training sources, in this order.
@@ -175,6 +181,8 @@ class Config:
     teacher: TeacherSettings
     resources: Mapping[str, Mapping[str, int]]
     tables: tuple[str, ...]
+    table_document: Mapping[str, Any]  # config/tables.yaml: prompts, protocols, table layouts, figures
+    figures: tuple[str, ...]
     digest: str  # sha256 of the validated configuration, for provenance
 
     # -- paths (the data path is fixed: raw -> ready marker -> manifest) ---------------------------
@@ -196,6 +204,12 @@ class Config:
 
     def table_path(self, table: str) -> Path:
         return self.results_dir / "tables" / f"{table}.tex"
+
+    def figure_path(self, name: str) -> Path:
+        return self.results_dir / "figures" / f"{name}.png"
+
+    def metrics_path(self, run: str, protocol: str) -> Path:
+        return self.results_dir / "metrics" / run / f"{protocol}.json"
 
     def run_dir(self, run: str) -> Path:
         return self.results_dir / "runs" / run
@@ -350,6 +364,42 @@ def load_paper_numbers(path: Path, table: str) -> dict[str, Any]:
     return document[table]
 
 
+SETTINGS_TABLES = ("supp_table5", "supp_table6", "supp_table7")  # rendered from config/runs.yaml
+
+
+def load_table_document(path: Path, wanted: Sequence[str], runs: Mapping[str, Any], roles: Mapping[str, str]) -> dict:
+    """config/tables.yaml, schema-checked, with every protocol, run and role it names checked to exist."""
+    document = _read_yaml(path, "tables file")
+    validate_schema(document, schema_path("tables.schema.yaml"))
+    protocols, tables = document["protocols"], document["tables"]
+    for table in wanted:
+        if table not in tables and table not in (*SETTINGS_TABLES, "supp_table8"):
+            known = ", ".join(sorted([*tables, *SETTINGS_TABLES, "supp_table8"]))
+            raise ConfigError(f"tables: '{table}' is not defined in {path} (known: {known})")
+    for name, protocol in protocols.items():
+        unbound = [role for role in protocol.get("roles", []) if role not in roles]
+        if unbound:
+            raise ConfigError(f"{path}: protocols.{name}.roles: {unbound} are not bound under `roles` in the configuration")
+        if protocol.get("token_optimization") and "budgets" not in protocol["token_optimization"]:
+            raise ConfigError(f"{path}: protocols.{name}.token_optimization needs `budgets`")
+    for table, layout in tables.items():
+        where = f"{path}: tables.{table}"
+        if layout["protocol"] not in protocols:
+            raise ConfigError(f"{where}.protocol: unknown protocol '{layout['protocol']}' (known: {', '.join(protocols)})")
+        if ("rows" in layout) == ("blocks" in layout):
+            raise ConfigError(f"{where}: give either `rows` or `blocks`")
+        named = [run for row in layout.get("rows", []) for value in row.get("runs", {}).values() for run in _as_list(value)]
+        named += [run for block in layout.get("blocks", []) for run in _as_list(block["run"])]
+        unknown = sorted({run for run in named if run not in runs})
+        if unknown:
+            raise ConfigError(f"{where}: unknown run(s) {unknown}; the runs are in the runs file")
+    return document
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, list) else [value]
+
+
 def load_config(paths: Sequence[str | Path], overrides: Mapping | None = None) -> Config:
     """Merge config files (later ones win, as Snakemake's --configfile), validate, build."""
     if not paths:
@@ -462,6 +512,11 @@ def build_config(document: Mapping) -> Config:
     if not paper_numbers_path.is_file():
         raise ConfigError(f"paper_numbers: {paper_numbers_path} does not exist; restore config/paper_numbers.yaml")
 
+    table_document = load_table_document(Path(document["tables_file"]), document["tables"], runs, roles)
+    unknown_figures = [name for name in document["figures"] if name not in table_document.get("figures", {})]
+    if unknown_figures:
+        raise ConfigError(f"figures: {unknown_figures} are not defined under `figures` in {document['tables_file']}")
+
     paths = document["paths"]
     digest = hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
     config = Config(
@@ -484,6 +539,8 @@ def build_config(document: Mapping) -> Config:
         teacher=teacher,
         resources=resources,
         tables=tuple(document["tables"]),
+        table_document=table_document,
+        figures=tuple(document["figures"]),
         digest=digest,
     )
     _check_synthetic_classes(config)

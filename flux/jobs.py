@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from flux.config import TABLE8_ROLES, Config
+from flux.config import SETTINGS_TABLES, TABLE8_ROLES, Config
 from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
 
@@ -99,9 +100,87 @@ def index_spec(config: Config, dataset: str) -> dict[str, Any]:
     return spec
 
 
+def run_role(config: Config, run_id: str) -> str:
+    """The role a fine-tuning run trains on (its evaluation dataset by default)."""
+    dataset = config.runs[run_id].datasets[0]
+    return next(role for role, bound in config.roles.items() if bound == dataset)
+
+
+def evaluation_roles(config: Config, run_id: str, protocol: Mapping[str, Any]) -> list[str]:
+    return list(protocol.get("roles") or [run_role(config, run_id)])
+
+
+def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
+    """`target` is `<run>/<protocol>`: one checkpoint under one protocol of config/tables.yaml."""
+    from flux.eval.protocols import expand_protocol
+
+    run_id, _, name = target.partition("/")
+    protocols = config.table_document["protocols"]
+    if run_id not in config.runs or name not in protocols:
+        raise ConfigError(
+            f"`flux evaluate {target}`: give <run>/<protocol> with a run of the runs file and a protocol of tables.yaml"
+        )
+    protocol = protocols[name]
+    expanded = expand_protocol(name, protocol, config.runs[run_id], config.unit_scale)
+    roles = evaluation_roles(config, run_id, protocol)
+    lineage = hashlib.sha256(
+        json.dumps(
+            {
+                "run": run_lineage(config, run_id),
+                "protocol": protocol,
+                "prompts": config.table_document["prompts"],
+                "data": {role: data_settings(config, config.roles[role]) for role in roles},
+            },
+            sort_keys=True,
+            default=str,
+        ).encode()
+    ).hexdigest()
+    return {
+        "eval": target,
+        "run": run_id,
+        "protocol": name,
+        "task": protocol["task"],
+        "views": list(protocol["views"]),
+        "aggregate": protocol.get("aggregate", "softmax_mean"),
+        "roles": [
+            {
+                "role": role,
+                "dataset": config.roles[role],
+                "manifest": str(config.manifest_path(config.roles[role])),
+                "splits": list(protocol.get("splits", ["val", "test"])),
+            }
+            for role in roles
+        ],
+        "settings": expanded.settings,
+        "token_optimization": expanded.searches,
+        "prompts": list(config.table_document["prompts"]),
+        "checkpoint": str(config.checkpoint_path(run_id)),
+        "text_encoder": str(config.teacher.text_encoder) if config.teacher.text_encoder else None,
+        "data_dir": str(config.data_dir),
+        "seed": config.seed,
+        "workers": config.training.workers,
+        "lineage": lineage,
+        "out": str(config.metrics_path(run_id, name)),
+    }
+
+
+def table_evaluations(config: Config, table: str) -> list[tuple[str, str]]:
+    """(run, protocol) pairs a table reads: runs not trained in this configuration are left out."""
+    from flux.tables.layout import table_runs
+
+    layout = config.table_document["tables"].get(table)
+    if layout is None:
+        return []
+    return [(run, layout["protocol"]) for run in table_runs(table, layout) if run in config.selected_runs]
+
+
 def table_spec(config: Config, table: str) -> dict[str, Any]:
+    if table in config.table_document["tables"]:
+        return cells_table_spec(config, table)
+    if table in SETTINGS_TABLES:
+        return settings_table_spec(config, table)
     if table != "supp_table8":
-        raise ConfigError(f"`flux table {table}`: unknown table; known: supp_table8")
+        raise ConfigError(f"`flux table {table}`: unknown table; define it in config/tables.yaml")
     rows = [
         {"role": role, "dataset": config.roles[role], "manifest": str(config.manifest_path(config.roles[role]))}
         for role in TABLE8_ROLES
@@ -117,6 +196,107 @@ def table_spec(config: Config, table: str) -> dict[str, Any]:
         "config_digest": config.digest,
         "out": str(config.table_path(table)),
     }
+
+
+def cells_table_spec(config: Config, table: str) -> dict[str, Any]:
+    from flux.eval.protocols import expand_protocol
+
+    layout = config.table_document["tables"][table]
+    protocol = config.table_document["protocols"][layout["protocol"]]
+    evaluations = table_evaluations(config, table)
+    return {
+        "table": table,
+        "kind": "cells",
+        "scale": config.scale,
+        "layout": layout,
+        "metrics": {run: str(config.metrics_path(run, name)) for run, name in evaluations},
+        "keys": {
+            run: sorted(expand_protocol(name, protocol, config.runs[run], config.unit_scale).keys) for run, name in evaluations
+        },
+        "untrained": [run for run in _layout_runs(table, layout) if run not in config.selected_runs],
+        "paper_numbers": str(config.paper_numbers_path),
+        "config_digest": _table_digest(config),
+        "out": str(config.table_path(table)),
+    }
+
+
+def settings_table_spec(config: Config, table: str) -> dict[str, Any]:
+    from flux.train.runs import run_to_dict
+
+    stage = {"supp_table5": "umt", "supp_table6": "finetune", "supp_table7": "clip"}[table]
+    return {
+        "table": table,
+        "kind": "settings",
+        "scale": config.scale,
+        "stage": stage,
+        "runs": {run: run_to_dict(config.runs[run]) for run in config.selected_runs if config.runs[run].stage == stage},
+        "unit_scale": {"frames": config.unit_scale.frames, "resolution": config.unit_scale.resolution},
+        "paper_numbers": str(config.paper_numbers_path),
+        "config_digest": _table_digest(config),
+        "out": str(config.table_path(table)),
+    }
+
+
+def _layout_runs(table: str, layout: Mapping[str, Any]) -> list[str]:
+    from flux.tables.layout import table_runs
+
+    return table_runs(table, layout)
+
+
+def _table_digest(config: Config) -> str:
+    return hashlib.sha256((config.digest + json.dumps(config.table_document, sort_keys=True)).encode()).hexdigest()
+
+
+def document_spec(config: Config, target: str) -> dict[str, Any]:
+    figures = config.table_document.get("figures", {})
+    return {
+        "tables": [str(config.table_path(table)) for table in config.tables],
+        "figures": [{"path": str(config.figure_path(name)), "caption": figures[name]["caption"]} for name in config.figures],
+        "scale": config.scale,
+        "config_digest": _table_digest(config),
+        "out": str(config.results_dir / "tables" / "all.tex"),
+    }
+
+
+def figure_spec(config: Config, name: str) -> dict[str, Any]:
+    figures = config.table_document.get("figures", {})
+    if name not in figures:
+        raise ConfigError(f"`flux figure {name}`: unknown figure; known: {', '.join(figures)}")
+    figure = figures[name]
+    spec: dict[str, Any] = {"figure": name, "kind": figure["kind"], "caption": figure["caption"], "scale": config.scale}
+    if figure["kind"] == "accuracy_vs_gflops":
+        spec["panels"] = [
+            {
+                **{key: value for key, value in panel.items() if key != "runs"},
+                "metrics": {
+                    label: str(config.metrics_path(run, panel["protocol"]))
+                    for label, run in panel["runs"].items()
+                    if run in config.selected_runs
+                },
+            }
+            for panel in figure["panels"]
+        ]
+    else:
+        spec["groups"] = figure.get("groups", [])
+        spec["runs"] = {
+            label: {"log": str(config.run_dir(run) / "metrics.jsonl"), "summary": str(config.run_dir(run) / "final.json")}
+            for label, run in figure["runs"].items()
+            if run in config.selected_runs
+        }
+    spec["config_digest"] = _table_digest(config)
+    spec["out"] = str(config.figure_path(name))
+    return spec
+
+
+def figure_inputs(config: Config, name: str) -> list[str]:
+    spec = figure_spec(config, name)
+    if spec["kind"] == "accuracy_vs_gflops":
+        return [path for panel in spec["panels"] for path in panel["metrics"].values()]
+    return [path for files in spec["runs"].values() for path in files.values()]
+
+
+def pdf_spec(config: Config, target: str) -> dict[str, Any]:
+    return {"document": str(config.results_dir / "tables" / "all.tex"), "out": str(config.results_dir / "tables" / "all.pdf")}
 
 
 def data_settings(config: Config, dataset: str) -> dict[str, Any]:
@@ -202,6 +382,10 @@ BUILDERS = {
     "kinetics710": kinetics710_spec,
     "index": index_spec,
     "table": table_spec,
+    "evaluate": evaluate_spec,
+    "document": document_spec,
+    "pdf": pdf_spec,
+    "figure": figure_spec,
     "train": train_spec,
 }
 

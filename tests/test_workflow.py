@@ -177,3 +177,62 @@ def test_cli_by_hand_matches_the_rule(micro_run):
     )
     assert failed.returncode == 2
     assert "local_paths.kinetics400" in failed.stderr and "Traceback" not in failed.stderr
+
+
+@pytest.mark.slow
+def test_micro_run_builds_its_tables_from_metrics_files(micro_run):
+    """Evaluation -> metrics -> tables: each table's numbers are those of the metrics files it names."""
+    root, _ = micro_run
+    tables = root / "results" / "tables"
+    built = {path.stem for path in tables.glob("*.tex")}
+    assert {"main_table6", "main_table9", "supp_table1", "supp_table4", "supp_table5", "all"} <= built
+    main6 = json.loads((tables / "main_table6.json").read_text())
+    assert {row["id"] for row in main6["rows"] if row["cells"][0]["ours"] is not None} == {
+        f"flux_s.{b}" for b in (3072, 2048, 1024, 512)
+    }
+    assert "flux_b.3072" in main6["skipped"]  # k400_b is not trained in the micro configuration
+    metrics = json.loads((root / "results" / "metrics" / "k400_s" / "k400_views.json").read_text())
+    assert metrics["views"] == [4, 3] and metrics["results"]["k400"]["8x224@2048"]["videos"] == 8
+    for name in ("main_table6", "main_table9", "supp_table1", "supp_table4"):
+        for row in json.loads((tables / f"{name}.json").read_text())["rows"]:
+            for cell in row["cells"]:
+                for source in cell["sources"]:
+                    path, address = source.split(" :: ")
+                    role, key, metric = address.split("/", 2)
+                    value = json.loads((root / path).read_text())["results"][role][key]
+                    for part in metric.split("."):
+                        value = value[part]
+                    assert cell["ours"] == value or len(cell["sources"]) > 1
+    assert (root / "results" / "figures" / "teaser.png").stat().st_size > 1000
+    document = (tables / "all.tex").read_text()
+    assert r"\input{main_table6}" in document and "teaser.png" in document
+
+
+@pytest.mark.slow
+def test_all_tex_compiles_and_the_pdf_shows_the_metrics(micro_run):
+    root, _ = micro_run
+    if shutil.which("pdflatex") is None or shutil.which("pdftotext") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install TeX Live and poppler-utils (.ci/run)")
+        pytest.skip("pdflatex / pdftotext not installed")
+    snakemake(root, "--cores", "2", "--configfile", "config/micro.yaml", "results/tables/all.pdf")
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(root / "results" / "tables" / "all.pdf"), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    shown = 0
+    for name in ("main_table6", "main_table9", "supp_table1", "supp_table4"):
+        for row in json.loads((root / "results" / "tables" / f"{name}.json").read_text())["rows"]:
+            for cell in row["cells"]:
+                if cell["text"] is not None:
+                    assert cell["text"] in text, (name, row["id"], cell)
+                    shown += 1
+    assert shown > 50
+
+
+@pytest.mark.slow
+def test_the_report_holds_every_table_and_figure(micro_run):
+    root, _ = micro_run
+    snakemake(root, "--configfile", "config/micro.yaml", "--report", "results/report.html")
+    report = (root / "results" / "report.html").read_text(errors="replace")
+    for name in ("main_table6", "main_table9", "supp_table1", "supp_table8", "teaser"):
+        assert name in report

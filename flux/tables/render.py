@@ -161,12 +161,141 @@ def supp_table8(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return tex, data
 
 
-RENDERERS = {"supp_table8": supp_table8}
+def format_number(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "--"
+    return f"{value:.1f}" + (f"$\\pm${std:.1f}" if std is not None else "")
+
+
+def cell_latex(cell: Any, tolerance: float, scale: str) -> str:
+    if cell.empty:
+        return "$\\emptyset$"
+    paper = cell.paper
+    paper_text = "--" if paper is None else (f"{paper:.1f}" if isinstance(paper, (int, float)) else latex_escape(paper))
+    if cell.ours is None:
+        return "--" if paper is None else f"\\fluxpaper{{{paper_text}}}"
+    delta = cell.delta
+    mark = "\\textsuperscript{$\\dagger$}" if cell.verdict(tolerance, scale) == "off" else ""
+    delta_text = "--" if delta is None else f"{delta:+.1f}"
+    return f"\\fluxcell{{{format_number(cell.ours, cell.std)}}}{{{paper_text}}}{{{delta_text}}}{{{mark}}}"
+
+
+def _merged_labels(rows: list[dict[str, Any]], width: int) -> list[list[str]]:
+    """Label cells with runs of equal labels (same source, all but the last label column) as \\multirow."""
+    out = [list(row["labels"]) for row in rows]
+    for column in range(width - 1):
+        start = 0
+        while start < len(rows):
+            end = start + 1
+            while (
+                end < len(rows)
+                and rows[end]["source"] == rows[start]["source"]
+                and rows[end]["labels"][: column + 1] == rows[start]["labels"][: column + 1]
+            ):
+                end += 1
+            if end - start > 1:
+                out[start][column] = f"\\multirow{{{end - start}}}{{*}}{{{rows[start]['labels'][column]}}}"
+                for index in range(start + 1, end):
+                    out[index][column] = ""
+            start = end
+    return out
+
+
+def cells_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    from flux.tables.cells import build
+
+    built = build(job)
+    scale, tolerance, columns, rows = job["scale"], built["tolerance"], built["columns"], built["rows"]
+    labels = job["layout"]["labels"]
+    width = len(labels)
+    body, previous = [], None
+    for row, label_cells in zip(rows, _merged_labels(rows, width)):
+        if previous is not None and row["source"] != previous["source"] and not (row["paper_only"] and previous["paper_only"]):
+            body.append("\\midrule")
+        cells = [cell_latex(cell, tolerance, scale) for cell in row["cells"]]
+        body.append(" & ".join(label_cells + cells) + " \\\\")
+        previous = row
+    group_row = group_rules = ""
+    if any(column.group for column in columns):
+        spans: list[list] = []
+        for column in columns:
+            if spans and spans[-1][0] == column.group:
+                spans[-1][1] += 1
+            else:
+                spans.append([column.group, 1])
+        parts, rules, position = [""] * width, [], width + 1
+        for group, count in spans:
+            parts.append(f"\\multicolumn{{{count}}}{{c}}{{{group or ''}}}")
+            if group:
+                rules.append(f"\\cmidrule(lr){{{position}-{position + count - 1}}}")
+            position += count
+        group_row, group_rules = " & ".join(parts), "".join(rules)
+    header_row = " & ".join(list(labels) + [column.header for column in columns])
+    notes = [
+        "Cells: ours (paper; ours $-$ paper)"
+        + (f"; $\\dagger$: off by more than {tolerance:g}" if scale == "paper" else "; no tolerance verdict below paper scale"),
+        "grey: the paper's number for another method",
+    ]
+    if built["skipped"]:
+        notes.append("rows not trained in this configuration: " + latex_escape(", ".join(built["skipped"])))
+    record = provenance(job["config_digest"])
+    caption = f"{built['caption']}. {SCALE_NOTE[scale].capitalize()}."
+    tex = (
+        environment()
+        .get_template("cells.tex.j2")
+        .render(
+            provenance=latex_comment(record),
+            table=job["table"],
+            caption_comment=built["caption"],
+            scale=scale,
+            caption=latex_escape(caption),
+            wide=len(columns) + width > 7,
+            column_spec="l" * width + "c" * len(columns),
+            group_row=group_row,
+            group_rules=group_rules,
+            header_row=header_row,
+            body=body,
+            footnote="; ".join(notes) + ".",
+        )
+    )
+    data_rows = [
+        {
+            "id": row["id"],
+            "labels": row["labels"],
+            "cells": [
+                {
+                    "column": column.id,
+                    "ours": cell.ours,
+                    "std": cell.std,
+                    "paper": cell.paper,
+                    "delta": cell.delta,
+                    "verdict": "empty" if cell.empty else cell.verdict(tolerance, scale),
+                    "text": format_number(cell.ours, cell.std) if cell.ours is not None else None,
+                    "sources": list(cell.sources),
+                }
+                for column, cell in zip(columns, row["cells"])
+            ],
+        }
+        for row in rows
+    ]
+    data = {"table": job["table"], "scale": scale, "skipped": built["skipped"], "rows": data_rows, "provenance": record}
+    return tex, data
+
+
+def settings_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    from flux.tables.settings import render_settings
+
+    return render_settings(job)
+
+
+def renderer(job: dict[str, Any]):
+    kind = job.get("kind", job["table"])
+    return {"supp_table8": supp_table8, "cells": cells_table, "settings": settings_table}[kind]
 
 
 def run(job: dict[str, Any]) -> None:
     """`flux table`: render one table to <out>.tex, with its numbers in <out>.json beside it."""
-    tex, data = RENDERERS[job["table"]](job)
+    tex, data = renderer(job)(job)
     out = Path(job["out"])
     atomic_write_json(out.with_suffix(".json"), data)
     atomic_write_text(out, tex)

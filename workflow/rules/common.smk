@@ -4,9 +4,9 @@ import sys
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from flux.config import TABLE8_ROLES, build_config
+from flux.config import SETTINGS_TABLES, TABLE8_ROLES, build_config
 from flux.errors import ConfigError
-from flux.jobs import job_spec_json
+from flux.jobs import figure_inputs, job_spec_json
 
 try:
     FLUX = build_config(config)
@@ -129,3 +129,39 @@ def train_launcher(rule_name):
 
 def all_checkpoints():
     return [run_checkpoint(run) for run in FLUX.selected_runs]
+
+
+def evaluate_inputs(wildcards):
+    """The checkpoint and the manifests of the datasets a protocol evaluates on."""
+    from flux.jobs import evaluation_roles
+
+    protocol = FLUX.table_document["protocols"][wildcards.protocol]
+    roles = evaluation_roles(FLUX, wildcards.run, protocol)
+    return {
+        "checkpoint": run_checkpoint(wildcards.run),
+        "manifests": [manifest(FLUX.roles[role]) for role in roles],
+    }
+
+
+def evaluate_spec(wildcards):
+    return job_spec_json(FLUX, "evaluate", f"{wildcards.run}/{wildcards.protocol}")
+
+
+def table_metrics(wildcards):
+    """The metrics files a grid table reads (runs of this configuration only)."""
+    from flux.jobs import table_evaluations
+
+    return [str(FLUX.metrics_path(run, protocol)) for run, protocol in table_evaluations(FLUX, wildcards.table)]
+
+
+def table_spec_param(wildcards):
+    return job_spec_json(FLUX, "table", wildcards.table)
+
+
+GRID_TABLES = [table for table in FLUX.tables if table in FLUX.table_document["tables"]]
+SETTINGS_TABLES_BUILT = [table for table in FLUX.tables if table in SETTINGS_TABLES]
+FIGURES = list(FLUX.figures)
+
+
+def figure_path(name):
+    return str(FLUX.results_dir / "figures" / f"{name}.png")

@@ -6,7 +6,7 @@ rule supp_table8:
         manifests=table8_manifests,
         paper_numbers=str(FLUX.paper_numbers_path),
     output:
-        table=str(FLUX.table_path("supp_table8")),
+        table=report(str(FLUX.table_path("supp_table8")), caption="../report/supp_table8.rst", category="Tables"),
         data=str(FLUX.table_path("supp_table8").with_suffix(".json")),
     conda:
         "../envs/flux.yaml"
@@ -22,3 +22,119 @@ rule supp_table8:
         runtime=resource("supp_table8", "runtime", 10),
     shell:
         f"{FLUX_CLI} table --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
+rule table:
+    input:
+        metrics=table_metrics,
+        paper_numbers=str(FLUX.paper_numbers_path),
+    output:
+        table=report(f"{RESULTS}/tables/{{table}}.tex", caption="../report/table.rst", category="Tables"),
+        data=f"{RESULTS}/tables/{{table}}.json",
+    wildcard_constraints:
+        table=alternation(GRID_TABLES),
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=table_spec_param,
+    log:
+        f"{LOGS}/tables/{{table}}.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/{{table}}.tsv"
+    threads: threads_for("table")
+    resources:
+        mem_mb=resource("table", "mem_mb", 1000),
+        runtime=resource("table", "runtime", 10),
+    shell:
+        f"{FLUX_CLI} table --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
+# Supplementary Tables 5-7: the settings actually used, rendered from the resolved runs.
+rule settings_table:
+    input:
+        paper_numbers=str(FLUX.paper_numbers_path),
+    output:
+        table=report(f"{RESULTS}/tables/{{table}}.tex", caption="../report/settings_table.rst", category="Settings"),
+        data=f"{RESULTS}/tables/{{table}}.json",
+    wildcard_constraints:
+        table=alternation(SETTINGS_TABLES_BUILT),
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=table_spec_param,
+    log:
+        f"{LOGS}/tables/{{table}}.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/{{table}}.tsv"
+    threads: threads_for("settings_table")
+    resources:
+        mem_mb=resource("settings_table", "mem_mb", 1000),
+        runtime=resource("settings_table", "runtime", 10),
+    shell:
+        f"{FLUX_CLI} table --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
+# results/tables/all.tex: one LaTeX document that \inputs every table of this configuration (and shows the
+# figures); `snakemake results/tables/all.pdf` compiles it (needs pdflatex: TeX Live's latex-extra set).
+rule tables_document:
+    input:
+        tables=all_tables(),
+        figures=[figure_path(name) for name in FIGURES],
+    output:
+        document=f"{RESULTS}/tables/all.tex",
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=lambda wildcards: job_spec_json(FLUX, "document", "all"),
+    log:
+        f"{LOGS}/tables/all.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/all.tsv"
+    threads: threads_for("tables_document")
+    resources:
+        mem_mb=resource("tables_document", "mem_mb", 1000),
+        runtime=resource("tables_document", "runtime", 10),
+    shell:
+        f"{FLUX_CLI} document --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
+rule tables_pdf:
+    input:
+        document=f"{RESULTS}/tables/all.tex",
+    output:
+        pdf=f"{RESULTS}/tables/all.pdf",
+    log:
+        f"{LOGS}/tables/all_pdf.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/all_pdf.tsv"
+    threads: threads_for("tables_pdf")
+    resources:
+        mem_mb=resource("tables_pdf", "mem_mb", 1000),
+        runtime=resource("tables_pdf", "runtime", 10),
+    params:
+        spec=lambda wildcards: job_spec_json(FLUX, "pdf", "all"),
+    shell:
+        f"{FLUX_CLI} pdf --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
+rule figure:
+    input:
+        lambda wildcards: figure_inputs(FLUX, wildcards.figure),
+    output:
+        figure=report(f"{RESULTS}/figures/{{figure}}.png", caption="../report/figure.rst", category="Figures"),
+    wildcard_constraints:
+        figure=alternation(FIGURES),
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=lambda wildcards: job_spec_json(FLUX, "figure", wildcards.figure),
+    log:
+        f"{LOGS}/figures/{{figure}}.log",
+    benchmark:
+        f"{BENCHMARKS}/figures/{{figure}}.tsv"
+    threads: threads_for("figure")
+    resources:
+        mem_mb=resource("figure", "mem_mb", 1000),
+        runtime=resource("figure", "runtime", 10),
+    shell:
+        f"{FLUX_CLI} figure --spec {{params.spec:q}} > {{log}} 2>&1"

@@ -1,0 +1,307 @@
+"""`flux evaluate`: one checkpoint, one evaluation protocol of config/tables.yaml -> one metrics JSON.
+
+A protocol is a list of settings (input frames x resolution, token budget, output head, optional Vid-TLDR
+merging schedule) and of Token Optimization searches (the best input of a frames x resolution grid at a budget:
+the paper's "+" / "w/ TO" numbers), evaluated on one or more datasets. The job spec arrives in this
+configuration's units (flux.jobs.evaluate_spec scales the paper's); result keys stay in paper units
+(`8x224@2048`, `to@2048`), which is how tables address them.
+
+Every (dataset, input, variant) is evaluated once: settings that share an input are computed from one decode
+of it, and a TO search reuses what the settings already measured. Undecodable videos stay in every
+denominator and are counted in the metrics (flux.eval.classification).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from flux.data.datasets import VideoClassification, VideoText
+from flux.data.index import read_manifest
+from flux.errors import ConfigError, FluxError
+from flux.eval.aggregate import aggregate_clips
+from flux.eval.classification import gather_views, multiview_accuracy
+from flux.eval.grid import full_grid, token_optimization_search
+from flux.eval.retrieval import retrieval_metrics
+from flux.eval.zeroshot import prompt_embeddings, zero_shot_scores
+from flux.io import atomic_write_json
+from flux.models.checkpoint import load_checkpoint
+from flux.models.flops import gflops
+from flux.models.fluxvit import FluxViT, build_model
+from flux.models.text import TextEncoder, build_text_encoder
+from flux.models.vid_tldr import VidTLDR, forward_with_merging
+from flux.provenance import provenance
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("classification", "zeroshot", "retrieval")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How the model is run on an input: selector budget (None: every token), output head, merge schedule."""
+
+    budget: int | None
+    head: int
+    merge: tuple[int, ...] | None = None
+
+
+def load_model(checkpoint: Path) -> tuple[FluxViT, dict]:
+    if not checkpoint.is_file():
+        raise FluxError(f"checkpoint {checkpoint} does not exist; train its run first (snakemake {checkpoint}) or `dvc pull` it")
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    metadata = payload["metadata"]
+    state = payload["model"]
+    text_dim = state["vision_proj.weight"].shape[0] if "vision_proj.weight" in state else None
+    model = build_model(
+        metadata["model"],
+        num_classes=metadata.get("num_classes", 0),
+        text_dim=text_dim,
+        selector=metadata.get("selector", "group_dynamic_l2"),
+        **metadata.get("model_switches", {}),
+    )
+    report = load_checkpoint(model, payload, strict=False)
+    if report.missing:
+        raise FluxError(
+            f"{checkpoint}: the model lacks weights for {report.missing[:8]}; the checkpoint does not fit its metadata"
+        )
+    return model.eval(), payload
+
+
+def load_text(payload: dict, job: dict) -> tuple[TextEncoder, float]:
+    """The checkpoint's own text tower (tiny scale) or the configured pretrained encoder, and the learned
+    logit scale (the dual-softmax temperature is its inverse)."""
+    from flux.train.trainer import load_text_encoder
+
+    if payload.get("text"):
+        encoder: TextEncoder = load_text_encoder(payload)
+    elif job.get("text_encoder"):
+        encoder = build_text_encoder("huggingface", path=job["text_encoder"])
+    else:
+        raise FluxError(
+            f"{job['checkpoint']} carries no text tower and teacher.text_encoder is not set; a video-text run is needed"
+        )
+    return encoder.eval(), float(payload.get("logit_scale", 100.0))
+
+
+def encode_texts(encoder: TextEncoder, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([encoder.encode(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)])
+
+
+class Evaluator:
+    """One dataset of one job: measures (input, variant) pairs, caching every result."""
+
+    def __init__(self, job: dict, role: dict, model: FluxViT, device: torch.device, text: tuple[TextEncoder, float] | None):
+        self.job, self.role, self.model, self.device = job, role, model, device
+        self.task = job["task"]
+        self.clips, self.crops = job["views"]
+        self.cache: dict[tuple[int, int, Variant], dict[str, Any]] = {}
+        self.text = text
+        self.failures: dict[str, int] = {}
+        self.prompts = None
+        self.captions: tuple[torch.Tensor, list[int]] | None = None
+        splits = set(read_manifest(Path(role["manifest"]))[0]["split"])
+        found = [split for split in role["splits"] if split in splits]
+        if not found:
+            raise FluxError(
+                f"{role['manifest']}: none of the evaluation splits {role['splits']} exists (splits: {sorted(splits)})"
+            )
+        self.split = found[0]
+
+    # -- data ---------------------------------------------------------------------------------------------
+    def dataset(self, frames: int, resolution: int):
+        common = {
+            "manifest": Path(self.role["manifest"]),
+            "data_dir": Path(self.job["data_dir"]),
+            "split": self.split,
+            "train": False,
+            "frames": frames,
+            "resolution": resolution,
+        }
+        if self.task == "retrieval":
+            return VideoText(**common)
+        return VideoClassification(**common, num_clips=self.clips, num_crops=self.crops)
+
+    def _text_side(self, dataset) -> None:
+        encoder, _ = self.text
+        if self.task == "zeroshot" and self.prompts is None:
+            names = [name.replace("_", " ") for name in dataset.info.class_names or []]
+            if not names:
+                raise FluxError(f"{self.role['manifest']}: no class names, zero-shot classification needs them")
+            self.prompts = prompt_embeddings(lambda texts: encode_texts(encoder, texts), names, self.job["prompts"])
+        if self.task == "retrieval" and self.captions is None:
+            texts, owners = [], []
+            for position in range(len(dataset)):
+                for text in dataset.texts(position):
+                    texts.append(text)
+                    owners.append(position)
+            self.captions = (encode_texts(encoder, texts), owners)
+
+    def _outputs(self, video: torch.Tensor, variant: Variant) -> torch.Tensor:
+        """Logits (classification) or the video embedding (zero-shot, retrieval) of a batch."""
+        model = self.model
+        if variant.merge is not None:
+            if self.task != "classification":
+                raise ConfigError("Vid-TLDR merging is evaluated for classification only (supplementary Table 2)")
+            return forward_with_merging(model, video, VidTLDR(variant.merge), variant.head, budget=variant.budget)
+        tokens = model.forward_features(video, variant.budget).tokens
+        if self.task == "classification":
+            return model.forward_head(tokens, variant.head)
+        return model.vision_proj(model.pool(tokens, variant.head))
+
+    # -- measuring ----------------------------------------------------------------------------------------
+    def measure(self, frames: int, resolution: int, variants: list[Variant]) -> dict[Variant, dict[str, Any]]:
+        missing = [variant for variant in dict.fromkeys(variants) if (frames, resolution, variant) not in self.cache]
+        if missing:
+            self._compute(frames, resolution, missing)
+        return {variant: self.cache[(frames, resolution, variant)] for variant in variants}
+
+    def _compute(self, frames: int, resolution: int, variants: list[Variant]) -> None:
+        started = time.perf_counter()
+        dataset = self.dataset(frames, resolution)
+        if self.task != "classification":
+            self._text_side(dataset)
+        loader = DataLoader(dataset, batch_size=self.job.get("batch_size", 8), num_workers=self.job.get("workers", 0))
+        outputs: dict[Variant, list[torch.Tensor]] = {variant: [] for variant in variants}
+        positions, views, labels, valid = [], [], [], []
+        with torch.no_grad():
+            for batch in loader:
+                video = batch["video"].to(self.device)
+                for variant in variants:
+                    outputs[variant].append(self._outputs(video, variant).float().cpu())
+                positions.append(batch["index"])
+                views.append(batch["clip"] * self.crops + batch["crop"] if "clip" in batch else torch.zeros_like(batch["index"]))
+                labels.append(batch.get("label", torch.full_like(batch["index"], -1)))
+                valid.append(batch["valid"])
+        for kind, count in dataset.failures.as_dict()["counts"].items():
+            self.failures[kind] = max(self.failures.get(kind, 0), count)
+        positions, views, labels, valid = (torch.cat(part) for part in (positions, views, labels, valid))
+        seconds = (time.perf_counter() - started) / len(variants)
+        for variant in variants:
+            result = self._metrics(torch.cat(outputs[variant]), positions, views, labels, valid)
+            result.update(
+                {"input": [frames, resolution], "budget": variant.budget, "head": variant.head, "seconds": round(seconds, 3)}
+            )
+            if variant.merge is not None:
+                result["merge"] = list(variant.merge)
+            else:
+                patches = frames * (resolution // self.model.size.patch_size) ** 2
+                tokens = min(patches, variant.budget or patches)
+                result["gflops"] = round(gflops(self.model.size, tokens, patches, self.model.num_classes), 3)
+            self.cache[(frames, resolution, variant)] = result
+
+    def _metrics(self, outputs, positions, views, labels, valid) -> dict[str, Any]:
+        count = self.clips * self.crops if self.task != "retrieval" else 1
+        ids, per_view = gather_views(((int(p), int(v), out) for p, v, out in zip(positions, views, outputs)), count)
+        order = torch.tensor(ids)
+        first = {int(p): i for i, p in reversed(list(enumerate(positions.tolist())))}
+        video_labels = labels[[first[i] for i in ids]]
+        decodable = torch.stack([valid[positions == i].all() for i in ids])
+        if self.task == "classification":
+            method = self.job.get("aggregate", "softmax_mean")
+            if method != "softmax_mean":  # ClipBERT: combine the clips' logits, then one prediction per video
+                return {
+                    **multiview_accuracy(aggregate_clips(per_view, method)[:, None], video_labels, decodable),
+                    "aggregate": method,
+                }
+            return multiview_accuracy(per_view, video_labels, decodable)
+        if self.task == "zeroshot":
+            _, logit_scale = self.text
+            scores = torch.stack([zero_shot_scores(view, self.prompts) for view in per_view.unbind(1)], dim=1)
+            return multiview_accuracy(logit_scale * scores, video_labels, decodable)
+        text_features, owners = self.captions
+        video_features = F.normalize(per_view[:, 0].double(), dim=-1)
+        rank_of = {position: rank for rank, position in enumerate(order.tolist())}
+        _, logit_scale = self.text
+        result = retrieval_metrics(text_features, video_features, [rank_of[o] for o in owners], temperature=1.0 / logit_scale)
+        result["undecodable"] = int((~decodable).sum())
+        return result
+
+
+def objective_value(task: str, metrics: dict[str, Any]) -> float:
+    """What TO maximises: top-1, or text-to-video R@1 with dual softmax (how the paper reports retrieval)."""
+    if task == "retrieval":
+        return float(metrics["dual_softmax"]["t2v"]["R@1"])
+    return float(metrics["top1"])
+
+
+def run_search(evaluator: Evaluator, search: dict) -> dict[str, Any]:
+    variant = Variant(search["budget"], search["head"])
+
+    def evaluate(frames: int, resolution: int) -> float:
+        return objective_value(evaluator.task, evaluator.measure(frames, resolution, [variant])[variant])
+
+    frames, resolutions = search["frames"], search["resolutions"]
+    if search["search"] == "grid":
+        surface = full_grid(frames, resolutions, evaluate)
+        best = max(surface, key=lambda shape: (surface[shape], -shape[0] * shape[1] ** 2))
+        evaluations = [[t, r, value] for (t, r), value in surface.items()]
+    else:
+        found = token_optimization_search(frames, resolutions, evaluate, tuple(search["start"]))
+        best = found.best
+        evaluations = [[t, r, value] for (t, r), value in found.evaluations]
+    result = dict(evaluator.measure(*best, [variant])[variant])
+    result.update({"search": search["search"], "evaluations": evaluations})
+    return result
+
+
+def evaluate_role(evaluator: Evaluator, job: dict) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    by_input: dict[tuple[int, int], list[dict]] = {}
+    for setting in job["settings"]:
+        by_input.setdefault((setting["frames"], setting["resolution"]), []).append(setting)
+    for (frames, resolution), settings in by_input.items():
+        variants = [Variant(s["budget"], s["head"], tuple(s["merge"]) if s.get("merge") else None) for s in settings]
+        measured = evaluator.measure(frames, resolution, variants)
+        for setting, variant in zip(settings, variants):
+            results[setting["key"]] = measured[variant]
+    for search in job["token_optimization"]:
+        results[search["key"]] = run_search(evaluator, search)
+    return results
+
+
+def run(job: dict) -> None:
+    """`flux evaluate`: every setting and TO search of a protocol on each of its datasets."""
+    if job["task"] not in TASKS:
+        raise ConfigError(f"evaluation {job['eval']}: unknown task '{job['task']}'; known: {', '.join(TASKS)}")
+    torch.manual_seed(job["seed"])
+    torch.set_num_threads(max(1, job.get("threads", 1)))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    started = time.perf_counter()
+    model, payload = load_model(Path(job["checkpoint"]))
+    model.to(device)
+    text = None
+    if job["task"] != "classification":
+        encoder, scale = load_text(payload, job)
+        text = (encoder.to(device), scale)
+    results, undecodable, splits = {}, {}, {}
+    for role in job["roles"]:
+        evaluator = Evaluator(job, role, model, device, text)
+        results[role["role"]] = evaluate_role(evaluator, job)
+        undecodable[role["role"]] = evaluator.failures
+        splits[role["role"]] = {"dataset": role["dataset"], "split": evaluator.split}
+        logger.info("%s on %s: %d inputs evaluated", job["eval"], role["role"], len(evaluator.cache))
+    seconds = round(time.perf_counter() - started, 2)
+    record = {
+        "eval": job["eval"],
+        "run": job["run"],
+        "protocol": job["protocol"],
+        "task": job["task"],
+        "views": job["views"],
+        "datasets": splits,
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+        "results": results,
+        "decode_failures": undecodable,
+        "seconds": seconds,
+        "provenance": provenance(job["lineage"], job["seed"]),
+    }
+    atomic_write_json(Path(job["out"]), record)
+    logger.info("wrote %s in %.1f s", job["out"], seconds)

@@ -1,0 +1,208 @@
+"""Grid tables (main Tables 1-9, supplementary Tables 1-4): every value cell read from a metrics file.
+
+A cell is `ours` (from the metrics file of its run and protocol; several runs: mean and std), the paper's
+number (config/paper_numbers.yaml, one list per row aligned to the columns), their delta, and a verdict:
+`ok` within the table's tolerance, `off` outside, `n/a` below paper scale (tiny numbers are not comparable)
+or where one side is missing. `∅` marks a cell whose input has fewer tokens than its budget (the protocol
+does not evaluate it, as the paper does not). Summary rows and columns (Avg, Max) reduce our cells.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flux.config import load_paper_numbers
+from flux.errors import ConfigError, FluxError
+from flux.tables.layout import Column, Row, columns_of, fill, row_runs, rows_of
+
+logger = logging.getLogger(__name__)
+
+EMPTY = "∅"
+
+
+@dataclass
+class Cell:
+    ours: float | None = None
+    std: float | None = None
+    paper: float | str | None = None
+    empty: bool = False  # the paper's ∅: not evaluated at this input
+    sources: tuple[str, ...] = ()  # "metrics file :: role/key/metric" for each value averaged
+
+    @property
+    def delta(self) -> float | None:
+        if self.ours is None or not isinstance(self.paper, (int, float)):
+            return None
+        return self.ours - self.paper
+
+    def verdict(self, tolerance: float, scale: str) -> str:
+        if scale != "paper" or self.delta is None:
+            return "n/a"
+        return "ok" if abs(self.delta) <= tolerance + 1e-9 else "off"
+
+
+def dig(result: Mapping[str, Any], metric: str, where: str) -> float:
+    value: Any = result
+    for part in metric.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            raise FluxError(f"{where}: the result has no metric '{metric}' (missing '{part}')")
+        value = value[part]
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        raise FluxError(f"{where}: metric '{metric}' is {value!r}, not a number")
+    return float(value)
+
+
+class MetricsStore:
+    """The metrics files of a table, read once; `results[run]` is the `results` block of run's file."""
+
+    def __init__(self, paths: Mapping[str, str], keys: Mapping[str, list[str]]):
+        self.paths = dict(paths)
+        self.keys = {run: set(values) for run, values in keys.items()}
+        self.records: dict[str, dict[str, Any]] = {}
+
+    def record(self, run: str) -> dict[str, Any]:
+        if run not in self.records:
+            path = Path(self.paths[run])
+            if not path.is_file():
+                raise FluxError(f"metrics file {path} is missing; run its evaluation (snakemake {path})")
+            self.records[run] = json.loads(path.read_text(encoding="utf-8"))
+        return self.records[run]
+
+    def result(self, run: str, role: str | None, key: str, where: str) -> tuple[dict[str, Any], str]:
+        record = self.record(run)
+        results = record["results"]
+        if role is None:
+            if len(results) != 1:
+                raise ConfigError(
+                    f"{where}: {self.paths[run]} holds several datasets {sorted(results)}; name the column's `role`"
+                )
+            role = next(iter(results))
+        if role not in results:
+            raise FluxError(
+                f"{where}: {self.paths[run]} has no results for '{role}' (has {sorted(results)}); re-run the evaluation"
+            )
+        if key not in results[role]:
+            raise FluxError(f"{where}: {self.paths[run]} lacks result '{key}' for {role}; re-run the evaluation (snakemake -R)")
+        return results[role][key], f"{self.paths[run]} :: {role}/{key}"
+
+
+def cell_variables(row: Row, column: Column) -> dict[str, Any]:
+    return {**column.variables, **row.variables}
+
+
+def fill_cell(store: MetricsStore, table: str, row: Row, column: Column) -> Cell:
+    runs = row_runs(row, column)
+    variables = cell_variables(row, column)
+    where = f"{table} row {row.id} column {column.id}"
+    key = fill(row.key or column.key, variables, where)
+    metric = fill(column.metric, variables, where)
+    if any(key not in store.keys[run] for run in runs):
+        return Cell(empty=True)
+    values, sources = [], []
+    for run in runs:
+        result, source = store.result(run, column.role, key, where)
+        values.append(dig(result, metric, f"{where} ({source})"))
+        sources.append(f"{source}/{metric}")
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return Cell(ours=statistics.fmean(values), std=std, sources=tuple(sources))
+
+
+def reduce(values: list[float], how: str) -> float | None:
+    if not values:
+        return None
+    return statistics.fmean(values) if how == "mean" else max(values)
+
+
+def label_variables(store: MetricsStore, row: Row, columns: list[Column]) -> dict[str, Any]:
+    """Names only the metrics know: the model's parameters (M), GFLOPs per view and views of the row's setting."""
+    variables = dict(row.variables)
+    runs = next((row_runs(row, column) for column in columns if row_runs(row, column)), ())
+    if runs:
+        record = store.record(runs[0])
+        variables["params"] = f"{record['params_m']:.3g}"
+        variables["views"] = record["views"][0] * record["views"][1]
+        setting = row.variables.get("setting")
+        results = next(iter(record["results"].values()))
+        if setting in results and "gflops" in results[setting]:
+            variables["gflops"] = f"{results[setting]['gflops']:.3g}"
+    return variables
+
+
+def build(job: dict[str, Any]) -> dict[str, Any]:
+    """The table as data: header, rows of label strings and cells, footnotes."""
+    table, layout = job["table"], job["layout"]
+    paper = load_paper_numbers(Path(job["paper_numbers"]), table)
+    if "tolerance" not in paper:
+        raise ConfigError(f"{job['paper_numbers']}: {table} needs `tolerance` (allowed |ours - paper| in points)")
+    tolerance = float(paper["tolerance"])
+    columns = columns_of(table, layout)
+    all_rows = rows_of(table, layout)
+    untrained = set(job["untrained"])
+    skipped = [row.id for row in all_rows if any(run in untrained for runs in row.runs.values() for run in runs)]
+    rows = [row for row in all_rows if row.id not in skipped]
+    store = MetricsStore(job["metrics"], job["keys"])
+    values = paper.get("values", {})
+    unknown = sorted(set(values) - {row.id for row in all_rows})
+    if unknown:
+        raise ConfigError(f"{job['paper_numbers']}: {table}.values has rows {unknown} that the table does not have")
+    grid: dict[str, list[Cell]] = {}
+    for row in rows:
+        reference = values.get(row.id)
+        if reference is None:
+            raise ConfigError(
+                f"{job['paper_numbers']}: {table}.values lacks row '{row.id}' (a list of {len(columns)} numbers or null)"
+            )
+        if len(reference) != len(columns):
+            raise ConfigError(
+                f"{job['paper_numbers']}: {table}.values.{row.id} has {len(reference)} entries for {len(columns)} columns "
+                f"({', '.join(column.id for column in columns)})"
+            )
+        cells = []
+        for column, number in zip(columns, reference):
+            if row.paper_only or row.summary or column.summary:
+                cells.append(Cell(paper=number))
+            else:
+                cell = fill_cell(store, table, row, column)
+                cell.paper = number
+                if cell.empty and number is not None:
+                    raise ConfigError(
+                        f"{table} row {row.id} column {column.id}: the paper has {number} but protocol "
+                        f"'{layout['protocol']}' does not evaluate this cell; fix the key or the protocol"
+                    )
+                cells.append(cell)
+        grid[row.id] = cells
+    for row in rows:  # block summaries (Avg / Max rows), then row summaries (Avg / Max columns)
+        if row.summary:
+            members = [grid[member] for member in row.members if member in grid]
+            for index, column in enumerate(columns):
+                if column.summary:
+                    continue
+                ours = [cells[index].ours for cells in members if cells[index].ours is not None]
+                grid[row.id][index].ours = reduce(ours, row.summary)
+    for row in rows:
+        for index, column in enumerate(columns):
+            if column.summary and not row.paper_only and not row.summary:
+                ours = [cell.ours for cell, other in zip(grid[row.id], columns) if not other.summary and cell.ours is not None]
+                grid[row.id][index].ours = reduce(ours, column.summary)
+    rendered_rows = []
+    for row in rows:
+        variables = label_variables(store, row, columns) if not row.paper_only else dict(row.variables)
+        labels = [fill(label, variables, f"{table} row {row.id}") for label in row.labels]
+        rendered_rows.append(
+            {"id": row.id, "source": row.source, "labels": labels, "paper_only": row.paper_only, "cells": grid[row.id]}
+        )
+    if skipped:
+        logger.warning("%s: rows %s left out: their runs are not trained in this configuration", table, skipped)
+    return {
+        "columns": columns,
+        "rows": rendered_rows,
+        "skipped": skipped,
+        "tolerance": tolerance,
+        "caption": paper.get("caption", layout["caption"]),
+    }

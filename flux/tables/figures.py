@@ -1,0 +1,116 @@
+"""The paper's figures as PNG (matplotlib, Agg), drawn from training logs and metrics files only.
+
+- grad_norms (supplementary Figure 2): L2 gradient norm per module group over training steps;
+- convergence (supplementary Figure 3): training loss per step, one curve per run (frame count), with the
+  run's validation top-1 in the legend;
+- total_grad_norm (supplementary Figure 4): the overall gradient norm over pre-training, one curve per run;
+- accuracy_vs_gflops (Figure 2 / teaser): a metric against GFLOPs per view, unmasked inputs and TO.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from flux.errors import FluxError
+from flux.io import atomic_path
+from flux.tables.cells import dig
+
+logger = logging.getLogger(__name__)
+
+
+def read_log(path: str) -> list[dict[str, Any]]:
+    log = Path(path)
+    if not log.is_file():
+        raise FluxError(f"training log {log} is missing; train its run first (snakemake {log})")
+    records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not records:
+        raise FluxError(f"training log {log} has no logged step; lower training.log_every so that a run logs")
+    return records
+
+
+def _grad_norms(axes, spec: dict[str, Any]) -> None:
+    for label, files in spec["runs"].items():
+        records = read_log(files["log"])
+        steps = [record["step"] for record in records]
+        for group in spec["groups"]:
+            values = [record["grad_norm"].get(group) for record in records]
+            if any(value is None for value in values):
+                raise FluxError(f"{files['log']}: gradient norms lack the module group '{group}'")
+            axes.plot(steps, values, marker="o", label=f"{group}" if len(spec["runs"]) == 1 else f"{label}: {group}")
+    axes.set_xlabel("step")
+    axes.set_ylabel("gradient L2 norm")
+    axes.set_yscale("log")
+
+
+def _convergence(axes, spec: dict[str, Any]) -> None:
+    for label, files in spec["runs"].items():
+        records = read_log(files["log"])
+        summary = json.loads(Path(files["summary"]).read_text(encoding="utf-8"))
+        validation = summary.get("validation") or {}
+        suffix = f" (val top-1 {100 * validation['top1']:.1f})" if "top1" in validation else ""
+        axes.plot([r["step"] for r in records], [r["loss"] for r in records], marker="o", label=label + suffix)
+    axes.set_xlabel("step")
+    axes.set_ylabel("training loss")
+
+
+def _total_grad_norm(axes, spec: dict[str, Any]) -> None:
+    for label, files in spec["runs"].items():
+        records = read_log(files["log"])
+        axes.plot([r["step"] for r in records], [r["grad_norm"]["total"] for r in records], marker="o", label=label)
+    axes.set_xlabel("step")
+    axes.set_ylabel("overall gradient L2 norm")
+
+
+def _accuracy_vs_gflops(figure, spec: dict[str, Any]) -> None:
+    panels = spec["panels"]
+    for index, panel in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), index + 1)
+        for label, path in panel["metrics"].items():
+            metrics = Path(path)
+            if not metrics.is_file():
+                raise FluxError(f"metrics file {metrics} is missing; run its evaluation (snakemake {metrics})")
+            record = json.loads(metrics.read_text(encoding="utf-8"))
+            results = record["results"][panel["role"]] if "role" in panel else next(iter(record["results"].values()))
+            plain, optimised, costs = [], [], []
+            for budget in panel["budgets"]:
+                frames = budget // 256
+                setting = results[f"{frames}x224@{budget}"]
+                costs.append(setting["gflops"])
+                plain.append(dig(setting, panel["metric"], str(metrics)))
+                optimised.append(dig(results[f"to@{budget}"], panel["metric"], str(metrics)))
+            line = axes.plot(costs, plain, marker="o", label=label)[0]
+            axes.plot(costs, optimised, marker="*", linestyle="--", color=line.get_color(), label=f"{label}+ (TO)")
+            axes.fill_between(costs, plain, optimised, color=line.get_color(), alpha=0.15)
+        axes.set_xscale("log")
+        axes.set_xlabel("GFLOPs per view")
+        axes.set_ylabel(panel["metric"])
+        axes.set_title(panel["title"], fontsize=9)
+        axes.legend(fontsize=7)
+
+
+def run(spec: dict[str, Any]) -> None:
+    """`flux figure`: one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure = pyplot.figure(figsize=(9, 4) if spec["kind"] == "accuracy_vs_gflops" else (6, 4), dpi=120)
+    if spec["kind"] == "accuracy_vs_gflops":
+        _accuracy_vs_gflops(figure, spec)
+    else:
+        if not spec["runs"]:
+            raise FluxError(f"{spec['figure']}: none of its runs is trained in this configuration (training.runs)")
+        axes = figure.add_subplot(1, 1, 1)
+        {"grad_norms": _grad_norms, "convergence": _convergence, "total_grad_norm": _total_grad_norm}[spec["kind"]](axes, spec)
+        axes.legend(fontsize=7)
+    figure.suptitle(f"{spec['figure']} ({spec['scale']} scale)", fontsize=10)
+    figure.tight_layout()
+    out = Path(spec["out"])
+    with atomic_path(out) as temporary:
+        figure.savefig(temporary, format="png")
+    pyplot.close(figure)
+    logger.info("wrote %s", out)

@@ -1,0 +1,171 @@
+"""Table layouts of config/tables.yaml expanded into columns and rows (pure: no metrics are read here).
+
+A table is a grid: label columns, then value columns; a value cell names a run (by the row's slot), a
+protocol result key and a metric. `expand` multiplies a row or column over listed values; `blocks` build the
+grid-style tables (main Table 1, supplementary Tables 1-2): one run, a row per input, summary rows. Row ids
+after expansion (`flux_s.2048`, `direct8.12`, `direct8.mean`) key the paper numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flux.errors import ConfigError
+from flux.eval.protocols import unmasked_frames
+
+ANY_SLOT = "*"  # a block's run fills every column
+DIRECTIONS = {"t2v": "T2V", "v2t": "V2T"}
+SUMMARY_LABELS = {"mean": "Avg", "max": "Max"}
+
+
+@dataclass(frozen=True)
+class Column:
+    id: str
+    header: str
+    group: str | None
+    slot: str
+    role: str | None
+    key: str
+    metric: str
+    variables: Mapping[str, Any]
+    summary: str | None = None  # a row-summary column: `mean` or `max` over the row's value cells
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    labels: tuple[str, ...]  # templates
+    runs: Mapping[str, tuple[str, ...]]  # slot -> runs (several: seeds, reported as mean and std)
+    variables: Mapping[str, Any]
+    source: str  # the row or block entry it came from (rules between sources)
+    paper_only: bool = False
+    key: str | None = None
+    summary: str | None = None  # a block summary row: `mean` or `max` over the block's data rows
+    members: tuple[str, ...] = field(default_factory=tuple)  # a summary row's data rows
+
+
+def fill(template: str, variables: Mapping[str, Any], where: str) -> str:
+    """`template` with `{name}` filled; an unknown name is a configuration error naming the place."""
+    names = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+    missing = sorted(names - set(variables))
+    if missing:
+        raise ConfigError(f"{where}: template '{template}' uses {missing}, which this cell does not define")
+    return template.format(**variables)
+
+
+def _combinations(expand: Mapping[str, list] | None) -> list[dict[str, Any]]:
+    if not expand:
+        return [{}]
+    names = list(expand)
+    return [dict(zip(names, values)) for values in itertools.product(*(expand[name] for name in names))]
+
+
+def derived(variables: Mapping[str, Any], role_names: Mapping[str, str]) -> dict[str, Any]:
+    """Names a template may use beyond the expanded ones."""
+    extra: dict[str, Any] = {}
+    if "budget" in variables:
+        extra["frames"] = unmasked_frames(int(variables["budget"]))
+        extra["setting"] = f"{extra['frames']}x224@{variables['budget']}"
+    if "direction" in variables:
+        extra["direction_name"] = DIRECTIONS[variables["direction"]]
+    if "role" in variables:
+        extra["role_name"] = role_names.get(variables["role"], variables["role"])
+    return {**extra, **variables}
+
+
+def columns_of(table: str, layout: Mapping[str, Any]) -> list[Column]:
+    role_names = layout.get("role_names", {})
+    columns = []
+    for entry in layout["columns"]:
+        for values in _combinations(entry.get("expand")):
+            variables = derived(values, role_names)
+            where = f"tables.{table}.columns.{entry['id']}"
+            columns.append(
+                Column(
+                    id=fill(entry["id"], variables, where)
+                    + ("_" + "_".join(map(str, values.values())) if values and "{" not in entry["id"] else ""),
+                    header=fill(entry["header"], variables, where),
+                    group=fill(entry["group"], variables, where) if "group" in entry else None,
+                    slot=entry.get("run", ANY_SLOT),
+                    role=fill(entry["role"], variables, where) if "role" in entry else None,
+                    key=entry["key"],
+                    metric=entry["metric"],
+                    variables=variables,
+                )
+            )
+    summary = layout.get("row_summary")
+    if summary:
+        columns.append(Column(summary["id"], summary["header"], None, ANY_SLOT, None, "", "", {}, summary=summary["reduce"]))
+    return columns
+
+
+def _runs(value: Any) -> tuple[str, ...]:
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+def rows_of(table: str, layout: Mapping[str, Any]) -> list[Row]:
+    role_names = layout.get("role_names", {})
+    rows: list[Row] = []
+    for entry in layout.get("rows", []):
+        for values in _combinations(entry.get("expand")):
+            suffix = "".join(f".{value}" for value in values.values())
+            rows.append(
+                Row(
+                    id=entry["id"] + suffix,
+                    labels=tuple(entry["labels"]),
+                    runs={slot: _runs(run) for slot, run in entry.get("runs", {}).items()},
+                    variables=derived(values, role_names),
+                    source=entry["id"],
+                    paper_only=bool(entry.get("paper_only", False)),
+                    key=entry.get("key"),
+                )
+            )
+    for block in layout.get("blocks", []):
+        head = () if block.get("single_label") else (block["label"],)
+        members = []
+        for values in _combinations(block["expand"]):
+            row_id = block["id"] + "".join(f".{value}" for value in values.values())
+            members.append(row_id)
+            variables = derived({**values, **block.get("variables", {})}, role_names)
+            rows.append(Row(row_id, (*head, block["row_label"]), {ANY_SLOT: _runs(block["run"])}, variables, block["id"]))
+        for reduce in block.get("summaries", []):
+            rows.append(
+                Row(
+                    f"{block['id']}.{reduce}",
+                    (*head, SUMMARY_LABELS[reduce]),
+                    {ANY_SLOT: _runs(block["run"])},
+                    {},
+                    block["id"],
+                    summary=reduce,
+                    members=tuple(members),
+                )
+            )
+    widths = {len(row.labels) for row in rows}
+    if widths != {len(layout["labels"])}:
+        raise ConfigError(f"tables.{table}: rows have {sorted(widths)} labels but the header names {len(layout['labels'])}")
+    return rows
+
+
+def row_runs(row: Row, column: Column) -> tuple[str, ...]:
+    if row.paper_only or row.summary or column.summary:
+        return ()
+    if ANY_SLOT in row.runs:
+        return row.runs[ANY_SLOT]
+    if column.slot not in row.runs:
+        raise ConfigError(f"row {row.id} has no run for the column slot '{column.slot}' (its slots: {sorted(row.runs)})")
+    return row.runs[column.slot]
+
+
+def table_runs(table: str, layout: Mapping[str, Any]) -> list[str]:
+    """Every run whose metrics a table reads, in first-use order."""
+    columns = columns_of(table, layout)
+    runs: dict[str, None] = {}
+    for row in rows_of(table, layout):
+        for column in columns:
+            for run in row_runs(row, column):
+                runs[run] = None
+    return list(runs)

@@ -1,0 +1,101 @@
+"""Supplementary Tables 5-7: the training settings actually used, read from the resolved runs of this
+configuration (in its units: the embedded default's frames, pixels and tokens are scaled, its epochs and
+batch sizes are its own), beside the paper's column."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flux.config import load_paper_numbers
+from flux.provenance import latex_comment, provenance
+from flux.tables.render import SCALE_NOTE, environment, latex_escape
+
+
+def _range(values: list[int]) -> str:
+    if len(values) == 1:
+        return str(values[0])
+    step = values[1] - values[0]
+    return (
+        f"({values[0]}, {values[-1]}, stride={step})" if all(b - a == step for a, b in zip(values, values[1:])) else str(values)
+    )
+
+
+def _augment(run: dict[str, Any]) -> str:
+    augment = run["augment"]
+    parts = []
+    if augment.get("crop") == "multi_scale":
+        parts.append(f"MultiScaleCrop {sorted(augment.get('scales', []))}")
+    elif augment.get("crop"):
+        parts.append(f"RandomResizedCrop {list(augment.get('scale', []))}")
+    if augment.get("rand_augment"):
+        parts.append(f"RandAug {augment['rand_augment']}")
+    for key in ("mixup", "cutmix"):
+        if augment.get(key):
+            parts.append(f"{key} {augment[key]}")
+    return ", ".join(parts) or "none"
+
+
+EXTRACTORS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "optimizer": lambda run: "AdamW",
+    "momentum": lambda run: "$\\beta_1, \\beta_2$ = " + ", ".join(f"{beta:g}" for beta in run["optim"]["betas"]),
+    "weight_decay": lambda run: f"{run['optim']['weight_decay']:g}",
+    "lr_schedule": lambda run: "cosine decay",
+    "lr": lambda run: f"{run['optim']['lr']:g}",
+    "layer_decay": lambda run: f"{run['optim']['layer_decay']:g}" if run["optim"]["layer_decay"] else "none",
+    "batch_size": lambda run: str(run["batch_size"]),
+    "warmup_epochs": lambda run: f"{run['optim']['warmup_epochs']:g}",
+    "epochs": lambda run: f"{run['optim']['epochs']:g}",
+    "teacher_tokens": lambda run: str(run["teacher_budget"]),
+    "student_tokens": lambda run: ", ".join(map(str, run["budgets"])) or "all",
+    "frames": lambda run: _range(run["input"]["spec"]["frames"]),
+    "resolution": lambda run: _range(run["input"]["spec"]["resolutions"]),
+    "token_threshold": lambda run: f"({run['input']['spec']['token_min']}, {run['input']['spec']['token_max']})",
+    "drop_path": lambda run: f"{run['model_options'].get('drop_path_rate', 0.0):g}",
+    "label_smoothing": lambda run: f"{run['augment'].get('label_smoothing', 0.0):g}",
+    "augmentation": _augment,
+    "freeze": lambda run: run["freeze"],
+    "datasets": lambda run: ", ".join(run["datasets"]),
+}
+
+
+def render_settings(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    table = job["table"]
+    paper = load_paper_numbers(Path(job["paper_numbers"]), table)
+    runs = job["runs"]
+    shown = [run for run in paper["columns"] if run in runs]
+    rows = []
+    for key, reference in paper["settings"].items():
+        if key not in EXTRACTORS:
+            raise KeyError(f"{job['paper_numbers']}: {table}.settings.{key} has no extractor; known: {', '.join(EXTRACTORS)}")
+        values = [EXTRACTORS[key](runs[run]) for run in shown]
+        rows.append({"setting": key, "label": latex_escape(reference["label"]), "values": values, "paper": reference["paper"]})
+    record = provenance(job["config_digest"])
+    caption = f"{paper['caption']}. {SCALE_NOTE[job['scale']].capitalize()}."
+    body = [
+        " & ".join(
+            [
+                row["label"],
+                *[value if value.startswith("$") else latex_escape(value) for value in row["values"]],
+                latex_escape(row["paper"]),
+            ]
+        )
+        + " \\\\"
+        for row in rows
+    ]
+    tex = (
+        environment()
+        .get_template("settings.tex.j2")
+        .render(
+            provenance=latex_comment(record),
+            table=table,
+            scale=job["scale"],
+            caption=latex_escape(caption),
+            column_spec="l" + "l" * len(shown) + "l",
+            header=" & ".join(["config", *[latex_escape(run) for run in shown], "paper"]),
+            body=body,
+            missing=", ".join(run for run in paper["columns"] if run not in runs),
+        )
+    )
+    return tex, {"table": table, "scale": job["scale"], "columns": shown, "rows": rows, "provenance": record}

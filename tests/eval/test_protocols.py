@@ -1,0 +1,93 @@
+"""Protocol expansion: which (input, budget) cells exist (the paper's ∅), heads per budget, TO grids."""
+
+import pytest
+
+from flux.errors import ConfigError
+from flux.eval.protocols import expand_protocol, head_for, setting_key, unmasked_frames
+from flux.train.runs import ResolvedRun, UnitScale
+
+PAPER = UnitScale()
+TINY = UnitScale(frames=0.5, resolution=0.25)
+
+
+def run_with_heads(heads: int) -> ResolvedRun:
+    from flux.config import load_config
+
+    config = load_config(["config/config.yaml"])
+    return config.runs["t1_multi" if heads == 3 else "t1_direct8"]
+
+
+def test_unmasked_frames_of_a_budget():
+    assert [unmasked_frames(b) for b in (3072, 2048, 1024, 512)] == [12, 8, 4, 2]
+    with pytest.raises(ConfigError, match="whole number"):
+        unmasked_frames(1000)
+
+
+def test_token_grid_has_the_papers_empty_cells():
+    protocol = {"settings": [{"frames": [2, 4, 8, 12], "resolution": 224, "budgets": [3072, 2048, 1024, 512]}]}
+    keys = {s["key"] for s in expand_protocol("grid", protocol, run_with_heads(1), PAPER).settings}
+    # main Table 1: 2x224 (512 tokens) only at 512; 8x224 (2048) at 2048 and below; 12x224 everywhere
+    assert keys == {
+        "2x224@512",
+        "4x224@1024", "4x224@512",
+        "8x224@2048", "8x224@1024", "8x224@512",
+        "12x224@3072", "12x224@2048", "12x224@1024", "12x224@512",
+    }  # fmt: skip
+
+
+def test_under_budget_inputs_are_kept_when_asked():
+    protocol = {"settings": [{"frames": [4], "resolution": [168, 224], "budgets": [1024], "under_budget": True}]}
+    settings = {s["key"]: s for s in expand_protocol("grid", protocol, run_with_heads(1), PAPER).settings}
+    assert set(settings) == {"4x168@1024", "4x224@1024"}  # 4x168^2 = 576 tokens: evaluated unmasked
+
+
+def test_merge_settings_exist_only_when_tokens_must_go():
+    protocol = {"settings": [{"frames": [4, 8], "resolution": 224, "merge": [[2048, 1536, 1024], [1024, 512]]}]}
+    settings = {s["key"]: s for s in expand_protocol("tldr", protocol, run_with_heads(1), TINY).settings}
+    assert set(settings) == {"4x224~1024-512", "8x224~2048-1536-1024", "8x224~1024-512"}
+    assert settings["8x224~2048-1536-1024"]["merge"] == [64, 48, 32] and settings["8x224~2048-1536-1024"]["budget"] is None
+    assert (settings["8x224~1024-512"]["frames"], settings["8x224~1024-512"]["resolution"]) == (4, 56)
+
+
+def test_flux_multi_heads_follow_the_nearest_trained_budget():
+    multi, single = run_with_heads(3), run_with_heads(1)
+    assert [head_for(multi, b, TINY) for b in (3072, 2048, 1024, 512)] == [0, 1, 2, 2]
+    assert [head_for(single, b, TINY) for b in (3072, 512)] == [0, 0]
+
+
+def test_token_optimization_grid_is_scaled_and_deduplicated():
+    protocol = {
+        "settings": [],
+        "token_optimization": {
+            "frames": [2, 4, 8, 12],
+            "resolutions": [168, 196, 224, 252, 280],
+            "start_resolution": 224,
+            "search": "heuristic",
+            "budgets": [2048, 512],
+        },
+    }
+    searches = expand_protocol("to", protocol, run_with_heads(3), TINY).searches
+    assert [s["key"] for s in searches] == ["to@2048", "to@512"]
+    assert searches[0]["frames"] == [1, 2, 4, 6] and searches[0]["resolutions"] == [42, 56, 70]
+    assert searches[0]["start"] == [4, 56] and searches[0]["budget"] == 64 and searches[0]["head"] == 1
+    assert searches[1]["start"] == [1, 56] and searches[1]["head"] == 2
+
+
+def test_a_start_off_the_grid_is_a_config_error():
+    protocol = {
+        "settings": [],
+        "token_optimization": {
+            "frames": [4, 6],
+            "resolutions": [224],
+            "start_resolution": 224,
+            "search": "grid",
+            "budgets": [2048],
+        },
+    }
+    with pytest.raises(ConfigError, match="8x224 of budget 2048 is not on the grid"):
+        expand_protocol("to", protocol, run_with_heads(1), PAPER)
+
+
+def test_setting_keys():
+    assert setting_key(8, 224, 2048) == "8x224@2048"
+    assert setting_key(8, 224, merge=[1024, 512]) == "8x224~1024-512"

@@ -1,0 +1,104 @@
+"""`flux evaluate` on real mp4 files: multi-view accounting with an undecodable video, TO bookkeeping,
+Vid-TLDR settings, determinism, and a missing checkpoint named in the error."""
+
+import json
+
+import pytest
+import torch
+
+from flux.errors import FluxError
+from flux.eval.runner import run
+from flux.models.fluxvit import build_model
+from tests.data.test_datasets import kinetics  # noqa: F401 (the module-scoped toy dataset fixture)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("fluxvit_tiny", num_classes=2, output_heads=3)
+    path = tmp_path_factory.mktemp("ckpt") / "final.pt"
+    metadata = {
+        "run": "toy",
+        "stage": "finetune",
+        "model": "fluxvit_tiny",
+        "model_switches": {"output_heads": 3},
+        "num_classes": 2,
+    }
+    torch.save({"model": model.state_dict(), "metadata": metadata}, path)
+    return path
+
+
+def job(kinetics, checkpoint, tmp_path, **changes):  # noqa: F811
+    data, manifest = kinetics
+    spec = {
+        "eval": "toy/test",
+        "run": "toy",
+        "protocol": "test",
+        "task": "classification",
+        "views": [2, 3],
+        "aggregate": "softmax_mean",
+        "roles": [{"role": "k400", "dataset": "toy", "manifest": str(manifest), "splits": ["val", "test"]}],
+        "settings": [
+            {"key": "4x56@32", "frames": 4, "resolution": 56, "budget": 32, "head": 1},
+            {"key": "4x56@16", "frames": 4, "resolution": 56, "budget": 16, "head": 2},
+            {"key": "4x56~32-16", "frames": 4, "resolution": 56, "budget": None, "head": 2, "merge": [32, 16]},
+        ],
+        "token_optimization": [
+            {
+                "key": "to@16",
+                "budget": 16,
+                "head": 2,
+                "frames": [2, 4, 6],
+                "resolutions": [42, 56],
+                "search": "grid",
+                "start": [2, 56],
+            }
+        ],
+        "prompts": ["{}"],
+        "checkpoint": str(checkpoint),
+        "text_encoder": None,
+        "data_dir": str(data),
+        "seed": 0,
+        "workers": 0,
+        "lineage": "0" * 64,
+        "out": str(tmp_path / "metrics.json"),
+    }
+    spec.update(changes)
+    return spec
+
+
+def test_views_undecodable_videos_and_token_optimization(kinetics, checkpoint, tmp_path):  # noqa: F811
+    spec = job(kinetics, checkpoint, tmp_path)
+    run(spec)
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    results = record["results"]["k400"]
+    assert set(results) == {"4x56@32", "4x56@16", "4x56~32-16", "to@16"}
+    assert record["datasets"]["k400"] == {"dataset": "toy", "split": "val"} and record["views"] == [2, 3]
+    plain = results["4x56@32"]
+    # 3 val videos, one an empty file: it stays in the denominator, counted; with 2 classes every decodable
+    # video is in its top-5, so top-5 is exactly the decodable share
+    assert plain["videos"] == 3 and plain["undecodable"] == 1
+    assert plain["top5"] == pytest.approx(200 / 3, abs=1e-3) and plain["top5_decodable"] == 100.0
+    assert plain["top1"] in (0.0, pytest.approx(100 / 3, abs=1e-3), pytest.approx(200 / 3, abs=1e-3))
+    assert plain["input"] == [4, 56] and plain["budget"] == 32 and plain["head"] == 1 and plain["gflops"] > 0
+    assert results["4x56~32-16"]["merge"] == [32, 16] and "gflops" not in results["4x56~32-16"]
+    searched = results["to@16"]
+    assert len(searched["evaluations"]) == 6  # the whole 3 x 2 grid, each input once
+    assert searched["top1"] == max(value for _, _, value in searched["evaluations"])
+    assert record["decode_failures"]["k400"] and record["provenance"]["config_sha256"] == "0" * 64
+    first = json.loads((tmp_path / "metrics.json").read_text())["results"]
+    run(spec)
+    again = json.loads((tmp_path / "metrics.json").read_text())["results"]
+    strip = lambda r: {k: {m: v for m, v in x.items() if m != "seconds"} for k, x in r["k400"].items()}  # noqa: E731
+    assert strip(first) == strip(again)  # deterministic on CPU
+
+
+def test_clip_aggregation_is_selectable(kinetics, checkpoint, tmp_path):  # noqa: F811
+    run(job(kinetics, checkpoint, tmp_path, aggregate="lse", token_optimization=[]))
+    result = json.loads((tmp_path / "metrics.json").read_text())["results"]["k400"]["4x56@32"]
+    assert result["aggregate"] == "lse" and result["videos"] == 3 and result["undecodable"] == 1
+
+
+def test_a_missing_checkpoint_is_named(kinetics, tmp_path):  # noqa: F811
+    with pytest.raises(FluxError, match="nowhere/final.pt does not exist"):
+        run(job(kinetics, tmp_path / "nowhere" / "final.pt", tmp_path))
