@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -41,6 +42,16 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def device_description() -> str:
+    """The compute device of this job; torch is looked up, never imported (table jobs do not load it)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return "none (no model in this job)"
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return f"cpu: {platform.machine()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads"
+
+
 def provenance(config_digest: str, seed: int | None = None) -> dict[str, object]:
     """`config_digest`: sha256 of the configuration the output depends on (a table: the whole validated
     configuration; a training run: its settings, its data's and its ancestors', `flux.jobs.run_lineage`)."""
@@ -51,7 +62,9 @@ def provenance(config_digest: str, seed: int | None = None) -> dict[str, object]
         "libraries": library_versions(),
         "python": platform.python_version(),
         "host": platform.node(),
+        "device": device_description(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_nodelist": os.environ.get("SLURM_JOB_NODELIST"),
     }
 
 

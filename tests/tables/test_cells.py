@@ -167,7 +167,7 @@ def test_rows_of_untrained_runs_are_left_out_and_named(tmp_path):
 def test_every_configured_table_has_consistent_paper_numbers():
     """config/tables.yaml against config/paper_numbers.yaml: every row has a list as long as its columns."""
     from flux.config import load_config
-    from flux.tables.layout import columns_of, rows_of
+    from flux.tables.layout import columns_of, fill, rows_of
 
     config = load_config([REPO / "config" / "config.yaml"])
     numbers = yaml.safe_load((REPO / "config" / "paper_numbers.yaml").read_text())
@@ -176,3 +176,5 @@ def test_every_configured_table_has_consistent_paper_numbers():
         values = numbers[table]["values"]
         assert set(values) == {row.id for row in rows}, table
         assert all(len(values[row.id]) == len(columns) for row in rows), table
+        for row in rows:  # every label template fills (LaTeX braces in a label must be doubled)
+            [fill(label, {**row.variables, "params": 1, "gflops": 1, "views": 12}, table) for label in row.labels]

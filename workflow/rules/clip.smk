@@ -20,9 +20,6 @@ rule train_clip:
         f"{BENCHMARKS}/train/{{run}}.tsv"
     threads: threads_for("train_clip")
     resources:
-        mem_mb=resource("train_clip", "mem_mb", 4000),
-        runtime=resource("train_clip", "runtime", 60),
-        gpu=resource("train_clip", "gpu", 0),
-        nodes=resource("train_clip", "nodes", 1),
+        **rule_resources("train_clip", 4000, 60),
     shell:
         f"{train_launcher('train_clip')} train --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"

@@ -5,6 +5,7 @@ import sys
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from flux.config import SETTINGS_TABLES, TABLE8_ROLES, build_config
+from flux.cluster import check_site_settings, job_resources, launcher_command
 from flux.errors import ConfigError
 from flux.jobs import figure_inputs, job_spec_json
 
@@ -112,19 +113,15 @@ def train_inputs(wildcards):
 
 
 def train_launcher(rule_name):
-    """How training jobs start their processes, as config `training.launcher` says. The interpreter, torchrun on
-    one node, or one torchrun per node under srun with a c10d rendezvous on the first node."""
-    gpus = resource(rule_name, "gpu", 0) or 1
-    kind = FLUX.training.launcher
-    if kind == "python":
-        return FLUX_CLI
-    if kind == "torchrun":
-        return f"{sys.executable} -m torch.distributed.run --standalone --nproc_per_node {gpus} -m flux"
-    first_node = "$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n 1)"
-    return (
-        f"srun --ntasks-per-node=1 {sys.executable} -m torch.distributed.run --nnodes $SLURM_NNODES "
-        f"--nproc_per_node {gpus} --rdzv_backend c10d --rdzv_endpoint {first_node}:29500 -m flux"
-    )
+    """How training jobs start their processes (config `training.launcher`, flux.cluster.launcher_command)."""
+    python = "python" if FLUX_CLI.startswith("python ") else sys.executable
+    settings = FLUX.resources_for(rule_name)
+    return launcher_command(FLUX.training.launcher, settings.get("gpu", 0), settings.get("nodes", 1), python)
+
+
+def rule_resources(rule_name, mem_mb, runtime):
+    """A rule's resources from config `resources` (flux.cluster.job_resources: SLURM-ready, runtime by attempt)."""
+    return job_resources(FLUX.resources_for(rule_name), threads_for(rule_name), mem_mb, runtime)
 
 
 def all_checkpoints():
@@ -165,3 +162,17 @@ FIGURES = list(FLUX.figures)
 
 def figure_path(name):
     return str(FLUX.results_dir / "figures" / f"{name}.png")
+
+
+def check_slurm_settings():
+    """Under the SLURM executor, a partition and (unless --slurm-no-account) an account must be set: fail before
+    the first sbatch rather than on every job."""
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name != "slurm":
+        return
+    resources = workflow.resource_settings.default_resources
+    defaults = dict(resources.parsed) if resources is not None else {}
+    settings = workflow.executor_settings
+    problems = check_site_settings(defaults, no_account=bool(getattr(settings, "no_account", False)))
+    if problems:
+        raise WorkflowError("SLURM settings missing: " + "; ".join(problems))

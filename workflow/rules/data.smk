@@ -16,8 +16,7 @@ rule synthesize:
         f"{BENCHMARKS}/synthesize/{{dataset}}.tsv"
     threads: threads_for("synthesize")
     resources:
-        mem_mb=resource("synthesize", "mem_mb", 2000),
-        runtime=resource("synthesize", "runtime", 30),
+        **rule_resources("synthesize", 2000, 30),
     shell:
         f"{FLUX_CLI} synth --spec {{params.spec:q}} > {{log}} 2>&1"
 
@@ -37,8 +36,7 @@ rule download:
         f"{BENCHMARKS}/download/{{dataset}}.tsv"
     threads: threads_for("download")
     resources:
-        mem_mb=resource("download", "mem_mb", 2000),
-        runtime=resource("download", "runtime", 240),
+        **rule_resources("download", 2000, 240),
     shell:
         f"{FLUX_CLI} download --spec {{params.spec:q}} > {{log}} 2>&1"
 
@@ -60,8 +58,7 @@ rule build_kinetics710:
         f"{BENCHMARKS}/build_kinetics710/{{dataset}}.tsv"
     threads: threads_for("build_kinetics710")
     resources:
-        mem_mb=resource("build_kinetics710", "mem_mb", 8000),
-        runtime=resource("build_kinetics710", "runtime", 30),
+        **rule_resources("build_kinetics710", 8000, 30),
     shell:
         f"{FLUX_CLI} kinetics710 --spec {{params.spec:q}} > {{log}} 2>&1"
 
@@ -82,7 +79,6 @@ rule index:
         f"{BENCHMARKS}/index/{{dataset}}.tsv"
     threads: threads_for("index")
     resources:
-        mem_mb=resource("index", "mem_mb", 4000),
-        runtime=resource("index", "runtime", 60),
+        **rule_resources("index", 4000, 60),
     shell:
         f"{FLUX_CLI} index --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"

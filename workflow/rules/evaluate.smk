@@ -19,8 +19,6 @@ rule evaluate:
         f"{BENCHMARKS}/evaluate/{{run}}/{{protocol}}.tsv"
     threads: threads_for("evaluate")
     resources:
-        mem_mb=resource("evaluate", "mem_mb", 4000),
-        runtime=resource("evaluate", "runtime", 60),
-        gpu=resource("evaluate", "gpu", 0),
+        **rule_resources("evaluate", 4000, 60),
     shell:
         f"{FLUX_CLI} evaluate --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"

@@ -20,9 +20,6 @@ rule train_finetune:
         f"{BENCHMARKS}/train/{{run}}.tsv"
     threads: threads_for("train_finetune")
     resources:
-        mem_mb=resource("train_finetune", "mem_mb", 4000),
-        runtime=resource("train_finetune", "runtime", 60),
-        gpu=resource("train_finetune", "gpu", 0),
-        nodes=resource("train_finetune", "nodes", 1),
+        **rule_resources("train_finetune", 4000, 60),
     shell:
         f"{train_launcher('train_finetune')} train --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"

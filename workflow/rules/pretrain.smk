@@ -20,10 +20,7 @@ rule train_teacher:
         f"{BENCHMARKS}/train/{{run}}.tsv"
     threads: threads_for("train_teacher")
     resources:
-        mem_mb=resource("train_teacher", "mem_mb", 4000),
-        runtime=resource("train_teacher", "runtime", 60),
-        gpu=resource("train_teacher", "gpu", 0),
-        nodes=resource("train_teacher", "nodes", 1),
+        **rule_resources("train_teacher", 4000, 60),
     shell:
         f"{train_launcher('train_teacher')} train --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"
 
@@ -47,10 +44,7 @@ rule train_umt:
         f"{BENCHMARKS}/train/{{run}}.tsv"
     threads: threads_for("train_umt")
     resources:
-        mem_mb=resource("train_umt", "mem_mb", 4000),
-        runtime=resource("train_umt", "runtime", 60),
-        gpu=resource("train_umt", "gpu", 0),
-        nodes=resource("train_umt", "nodes", 1),
+        **rule_resources("train_umt", 4000, 60),
     shell:
         f"{train_launcher('train_umt')} train --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"
 

@@ -18,8 +18,7 @@ rule supp_table8:
         f"{BENCHMARKS}/tables/supp_table8.tsv"
     threads: threads_for("supp_table8")
     resources:
-        mem_mb=resource("supp_table8", "mem_mb", 1000),
-        runtime=resource("supp_table8", "runtime", 10),
+        **rule_resources("supp_table8", 1000, 10),
     shell:
         f"{FLUX_CLI} table --spec {{params.spec:q}} > {{log}} 2>&1"
 
@@ -43,8 +42,7 @@ rule table:
         f"{BENCHMARKS}/tables/{{table}}.tsv"
     threads: threads_for("table")
     resources:
-        mem_mb=resource("table", "mem_mb", 1000),
-        runtime=resource("table", "runtime", 10),
+        **rule_resources("table", 1000, 10),
     shell:
         f"{FLUX_CLI} table --spec {{params.spec:q}} > {{log}} 2>&1"
 
@@ -68,8 +66,7 @@ rule settings_table:
         f"{BENCHMARKS}/tables/{{table}}.tsv"
     threads: threads_for("settings_table")
     resources:
-        mem_mb=resource("settings_table", "mem_mb", 1000),
-        runtime=resource("settings_table", "runtime", 10),
+        **rule_resources("settings_table", 1000, 10),
     shell:
         f"{FLUX_CLI} table --spec {{params.spec:q}} > {{log}} 2>&1"
 
@@ -92,8 +89,7 @@ rule tables_document:
         f"{BENCHMARKS}/tables/all.tsv"
     threads: threads_for("tables_document")
     resources:
-        mem_mb=resource("tables_document", "mem_mb", 1000),
-        runtime=resource("tables_document", "runtime", 10),
+        **rule_resources("tables_document", 1000, 10),
     shell:
         f"{FLUX_CLI} document --spec {{params.spec:q}} > {{log}} 2>&1"
 
@@ -103,14 +99,15 @@ rule tables_pdf:
         document=f"{RESULTS}/tables/all.tex",
     output:
         pdf=f"{RESULTS}/tables/all.pdf",
+    conda:
+        "../envs/flux.yaml"
     log:
         f"{LOGS}/tables/all_pdf.log",
     benchmark:
         f"{BENCHMARKS}/tables/all_pdf.tsv"
     threads: threads_for("tables_pdf")
     resources:
-        mem_mb=resource("tables_pdf", "mem_mb", 1000),
-        runtime=resource("tables_pdf", "runtime", 10),
+        **rule_resources("tables_pdf", 1000, 10),
     params:
         spec=lambda wildcards: job_spec_json(FLUX, "pdf", "all"),
     shell:
@@ -134,7 +131,6 @@ rule figure:
         f"{BENCHMARKS}/figures/{{figure}}.tsv"
     threads: threads_for("figure")
     resources:
-        mem_mb=resource("figure", "mem_mb", 1000),
-        runtime=resource("figure", "runtime", 10),
+        **rule_resources("figure", 1000, 10),
     shell:
         f"{FLUX_CLI} figure --spec {{params.spec:q}} > {{log}} 2>&1"
