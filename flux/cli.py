@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         if verb in ("index", "train", "evaluate"):
             sub.add_argument("--threads", type=int, default=1, help="CPU threads (rules pass theirs); index: probe processes")
     verbs.add_parser(
+        "pull",
+        add_help=False,
+        help="dvc pull data and checkpoints; on failure, name every missing or corrupted file (`flux pull --help`)",
+    )
+    verbs.add_parser(
         "flops",
         add_help=False,
         help="analytic per-view GFLOPs of a model at a token count (`flux flops --help`); the number is the last line",
@@ -102,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from flux.models.flops import main_flops
 
         return main_flops(rest)
+    if arguments.verb == "pull":
+        from flux.artifacts import main_pull
+
+        return main_pull(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr)

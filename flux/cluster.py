@@ -13,6 +13,7 @@ The same rule runs on a laptop and on SLURM (snakemake-executor-plugin-slurm 2.x
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,6 +68,15 @@ def launcher_command(kind: str, gpus_per_node: int, nodes: int, python: str = sy
         f"srun --ntasks-per-node=1 {python} -m torch.distributed.run --nnodes $SLURM_NNODES --nproc_per_node {processes} "
         f"--rdzv_id $SLURM_JOB_ID --rdzv_backend c10d --rdzv_endpoint {first_node}:{RENDEZVOUS_PORT} -m flux"
     )
+
+
+SITE_VARIABLES = {"slurm_partition": "FLUX_SLURM_PARTITION", "slurm_account": "FLUX_SLURM_ACCOUNT"}
+
+
+def site_resources(environment: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The partition and account given by FLUX_SLURM_PARTITION / FLUX_SLURM_ACCOUNT (set ones only, so that a
+    site profile's `default-resources` still applies where they are not)."""
+    return {resource: environment[variable] for resource, variable in SITE_VARIABLES.items() if environment.get(variable)}
 
 
 def check_site_settings(default_resources: Mapping[str, object], no_account: bool) -> list[str]:

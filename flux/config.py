@@ -184,6 +184,8 @@ class Config:
     table_document: Mapping[str, Any]  # config/tables.yaml: prompts, protocols, table layouts, figures
     figures: tuple[str, ...]
     digest: str  # sha256 of the validated configuration, for provenance
+    # derived values memoised per configuration (run lineages: each run's hashes its ancestors' again)
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     # -- paths (the data path is fixed: raw -> ready marker -> manifest) ---------------------------
     def dataset_dir(self, dataset: str) -> Path:
@@ -248,12 +250,16 @@ class Config:
         return merged
 
 
+# libyaml's parser when PyYAML has it (about 10x faster: config loading is most of `snakemake -n`)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path, what: str) -> dict:
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist; check the path (relative to the working directory)")
     with open(path, encoding="utf-8") as handle:
         try:
-            content = yaml.safe_load(handle)
+            content = yaml.load(handle, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader)
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(content, dict):

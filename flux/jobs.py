@@ -319,6 +319,13 @@ def run_lineage(config: Config, run_id: str) -> str:
     digest of the whole configuration it changes only when an edit reaches the run (an edited table retrains
     nothing), and it still reaches the run when its checkpoint inputs are treated as ancient (a
     `consider-ancient` profile after `dvc pull`), through which Snakemake does not propagate reruns."""
+    key = ("lineage", run_id)
+    if key not in config.memo:
+        config.memo[key] = _lineage(config, run_id)
+    return config.memo[key]
+
+
+def _lineage(config: Config, run_id: str) -> str:
     run = config.runs[run_id]
     parts: dict[str, Any] = {
         "settings": _train_settings(config, run_id),

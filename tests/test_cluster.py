@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from flux.cluster import check_site_settings, job_resources, launcher_command
+from flux.cluster import check_site_settings, job_resources, launcher_command, site_resources
 from flux.errors import ConfigError
 from tests.paths import REPO
 
@@ -104,7 +104,7 @@ def test_missing_site_settings_are_named():
     assert len(problems) == 2 and "FLUX_SLURM_PARTITION" in problems[0] and "--slurm-no-account" in problems[1]
 
 
-def test_the_profile_takes_site_settings_from_the_environment():
+def test_site_settings_come_from_the_environment():
+    assert site_resources({"FLUX_SLURM_PARTITION": "gpu", "FLUX_SLURM_ACCOUNT": ""}) == {"slurm_partition": "gpu"}
     profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "profile.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["retries"] >= 1 and profile["slurm-requeue"] is True
-    assert profile["default-resources"] == {"slurm_partition": "$FLUX_SLURM_PARTITION", "slurm_account": "$FLUX_SLURM_ACCOUNT"}

@@ -236,3 +236,68 @@ def test_the_report_holds_every_table_and_figure(micro_run):
     report = (root / "results" / "report.html").read_text(errors="replace")
     for name in ("main_table6", "main_table9", "supp_table1", "supp_table8", "teaser"):
         assert name in report
+
+
+def run_command(root: Path, *command: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(command), cwd=root, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def published(micro_run, tmp_path_factory):
+    """The micro run's data and checkpoints in a git + DVC repository, pushed to a local directory remote."""
+    source, _ = micro_run
+    base = tmp_path_factory.mktemp("dvc")
+    repo, store = base / "published", base / "store"
+    shutil.copytree(source, repo, ignore=shutil.ignore_patterns(".snakemake"))
+    dvc = [sys.executable, "-m", "dvc"]
+    run_command(repo, "git", "init", "-q")
+    run_command(repo, *dvc, "init", "-q")
+    run_command(repo, *dvc, "remote", "add", "-d", "store", str(store))
+    run_command(repo, *dvc, "remote", "modify", "store", "verify", "true")
+    shutil.copy(REPO / ".gitignore", repo / ".gitignore")  # the project's: results/runs.dvc is committed
+    run_command(repo, *dvc, "add", "-q", "data", "results/runs")
+    run_command(repo, "git", "add", "-A")
+    run_command(repo, "git", "-c", "user.name=ci", "-c", "user.email=ci@example.org", "commit", "-qm", "micro run")
+    run_command(repo, *dvc, "push", "-q")  # no targets: every .dvc file of the repository
+    assert not run_command(repo, *dvc, "status", "--cloud", "--json").stdout.strip("{}\n ")
+    return repo, store
+
+
+@pytest.mark.slow
+def test_dvc_pull_then_a_table_retrains_nothing(published, tmp_path):
+    repo, _ = published
+    clone = tmp_path / "clone"
+    run_command(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    assert not (clone / "data").exists() and (clone / "data.dvc").is_file() and (clone / "results" / "runs.dvc").is_file()
+    run_command(clone, sys.executable, "-m", "flux", "pull")
+    assert (clone / "results" / "runs" / "k400_s" / "final.pt").is_file()
+    target = "results/tables/supp_table1.tex"
+    plan = snakemake(clone, "-n", "--workflow-profile", "workflow/profiles/dvc", "--configfile", "config/micro.yaml", target)
+    planned = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout, flags=re.M))
+    assert set(planned) == {"evaluate", "table", "total"}, plan.stdout[-3000:]  # no data or training job
+    snakemake(clone, "--cores", "2", "--workflow-profile", "workflow/profiles/dvc", "--configfile", "config/micro.yaml", target)
+    ours = json.loads((clone / "results" / "tables" / "supp_table1.json").read_text())["rows"]
+    original = json.loads((repo / "results" / "tables" / "supp_table1.json").read_text())["rows"]
+    strip = lambda rows: [[(c["column"], c["ours"]) for c in row["cells"]] for row in rows]  # noqa: E731
+    assert strip(ours) == strip(original)
+
+
+@pytest.mark.slow
+def test_a_corrupted_remote_file_is_named_and_nothing_is_checked_out(published, tmp_path):
+    repo, store = published
+    victim = sorted(path for path in (store / "files" / "md5").rglob("*") if path.is_file() and not path.name.endswith(".dir"))[0]
+    original = victim.read_bytes()
+    try:
+        victim.chmod(0o644)
+        victim.write_bytes(b"corrupted")
+        clone = tmp_path / "clone"
+        run_command(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+        result = subprocess.run([sys.executable, "-m", "flux", "pull"], cwd=clone, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 2
+        assert "is corrupted" in result.stderr and str(victim) in result.stderr
+        named = re.search(r"^\s+(\S+): the remote copy", result.stderr, flags=re.M).group(1)
+        assert not (clone / named).exists()  # the damaged file is not checked out
+    finally:
+        victim.write_bytes(original)

@@ -65,6 +65,8 @@ def _total_grad_norm(axes, spec: dict[str, Any]) -> None:
 
 
 def _accuracy_vs_gflops(figure, spec: dict[str, Any]) -> None:
+    from matplotlib import ticker
+
     panels = spec["panels"]
     for index, panel in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), index + 1)
@@ -85,6 +87,8 @@ def _accuracy_vs_gflops(figure, spec: dict[str, Any]) -> None:
             axes.plot(costs, optimised, marker="*", linestyle="--", color=line.get_color(), label=f"{label}+ (TO)")
             axes.fill_between(costs, plain, optimised, color=line.get_color(), alpha=0.15)
         axes.set_xscale("log")
+        axes.xaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
+        axes.xaxis.set_minor_formatter(ticker.NullFormatter())
         axes.set_xlabel("GFLOPs per view")
         axes.set_ylabel(panel["metric"])
         axes.set_title(panel["title"], fontsize=9)

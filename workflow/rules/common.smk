@@ -5,7 +5,7 @@ import sys
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from flux.config import SETTINGS_TABLES, TABLE8_ROLES, build_config
-from flux.cluster import check_site_settings, job_resources, launcher_command
+from flux.cluster import check_site_settings, job_resources, launcher_command, site_resources
 from flux.errors import ConfigError
 from flux.jobs import figure_inputs, job_spec_json
 
@@ -121,7 +121,7 @@ def train_launcher(rule_name):
 
 def rule_resources(rule_name, mem_mb, runtime):
     """A rule's resources from config `resources` (flux.cluster.job_resources: SLURM-ready, runtime by attempt)."""
-    return job_resources(FLUX.resources_for(rule_name), threads_for(rule_name), mem_mb, runtime)
+    return {**job_resources(FLUX.resources_for(rule_name), threads_for(rule_name), mem_mb, runtime), **site_resources()}
 
 
 def all_checkpoints():
@@ -171,7 +171,7 @@ def check_slurm_settings():
     if plugin is None or plugin.name != "slurm":
         return
     resources = workflow.resource_settings.default_resources
-    defaults = dict(resources.parsed) if resources is not None else {}
+    defaults = {name: getattr(value, "raw", value) for name, value in (resources or {}).items()} | site_resources()
     settings = workflow.executor_settings
     problems = check_site_settings(defaults, no_account=bool(getattr(settings, "no_account", False)))
     if problems:
