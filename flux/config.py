@@ -175,6 +175,7 @@ class Config:
     local_paths: Mapping[str, Path]
     synthetic: SyntheticSettings
     runs: Mapping[str, ResolvedRun]
+    run_seeds: Mapping[str, int]  # runs.<id>.seed: an offset to `seed` (seed replicas)
     selected_runs: tuple[str, ...]
     unit_scale: UnitScale
     training: TrainingSettings
@@ -539,6 +540,7 @@ def build_config(document: Mapping) -> Config:
         local_paths=local_paths,
         synthetic=synthetic,
         runs=runs,
+        run_seeds={run: int(entry.get("seed", 0)) for run, entry in runs_document["runs"].items()},
         selected_runs=tuple(closure),
         unit_scale=scale,
         training=TrainingSettings(**{key: value for key, value in training_raw.items() if key not in ("runs", "stages")}),

@@ -353,7 +353,7 @@ def _train_settings(config: Config, run_id: str) -> dict[str, Any]:
     scale = config.unit_scale
     spec: dict[str, Any] = {
         "run": run_to_dict(run),
-        "seed": config.seed,
+        "seed": config.seed + config.run_seeds.get(run_id, 0),
         "data_dir": str(config.data_dir),
         "manifests": {dataset: str(config.manifest_path(dataset)) for dataset in run.datasets},
         "parent_checkpoint": str(config.checkpoint_path(run.parent)) if run.parent else None,

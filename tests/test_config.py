@@ -151,3 +151,20 @@ def test_resource_keys_are_the_workflow_rules():
     for path in (REPO / "workflow" / "rules").glob("*.smk"):
         rules.update(re.findall(r"^rule (\w+):", path.read_text(), flags=re.M))
     assert set(RULES) == rules | {"default"}
+
+
+def test_a_seed_replica_differs_only_in_its_seed(tmp_path):
+    """runs.<id>.seed offsets the configuration's seed: the replica trains its own trajectory (own lineage)."""
+    from flux.jobs import train_spec
+
+    runs = tmp_path / "runs.yaml"
+    runs.write_text(
+        (REPO / "config" / "runs.yaml").read_text()
+        + "  k400_s_seed1: {recipe: finetune_k400_after_k710, parent: k710_s, model: S, seed: 1}\n"
+    )
+    config = load_config([REPO / "config" / "config.yaml"], {"runs_file": str(runs)})
+    original, replica = train_spec(config, "k400_s"), train_spec(config, "k400_s_seed1")
+    assert (original["seed"], replica["seed"]) == (0, 1) and original["lineage"] != replica["lineage"]
+    assert {key: value for key, value in original["run"].items() if key != "id"} == {
+        key: value for key, value in replica["run"].items() if key != "id"
+    }

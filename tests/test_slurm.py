@@ -19,8 +19,6 @@ pytestmark = pytest.mark.slow
 SLURM_ARGUMENTS = [
     "--workflow-profile",
     "workflow/profiles/slurm",
-    "--configfile",
-    "config/micro.yaml",
     "--slurm-no-account",
     "--slurm-status-command",
     "squeue",
@@ -44,8 +42,8 @@ def slurm(tmp_path_factory):
     subprocess.run(["bash", str(REPO / ".ci" / "slurm.sh"), "stop", str(state)], check=False, timeout=60)
 
 
-def slurm_snakemake(root, *arguments, background=False):
-    command = [sys.executable, "-m", "snakemake", *SLURM_ARGUMENTS, *arguments]
+def slurm_snakemake(root, *targets, configs=("config/micro.yaml",), background=False):
+    command = [sys.executable, "-m", "snakemake", *targets, "--configfile", *configs, *SLURM_ARGUMENTS]
     env = {**os.environ, "FLUX_SLURM_PARTITION": "debug"}
     if background:
         return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -81,7 +79,8 @@ def test_missing_partition_stops_before_any_submission(slurm_run):
     env = {key: value for key, value in os.environ.items() if key != "FLUX_SLURM_PARTITION"}
     before = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True).stdout.split()
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", *SLURM_ARGUMENTS, "-R", "supp_table8", "results/tables/supp_table8.tex"],
+        [sys.executable, "-m", "snakemake", "results/tables/supp_table8.tex", "--configfile", "config/micro.yaml"]
+        + [*SLURM_ARGUMENTS, "--forcerun", "supp_table8"],
         cwd=slurm_run,
         env=env,
         capture_output=True,
@@ -98,7 +97,8 @@ def test_a_cancelled_training_job_is_retried_and_resumes(slurm_run):
     and the new job continues from that state."""
     root = slurm_run
     (root / "longer.yaml").write_text("training: {checkpoint_every: 2, stages: {teacher: {epochs: 12, batch_size: 4}}}\n")
-    process = slurm_snakemake(root, "--configfile", "longer.yaml", "results/runs/teacher/final.pt", background=True)
+    configs = ("config/micro.yaml", "longer.yaml")
+    process = slurm_snakemake(root, "results/runs/teacher/final.pt", configs=configs, background=True)
     state = root / "results" / "state" / "teacher" / "latest.pt"
     cancelled = None
     deadline = time.monotonic() + 600

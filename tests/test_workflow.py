@@ -215,7 +215,7 @@ def test_all_tex_compiles_and_the_pdf_shows_the_metrics(micro_run):
         if os.environ.get("CI"):
             pytest.fail("CI must install TeX Live and poppler-utils (.ci/run)")
         pytest.skip("pdflatex / pdftotext not installed")
-    snakemake(root, "--cores", "2", "--configfile", "config/micro.yaml", "results/tables/all.pdf")
+    snakemake(root, "results/tables/all.pdf", "--cores", "2", "--configfile", "config/micro.yaml")
     text = subprocess.run(
         ["pdftotext", "-layout", str(root / "results" / "tables" / "all.pdf"), "-"], capture_output=True, text=True, check=True
     ).stdout
@@ -274,10 +274,10 @@ def test_dvc_pull_then_a_table_retrains_nothing(published, tmp_path):
     run_command(clone, sys.executable, "-m", "flux", "pull")
     assert (clone / "results" / "runs" / "k400_s" / "final.pt").is_file()
     target = "results/tables/supp_table1.tex"
-    plan = snakemake(clone, "-n", "--workflow-profile", "workflow/profiles/dvc", "--configfile", "config/micro.yaml", target)
+    plan = snakemake(clone, target, "-n", "--workflow-profile", "workflow/profiles/dvc", "--configfile", "config/micro.yaml")
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", plan.stdout, flags=re.M))
     assert set(planned) == {"evaluate", "table", "total"}, plan.stdout[-3000:]  # no data or training job
-    snakemake(clone, "--cores", "2", "--workflow-profile", "workflow/profiles/dvc", "--configfile", "config/micro.yaml", target)
+    snakemake(clone, target, "--cores", "2", "--workflow-profile", "workflow/profiles/dvc", "--configfile", "config/micro.yaml")
     ours = json.loads((clone / "results" / "tables" / "supp_table1.json").read_text())["rows"]
     original = json.loads((repo / "results" / "tables" / "supp_table1.json").read_text())["rows"]
     strip = lambda rows: [[(c["column"], c["ours"]) for c in row["cells"]] for row in rows]  # noqa: E731

@@ -95,7 +95,7 @@ def render_settings(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             column_spec="l" + "l" * len(shown) + "l",
             header=" & ".join(["config", *[latex_escape(run) for run in shown], "paper"]),
             body=body,
-            missing=", ".join(run for run in paper["columns"] if run not in runs),
+            missing=latex_escape(", ".join(run for run in paper["columns"] if run not in runs)),
         )
     )
     return tex, {"table": table, "scale": job["scale"], "columns": shown, "rows": rows, "provenance": record}

@@ -178,3 +178,15 @@ def test_every_configured_table_has_consistent_paper_numbers():
         assert all(len(values[row.id]) == len(columns) for row in rows), table
         for row in rows:  # every label template fills (LaTeX braces in a label must be doubled)
             [fill(label, {**row.variables, "params": 1, "gflops": 1, "views": 12}, table) for label in row.labels]
+
+
+def test_settings_tables_escape_what_they_name(tmp_path):
+    """Run ids (with underscores) named in a settings table compile: they are escaped."""
+    from flux.config import load_config
+    from flux.jobs import settings_table_spec
+    from flux.tables.settings import render_settings
+
+    config = load_config([REPO / "config" / "config.yaml"], {"training": {"runs": ["umt_s"]}})
+    tex, data = render_settings(settings_table_spec(config, "supp_table5"))
+    assert data["columns"] == ["umt_s"] and r"in this configuration: umt\_b." in tex
+    assert r"umt\_s" in tex and "0.05" in tex

@@ -93,23 +93,35 @@ def run_checkpoint(run):
     return str(FLUX.checkpoint_path(run))
 
 
-def train_inputs(wildcards):
-    """A run's datasets, its parent's weights, the teacher (Flux-UMT; Flux-CLIP takes its text tower) and the
-    Kinetics-710 head map. Checkpoints are plain inputs, so a retrained parent retrains its children in the
-    same invocation: Snakemake 9 does not propagate a rerun through an `ancient` input (a job below one that
-    must run is masked from its own checks, then reached only through non-ancient files). Only the external
-    teacher weights are `ancient`: a `dvc pull` must not re-import them and so retrain every student."""
-    run = FLUX.runs[wildcards.run]
-    inputs = {"manifests": [manifest(dataset) for dataset in run.datasets]}
-    if run.parent:
-        inputs["parent"] = run_checkpoint(run.parent)
-    if run.stage in ("umt", "clip"):
-        inputs["teacher"] = run_checkpoint("teacher")
-    if run.head_map:
-        inputs["head_map"] = ready_marker(run.head_map)
-    if run.stage == "teacher" and FLUX.teacher.weights:
-        inputs["weights"] = ancient(str(FLUX.teacher.weights))
-    return inputs
+# A training run's inputs, one named input function each (so that `consider-ancient` can name them; it cannot see
+# inside an `unpack`ed mapping): its datasets, its parent's weights, the teacher (Flux-UMT; Flux-CLIP takes its
+# text tower), the Kinetics-710 head map, and the external teacher weights. Checkpoints are plain inputs, so a
+# retrained parent retrains its children in the same invocation: Snakemake 9 does not propagate a rerun through
+# an `ancient` input (a job below one that must run is masked from its own checks, then reached only through
+# non-ancient files). Only the external teacher weights are `ancient`: a `dvc pull` must not re-import them and
+# so retrain every student.
+def train_manifests(wildcards):
+    return [manifest(dataset) for dataset in FLUX.runs[wildcards.run].datasets]
+
+
+def train_parent(wildcards):
+    parent = FLUX.runs[wildcards.run].parent
+    return [run_checkpoint(parent)] if parent else []
+
+
+def train_teacher(wildcards):
+    return [run_checkpoint("teacher")] if FLUX.runs[wildcards.run].stage in ("umt", "clip") else []
+
+
+def train_head_map(wildcards):
+    head_map = FLUX.runs[wildcards.run].head_map
+    return [ready_marker(head_map)] if head_map else []
+
+
+def teacher_weights(wildcards):
+    if FLUX.runs[wildcards.run].stage == "teacher" and FLUX.teacher.weights:
+        return [ancient(str(FLUX.teacher.weights))]
+    return []
 
 
 def train_launcher(rule_name):

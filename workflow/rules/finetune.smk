@@ -3,7 +3,11 @@
 
 rule train_finetune:
     input:
-        unpack(train_inputs),
+        manifests=train_manifests,
+        parent=train_parent,
+        teacher=train_teacher,
+        head_map=train_head_map,
+        weights=teacher_weights,
     output:
         checkpoint=run_checkpoint("{run}"),
         summary=f"{RESULTS}/runs/{{run}}/final.json",
