@@ -166,8 +166,13 @@ def load_checkpoint(
     return report
 
 
+def write_payload(payload: Mapping[str, Any], path: Path) -> None:
+    """torch.save atomically, through a file handle: torch then names the zip's records `archive/...` instead of
+    after the (random) temporary file, so equal payloads give byte-identical files (DVC hashes stay stable)."""
+    with atomic_path(Path(path)) as temporary, open(temporary, "wb") as handle:
+        torch.save(dict(payload), handle)
+
+
 def save_checkpoint(model: nn.Module, path: Path, metadata: Mapping[str, Any] | None = None) -> None:
     """Weights (and JSON-able metadata) under `model`, written atomically; loadable with weights_only=True."""
-    payload = {"model": model.state_dict(), "metadata": dict(metadata or {})}
-    with atomic_path(Path(path)) as temporary:
-        torch.save(payload, temporary)
+    write_payload({"model": model.state_dict(), "metadata": dict(metadata or {})}, path)

@@ -32,7 +32,7 @@ from flux.data.sampling import FlexibleBatchSampler, FlexibleSpec
 from flux.data.transforms import TrainTransform
 from flux.errors import FluxError
 from flux.io import atomic_path, atomic_write_json, atomic_write_text
-from flux.models.checkpoint import load_checkpoint, read_state_dict
+from flux.models.checkpoint import load_checkpoint, read_state_dict, write_payload
 from flux.models.fluxvit import DistillHeads, FluxViT, build_model
 from flux.models.text import TextEncoder, TinyTextConfig, TinyTextEncoder, WordTokenizer, build_text_encoder
 from flux.provenance import provenance
@@ -546,8 +546,7 @@ def save_final(run: ResolvedRun, job: dict, model: FluxViT, objective: Objective
     if objective is not None and "text" in objective.extra_modules:
         payload["text"] = text_payload(objective.extra_modules["text"])
         payload["logit_scale"] = float(objective.extra_modules["logit_scale"]())
-    with atomic_path(out) as temporary:
-        torch.save(payload, temporary)
+    write_payload(payload, out)
     metrics = Path(job["state_dir"]) / "metrics.jsonl"
     atomic_write_text(Path(job["metrics"]), metrics.read_text(encoding="utf-8") if metrics.is_file() else "")
     atomic_write_json(Path(job["summary"]), {**summary, "provenance": provenance(job["lineage"], job["seed"])})

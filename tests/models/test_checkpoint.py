@@ -135,3 +135,14 @@ def test_only_weights_are_unpickled(tmp_path):
         read_state_dict(path)
     with pytest.raises(CheckpointError, match="dvc pull"):
         read_state_dict(tmp_path / "absent.pt")
+
+
+def test_equal_payloads_give_byte_identical_files(tmp_path):
+    """The zip records do not carry the random temporary name of the atomic write (stable DVC hashes)."""
+    from flux.models.checkpoint import write_payload
+
+    payload = {"model": {"w": torch.arange(6.0)}, "metadata": {"run": "x"}}
+    write_payload(payload, tmp_path / "a" / "final.pt")
+    write_payload(payload, tmp_path / "b" / "final.pt")
+    assert (tmp_path / "a" / "final.pt").read_bytes() == (tmp_path / "b" / "final.pt").read_bytes()
+    assert torch.load(tmp_path / "a" / "final.pt", weights_only=True)["metadata"] == {"run": "x"}
