@@ -200,6 +200,7 @@ def table_spec(config: Config, table: str) -> dict[str, Any]:
 
 def cells_table_spec(config: Config, table: str) -> dict[str, Any]:
     from flux.eval.protocols import expand_protocol
+    from flux.tables.layout import table_runs
 
     layout = config.table_document["tables"][table]
     protocol = config.table_document["protocols"][layout["protocol"]]
@@ -213,7 +214,7 @@ def cells_table_spec(config: Config, table: str) -> dict[str, Any]:
         "keys": {
             run: sorted(expand_protocol(name, protocol, config.runs[run], config.unit_scale).keys) for run, name in evaluations
         },
-        "untrained": [run for run in _layout_runs(table, layout) if run not in config.selected_runs],
+        "untrained": [run for run in table_runs(table, layout) if run not in config.selected_runs],
         "paper_numbers": str(config.paper_numbers_path),
         "config_digest": _table_digest(config),
         "out": str(config.table_path(table)),
@@ -235,12 +236,6 @@ def settings_table_spec(config: Config, table: str) -> dict[str, Any]:
         "config_digest": _table_digest(config),
         "out": str(config.table_path(table)),
     }
-
-
-def _layout_runs(table: str, layout: Mapping[str, Any]) -> list[str]:
-    from flux.tables.layout import table_runs
-
-    return table_runs(table, layout)
 
 
 def _table_digest(config: Config) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from flux.errors import FluxError
+from flux.eval.protocols import setting_key, unmasked_frames
 from flux.io import atomic_path
 from flux.tables.cells import dig
 
@@ -78,8 +79,7 @@ def _accuracy_vs_gflops(figure, spec: dict[str, Any]) -> None:
             results = record["results"][panel["role"]] if "role" in panel else next(iter(record["results"].values()))
             plain, optimised, costs = [], [], []
             for budget in panel["budgets"]:
-                frames = budget // 256
-                setting = results[f"{frames}x224@{budget}"]
+                setting = results[setting_key(unmasked_frames(budget), 224, budget)]
                 costs.append(setting["gflops"])
                 plain.append(dig(setting, panel["metric"], str(metrics)))
                 optimised.append(dig(results[f"to@{budget}"], panel["metric"], str(metrics)))
