@@ -15,6 +15,7 @@ from typing import Any
 from flux.config import SETTINGS_TABLES, TABLE8_ROLES, Config
 from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
+from flux.train.inheritance import heads_record, parent_plan, trained_heads
 
 # Registry fields that describe a dataset to people and change no output: kept out of specs, so that
 # editing them does not make Snakemake redo hours of downloading or probing.
@@ -121,7 +122,7 @@ def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
             f"`flux evaluate {target}`: give <run>/<protocol> with a run of the runs file and a protocol of tables.yaml"
         )
     protocol = protocols[name]
-    expanded = expand_protocol(name, protocol, config.runs[run_id], config.unit_scale)
+    expanded = expand_protocol(name, protocol, trained_heads(config.runs, run_id), config.unit_scale)
     roles = evaluation_roles(config, run_id, protocol)
     lineage = hashlib.sha256(
         json.dumps(
@@ -212,7 +213,8 @@ def cells_table_spec(config: Config, table: str) -> dict[str, Any]:
         "layout": layout,
         "metrics": {run: str(config.metrics_path(run, name)) for run, name in evaluations},
         "keys": {
-            run: sorted(expand_protocol(name, protocol, config.runs[run], config.unit_scale).keys) for run, name in evaluations
+            run: sorted(expand_protocol(name, protocol, trained_heads(config.runs, run), config.unit_scale).keys)
+            for run, name in evaluations
         },
         "untrained": [run for run in table_runs(table, layout) if run not in config.selected_runs],
         "paper_numbers": str(config.paper_numbers_path),
@@ -357,6 +359,8 @@ def _train_settings(config: Config, run_id: str) -> dict[str, Any]:
         "teacher_weights": str(config.teacher.weights) if run.stage == "teacher" and config.teacher.weights else None,
         "teacher_grid": list(config.teacher.grid) if config.teacher.grid else None,
         "checkpoint": str(config.checkpoint_path(run_id)),
+        "trained_heads": heads_record(trained_heads(config.runs, run_id)),
+        "parent_plan": plan.to_dict() if (plan := parent_plan(config.runs, run_id)) else None,
         "summary": str(config.run_dir(run_id) / "final.json"),
         "metrics": str(config.run_dir(run_id) / "metrics.jsonl"),
         "state_dir": str(config.state_dir(run_id)),

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flux.errors import ConfigError
-from flux.train.runs import HEAD_BUDGETS, ResolvedRun, UnitScale
+from flux.train.inheritance import nearest_head
+from flux.train.runs import UnitScale
 
 PATCH = 14
 TOKENS_PER_FRAME_224 = (224 // PATCH) ** 2  # 256: the unmasked frame count of a budget is budget / 256
@@ -37,16 +38,6 @@ def unmasked_frames(budget: int) -> int:
     return budget // TOKENS_PER_FRAME_224
 
 
-def head_for(run: ResolvedRun, budget: int, scale: UnitScale) -> int:
-    """The output head a model uses at a test budget: the one trained for the nearest budget (Flux-Multi's
-    heads serve 3072 / 2048 / 1024 tokens; 512 goes to the 1024 head)."""
-    if run.num_heads == 1:
-        return 0
-    trained = [scale.tokens(b) for b in HEAD_BUDGETS[: run.num_heads]]
-    target = scale.tokens(budget)
-    return min(range(len(trained)), key=lambda head: (abs(trained[head] - target), head))
-
-
 def _listed(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -61,7 +52,13 @@ class Expanded:
         return {setting["key"] for setting in self.settings} | {search["key"] for search in self.searches}
 
 
-def expand_protocol(name: str, protocol: Mapping[str, Any], run: ResolvedRun, scale: UnitScale) -> Expanded:
+def expand_protocol(name: str, protocol: Mapping[str, Any], heads: Mapping[int, int], scale: UnitScale) -> Expanded:
+    """`heads`: the run's trained heads (head -> tokens, flux.train.inheritance.trained_heads); every setting
+    reads the one trained for the nearest budget."""
+
+    def head_for(budget: int) -> int:
+        return nearest_head(scale.tokens(budget), heads)
+
     settings: dict[str, dict[str, Any]] = {}
     for entry in protocol["settings"]:
         shapes = itertools.product(_listed(entry["frames"]), _listed(entry["resolution"]))
@@ -72,7 +69,7 @@ def expand_protocol(name: str, protocol: Mapping[str, Any], run: ResolvedRun, sc
                 if tokens < budget and not entry.get("under_budget", False):
                     continue
                 key = setting_key(frames, resolution, budget)
-                settings[key] = {"key": key, **scaled, "budget": scale.tokens(budget), "head": head_for(run, budget, scale)}
+                settings[key] = {"key": key, **scaled, "budget": scale.tokens(budget), "head": head_for(budget)}
             for schedule in entry.get("merge", []):
                 if tokens <= schedule[-1]:
                     continue
@@ -81,7 +78,7 @@ def expand_protocol(name: str, protocol: Mapping[str, Any], run: ResolvedRun, sc
                     "key": key,
                     **scaled,
                     "budget": None,
-                    "head": head_for(run, schedule[-1], scale),
+                    "head": head_for(schedule[-1]),
                     "merge": [scale.tokens(target) for target in schedule],
                 }
     searches = []
@@ -100,7 +97,7 @@ def expand_protocol(name: str, protocol: Mapping[str, Any], run: ResolvedRun, sc
                 {
                     "key": f"to@{budget}",
                     "budget": scale.tokens(budget),
-                    "head": head_for(run, budget, scale),
+                    "head": head_for(budget),
                     "frames": frames,
                     "resolutions": resolutions,
                     "search": to["search"],

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from flux.data.datasets import VideoClassification, VideoText
 from flux.data.index import read_manifest
-from flux.errors import ConfigError, FluxError
+from flux.errors import CheckpointError, ConfigError, FluxError
 from flux.eval.aggregate import aggregate_clips
 from flux.eval.classification import gather_views, multiview_accuracy
 from flux.eval.grid import full_grid, token_optimization_search
@@ -67,12 +67,25 @@ def load_model(checkpoint: Path) -> tuple[FluxViT, dict]:
         selector=metadata.get("selector", "group_dynamic_l2"),
         **metadata.get("model_switches", {}),
     )
-    report = load_checkpoint(model, payload, strict=False)
-    if report.missing:
-        raise FluxError(
-            f"{checkpoint}: the model lacks weights for {report.missing[:8]}; the checkpoint does not fit its metadata"
-        )
+    try:
+        load_checkpoint(model, payload, strict=True)
+    except CheckpointError as error:
+        raise FluxError(f"{checkpoint}: the checkpoint does not fit its own metadata: {error}") from None
     return model.eval(), payload
+
+
+def check_heads(job: dict, metadata: dict) -> None:
+    """Every head the protocol reads must be one the checkpoint's runs trained (its `trained_heads`)."""
+    if "trained_heads" not in metadata:
+        raise FluxError(f"{job['checkpoint']} records no trained_heads: it predates them; retrain run '{job['run']}'")
+    trained = {entry["head"] for entry in metadata["trained_heads"]}
+    wanted = {item["head"] for item in (*job["settings"], *job["token_optimization"])}
+    untrained = sorted(wanted - trained)
+    if untrained:
+        raise FluxError(
+            f"evaluation {job['eval']}: run '{job['run']}' never trained output head(s) {untrained} (trained: "
+            f"{sorted(trained)}); the job spec is stale or the checkpoint is another run's: rebuild the spec (snakemake)"
+        )
 
 
 def load_text(payload: dict, job: dict) -> tuple[TextEncoder, float]:
@@ -277,6 +290,7 @@ def run(job: dict) -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
     model, payload = load_model(Path(job["checkpoint"]))
+    check_heads(job, payload["metadata"])
     model.to(device)
     text = None
     if job["task"] != "classification":

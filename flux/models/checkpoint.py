@@ -11,6 +11,7 @@ only matches a key named `head.weight` and never fires on FluxViT's `head.0/1/2`
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,15 +137,48 @@ def slice_classifier(state: dict[str, torch.Tensor], index_map: Sequence[int], r
                 report.sliced.append(f"{key} {state[key].shape[0]} of its classes")
 
 
+def pooling_prefix(head: int, heads: int) -> str:
+    """Key prefix of attention-pooling head `head` in a model with `heads` of them (one: no index)."""
+    return "clip_projector." if heads == 1 else f"clip_projector.{head}."
+
+
+def copy_pooling_heads(
+    state: Mapping[str, torch.Tensor], sources: Mapping[int, int], parent_heads: int, child_heads: int
+) -> dict[str, torch.Tensor]:
+    """`state` with each child pooling head of `sources` (child head -> parent head) replaced by a copy of the
+    parent's head; with another head layout than the parent's, the parent's own pooling keys go (every child
+    head is then in `sources`)."""
+    if parent_heads != child_heads and set(sources) != set(range(child_heads)):
+        raise CheckpointError(
+            f"a parent with {parent_heads} pooling heads needs a source for each of the {child_heads} child heads"
+        )
+    copied = {}
+    for child, parent in sources.items():
+        prefix = pooling_prefix(parent, parent_heads)
+        keys = [key for key in state if key.startswith(prefix)]
+        if not keys:
+            raise CheckpointError(
+                f"the parent checkpoint has no pooling head {parent} ({prefix}*) to initialise head {child} from"
+            )
+        target = pooling_prefix(child, child_heads)
+        copied.update({target + key[len(prefix) :]: state[key].clone() for key in keys})
+    if parent_heads != child_heads:
+        state = {key: value for key, value in state.items() if not key.startswith("clip_projector.")}
+    return {**state, **copied}
+
+
 def load_checkpoint(
     model: nn.Module,
     source: Path | Mapping[str, torch.Tensor],
     strict: bool = False,
     grid: Sequence[int] | None = None,
     class_index_map: Sequence[int] | None = None,
+    allow_missing: Sequence[str] = (),
+    allow_unexpected: Sequence[str] = (),
 ) -> LoadReport:
     """Load official or flux weights into `model`; shape conflicts are errors, missing/unexpected keys are
-    reported (and are errors with `strict`)."""
+    reported. With `strict`, a missing key not matching a regex of `allow_missing` (or an unexpected one not
+    matching `allow_unexpected`) is an error."""
     state = read_state_dict(source) if isinstance(source, (str, Path)) else unwrap(source)
     state = strip_prefixes(state)
     report = LoadReport()
@@ -161,8 +195,11 @@ def load_checkpoint(
         raise CheckpointError("checkpoint tensors do not fit the model: " + "; ".join(conflicts[:10]))
     result = model.load_state_dict(state, strict=False)
     report.missing, report.unexpected = list(result.missing_keys), list(result.unexpected_keys)
-    if strict and (report.missing or report.unexpected):
-        raise CheckpointError(f"checkpoint does not match the model exactly:\n{report}")
+    if strict:
+        missing = [key for key in report.missing if not any(re.match(pattern, key) for pattern in allow_missing)]
+        unexpected = [key for key in report.unexpected if not any(re.match(pattern, key) for pattern in allow_unexpected)]
+        if missing or unexpected:
+            raise CheckpointError(f"checkpoint does not match the model:\n{LoadReport(missing, unexpected)}")
     return report
 
 

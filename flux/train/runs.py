@@ -16,10 +16,10 @@ from typing import Any
 from flux.data.sampling import FlexibleSpec
 from flux.errors import ConfigError
 from flux.models.sizes import SELECTOR_NAMES, SIZES
+from flux.train.inheritance import HEAD_BUDGETS, nearest_head
 from flux.train.optim import OptimSettings
 
 STAGES = ("teacher", "umt", "clip", "finetune")
-HEAD_BUDGETS = (3072, 2048, 1024)  # FluxViT's pooling heads 0/1/2 serve these token counts (paper units)
 STAGE_OVERRIDES = ("epochs", "batch_size", "lr", "warmup_epochs", "distill_layers", "augment")
 MODEL_SWITCHES = ("dual_patch_norm", "global_pe", "local_pe", "rope", "output_heads")
 
@@ -68,8 +68,16 @@ class ResolvedRun:
     head_map: str | None = None  # dataset id whose K710 head rows are reused
     mix: str = "alternate"
     augment: Mapping[str, Any] = field(default_factory=dict)
-    heads: tuple[int, ...] = (0,)  # the pooling head / classifier used with each budget (direct: one)
+    heads: tuple[int, ...] = (0,)  # the pooling head / classifier trained with each budget (direct: one)
     num_heads: int = 1
+
+    @property
+    def trained_tokens(self) -> tuple[int, ...]:
+        """The token count each of `heads` trains at: its budget, or a fixed input's whole token count."""
+        if self.budgets:
+            return self.budgets
+        spec = self.input.spec
+        return (spec.tokens(spec.frames[0], spec.resolutions[0]),)
 
 
 def merge(base: Mapping, update: Mapping) -> dict:
@@ -194,22 +202,9 @@ def resolve_run(
         if method == "single" and len(budgets) != 1:
             raise ConfigError(f"runs.{run_id}.budgets: Flux-Single takes one budget")
     run_input = resolve_input(run_id, raw.get("input", {}), scale)
-    head_budgets = tuple(scale.tokens(b) for b in HEAD_BUDGETS)
-
-    def head_for(budget: int, position: int) -> int:
-        if heads == 1:
-            return 0
-        return head_budgets.index(budget) if budget in head_budgets else min(position, heads - 1)
-
     if method == "direct":
         budgets = ()
-    if stage == "umt" or method == "multi":  # one head per budget, in order (Flux-Multi: 3072, 2048, 1024 -> 0, 1, 2)
-        run_heads = tuple(min(position, heads - 1) for position in range(len(budgets)))
-    elif budgets:
-        run_heads = tuple(head_for(budget, position) for position, budget in enumerate(budgets))
-    else:  # a fixed input is served by the head of its token count
-        spec = run_input.spec
-        run_heads = (head_for(spec.tokens(spec.frames[0], spec.resolutions[0]), 0),)
+    run_heads = _heads(run_id, budgets, run_input, heads, scale)
     head_map_role = raw.get("head_map")
     if head_map_role is not None and head_map_role not in roles:
         raise ConfigError(f"runs.{run_id}.head_map: role '{head_map_role}' is not bound under `roles`")
@@ -236,6 +231,32 @@ def resolve_run(
         heads=run_heads,
         num_heads=heads,
     )
+
+
+def _heads(run_id: str, budgets: tuple[int, ...], run_input: RunInput, heads: int, scale: UnitScale) -> tuple[int, ...]:
+    """The head each budget trains. Several budgets take one head each, the largest budget first (the official
+    engine: 3072 / 2048 / 1024 -> heads 0 / 1 / 2; Flux-UMT's 2048 / 1536 / 1024 the same way); one budget, or a
+    fixed input's token count, takes the head serving the nearest of 3072 / 2048 / 1024 (Flux-Single at 2048:
+    head 1, as the official scripts' `--output_head 1`), so that single-budget pre-training and the fine-tuning
+    after it train the same pooling head."""
+    if len(budgets) > 1:
+        if len(budgets) > heads:
+            raise ConfigError(
+                f"runs.{run_id}.budgets: {len(budgets)} budgets need as many output heads (model_options.output_heads)"
+            )
+        if list(budgets) != sorted(budgets, reverse=True):
+            raise ConfigError(f"runs.{run_id}.budgets: list several budgets largest first (head 0 takes the largest)")
+        return tuple(range(len(budgets)))
+    if budgets:
+        tokens = budgets[0]
+    elif len(run_input.spec.frames) == 1 and len(run_input.spec.resolutions) == 1:
+        tokens = run_input.spec.tokens(run_input.spec.frames[0], run_input.spec.resolutions[0])
+    else:
+        raise ConfigError(f"runs.{run_id}: a flexible input needs `budgets` (the tokens each step keeps)")
+    if heads == 1:
+        return (0,)
+    head_tokens = {head: scale.tokens(budget) for head, budget in enumerate(HEAD_BUDGETS[:heads])}
+    return (nearest_head(tokens, head_tokens),)
 
 
 def _datasets(

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,13 +31,14 @@ from flux.data.datasets import ImageText, KeyedConcat, VideoClassification, Vide
 from flux.data.index import read_manifest
 from flux.data.sampling import FlexibleBatchSampler, FlexibleSpec
 from flux.data.transforms import TrainTransform
-from flux.errors import FluxError
+from flux.errors import CheckpointError, FluxError
 from flux.io import atomic_path, atomic_write_json, atomic_write_text
-from flux.models.checkpoint import load_checkpoint, read_state_dict, write_payload
+from flux.models.checkpoint import copy_pooling_heads, load_checkpoint, read_state_dict, write_payload
 from flux.models.fluxvit import DistillHeads, FluxViT, build_model
 from flux.models.text import TextEncoder, TinyTextConfig, TinyTextEncoder, WordTokenizer, build_text_encoder
 from flux.provenance import provenance
 from flux.train.distributed import Topology, device_for, init_process_group, topology_from_env
+from flux.train.inheritance import KEY_GROUPS, ParentPlan
 from flux.train.objectives import Classification, Distillation, Objective, VideoTextContrastive
 from flux.train.optim import build_optimizer, build_scheduler, grad_norms
 from flux.train.runs import ResolvedRun, run_from_dict
@@ -177,7 +179,7 @@ def load_teacher(job: dict) -> FluxViT:
     payload = _checkpoint(job["teacher_checkpoint"], "teacher")
     metadata = payload["metadata"]
     teacher = build_model(metadata["model"], num_classes=metadata.get("num_classes", 0), **metadata.get("model_switches", {}))
-    load_checkpoint(teacher, payload)
+    load_checkpoint(teacher, payload, strict=True)
     return teacher
 
 
@@ -190,18 +192,33 @@ def build_student(run: ResolvedRun, job: dict, facts: dict, text_dim: int | None
         run.model, num_classes=facts["num_classes"], distill=distill, text_dim=text_dim, selector=run.selector, **options
     )
     if run.parent:
-        payload = _checkpoint(job["parent_checkpoint"], f"parent run '{run.parent}'")
-        state = dict(payload["model"])
-        own = model.state_dict()
-        index_map = None
-        if run.head_map:
-            index_map = json.loads(Path(job["head_map"]).read_text())[job["head_map_key"]]
-        for key in [k for k in state if k.split(".")[0] == "head"]:
-            if index_map is None and key in own and own[key].shape != state[key].shape:
-                state.pop(key)  # a new label set: the classifier starts afresh
-        report = load_checkpoint(model, {"model": state}, class_index_map=index_map)
-        logger.info("%s: initialised from %s\n%s", run.id, run.parent, report)
+        load_parent(model, run, job)
     return model
+
+
+def load_parent(model: FluxViT, run: ResolvedRun, job: dict) -> None:
+    """The parent's weights, strictly: only the key groups its plan lists (flux.train.inheritance) may be
+    missing or left over; pooling heads the parent never trained start from its trained ones."""
+    plan = ParentPlan.from_dict(job["parent_plan"])
+    payload = _checkpoint(job["parent_checkpoint"], f"parent run '{run.parent}'")
+    state = dict(payload["model"])
+    if plan.classifier == "fresh":  # a new label set: the classifier starts from its initialisation
+        state = {key: value for key, value in state.items() if not re.match(KEY_GROUPS["classifier"], key)}
+    index_map = json.loads(Path(job["head_map"]).read_text())[job["head_map_key"]] if plan.classifier == "remap" else None
+    state = copy_pooling_heads(state, plan.head_sources, plan.parent_heads, model.size.output_heads)
+    try:
+        report = load_checkpoint(
+            model,
+            {"model": state},
+            strict=True,
+            class_index_map=index_map,
+            allow_missing=[KEY_GROUPS[group] for group in plan.fresh],
+            allow_unexpected=[KEY_GROUPS[group] for group in plan.dropped],
+        )
+    except CheckpointError as error:
+        raise TrainingError(f"{run.id}: parent '{run.parent}' ({job['parent_checkpoint']}) does not load: {error}") from None
+    copied = ", ".join(f"{child} <- {source}" for child, source in sorted(plan.head_sources.items()))
+    logger.info("%s: initialised from %s (pooling heads copied: %s)\n%s", run.id, run.parent, copied or "none", report)
 
 
 def build_objective(run: ResolvedRun, facts: dict, text: TextEncoder | None, teacher: FluxViT | None) -> Objective:
@@ -541,6 +558,7 @@ def save_final(run: ResolvedRun, job: dict, model: FluxViT, objective: Objective
             "num_classes": facts.get("num_classes", 0),
             "class_names": facts.get("class_names", []),
             "selector": run.selector,
+            "trained_heads": job["trained_heads"],
         },
     }
     if objective is not None and "text" in objective.extra_modules:
@@ -549,7 +567,10 @@ def save_final(run: ResolvedRun, job: dict, model: FluxViT, objective: Objective
     write_payload(payload, out)
     metrics = Path(job["state_dir"]) / "metrics.jsonl"
     atomic_write_text(Path(job["metrics"]), metrics.read_text(encoding="utf-8") if metrics.is_file() else "")
-    atomic_write_json(Path(job["summary"]), {**summary, "provenance": provenance(job["lineage"], job["seed"])})
+    atomic_write_json(
+        Path(job["summary"]),
+        {**summary, "trained_heads": job["trained_heads"], "provenance": provenance(job["lineage"], job["seed"])},
+    )
 
 
 def import_teacher(run: ResolvedRun, job: dict) -> None:

@@ -3,18 +3,18 @@
 import pytest
 
 from flux.errors import ConfigError
-from flux.eval.protocols import expand_protocol, head_for, setting_key, unmasked_frames
-from flux.train.runs import ResolvedRun, UnitScale
+from flux.eval.protocols import expand_protocol, setting_key, unmasked_frames
+from flux.train.runs import UnitScale
 
 PAPER = UnitScale()
 TINY = UnitScale(frames=0.5, resolution=0.25)
+# trained heads (head -> tokens, this configuration's units): Flux-Multi's three, a one-head model's one
+MULTI_TINY = {0: 96, 1: 64, 2: 32}
+ONE_HEAD = {0: 2048}
 
 
-def run_with_heads(heads: int) -> ResolvedRun:
-    from flux.config import load_config
-
-    config = load_config(["config/config.yaml"])
-    return config.runs["t1_multi" if heads == 3 else "t1_direct8"]
+def run_with_heads(heads: int) -> dict[int, int]:
+    return MULTI_TINY if heads == 3 else ONE_HEAD
 
 
 def test_unmasked_frames_of_a_budget():
@@ -49,10 +49,13 @@ def test_merge_settings_exist_only_when_tokens_must_go():
     assert (settings["8x224~1024-512"]["frames"], settings["8x224~1024-512"]["resolution"]) == (4, 56)
 
 
-def test_flux_multi_heads_follow_the_nearest_trained_budget():
-    multi, single = run_with_heads(3), run_with_heads(1)
-    assert [head_for(multi, b, TINY) for b in (3072, 2048, 1024, 512)] == [0, 1, 2, 2]
-    assert [head_for(single, b, TINY) for b in (3072, 512)] == [0, 0]
+def test_every_setting_reads_the_trained_head_of_the_nearest_budget():
+    protocol = {"settings": [{"frames": [12], "resolution": 224, "budgets": [3072, 2048, 1024, 512]}]}
+    heads = {s["key"]: s["head"] for s in expand_protocol("grid", protocol, MULTI_TINY, TINY).settings}
+    assert heads == {"12x224@3072": 0, "12x224@2048": 1, "12x224@1024": 2, "12x224@512": 2}
+    # a run that trained only the 2048-token head (Flux-Single, Flux-CLIP) reads it at every budget
+    single = {s["key"]: s["head"] for s in expand_protocol("grid", protocol, {1: 2048}, PAPER).settings}
+    assert set(single.values()) == {1}
 
 
 def test_token_optimization_grid_is_scaled_and_deduplicated():

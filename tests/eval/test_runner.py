@@ -23,6 +23,7 @@ def checkpoint(tmp_path_factory):
         "model": "fluxvit_tiny",
         "model_switches": {"output_heads": 3},
         "num_classes": 2,
+        "trained_heads": [{"head": 0, "tokens": 48}, {"head": 1, "tokens": 32}, {"head": 2, "tokens": 16}],
     }
     torch.save({"model": model.state_dict(), "metadata": metadata}, path)
     return path
@@ -102,3 +103,15 @@ def test_clip_aggregation_is_selectable(kinetics, checkpoint, tmp_path):  # noqa
 def test_a_missing_checkpoint_is_named(kinetics, tmp_path):  # noqa: F811
     with pytest.raises(FluxError, match="nowhere/final.pt does not exist"):
         run(job(kinetics, tmp_path / "nowhere" / "final.pt", tmp_path))
+
+
+def test_a_head_the_run_never_trained_is_refused(kinetics, tmp_path):  # noqa: F811
+    """A checkpoint that trained only head 1 (Flux-Single, Flux-CLIP) cannot be read at head 2."""
+    model = build_model("fluxvit_tiny", num_classes=2, output_heads=3)
+    metadata = {"run": "toy", "model": "fluxvit_tiny", "model_switches": {"output_heads": 3}, "num_classes": 2,
+                "trained_heads": [{"head": 1, "tokens": 32}]}  # fmt: skip
+    path = tmp_path / "single.pt"
+    torch.save({"model": model.state_dict(), "metadata": metadata}, path)
+    with pytest.raises(FluxError, match=r"run 'toy' never trained output head\(s\) \[2\] \(trained: \[1\]\)"):
+        run(job(kinetics, path, tmp_path))
+    assert not (tmp_path / "metrics.json").exists()

@@ -16,6 +16,7 @@ from flux.data.index import run as index
 from flux.data.sampling import FlexibleSpec
 from flux.data.synthetic import generate
 from flux.jobs import semantic_entry
+from flux.train.inheritance import heads_record, own_heads
 from flux.train.runs import OptimSettings, ResolvedRun, RunInput, run_to_dict
 from tests.paths import REPO
 
@@ -58,7 +59,8 @@ def finetune_job(data: Path, manifest: Path, out: Path, steps_epochs: float = 3.
     )
     return {
         "run": run_to_dict(run), "seed": 3, "data_dir": str(data), "manifests": {"k400": str(manifest)},
-        "parent_checkpoint": None, "teacher_checkpoint": None, "text_encoder": None,
+        "parent_checkpoint": None, "parent_plan": None, "teacher_checkpoint": None, "text_encoder": None,
+        "trained_heads": heads_record(own_heads(run)),
         "teacher_weights": None, "teacher_grid": None,
         "checkpoint": str(out / "final.pt"), "summary": str(out / "final.json"), "metrics": str(out / "metrics.jsonl"),
         "state_dir": str(out / "state"), "workers": 0, "checkpoint_every": 2, "log_every": 1, "precision": "auto",
@@ -209,7 +211,7 @@ def test_paper_scale_teacher_is_imported_not_trained(tmp_path):
     job = {
         "run": run_to_dict(teacher), "seed": 0, "teacher_weights": str(weights), "teacher_grid": None,
         "checkpoint": str(out / "final.pt"), "summary": str(out / "final.json"), "metrics": str(out / "metrics.jsonl"),
-        "state_dir": str(out / "state"), "lineage": "test",
+        "state_dir": str(out / "state"), "lineage": "test", "trained_heads": heads_record(own_heads(teacher)),
     }  # fmt: skip
     run(job)
     imported = torch.load(job["checkpoint"], weights_only=True)["model"]
