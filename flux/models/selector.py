@@ -6,11 +6,13 @@ each group a token scores the L2 distance between its embedding and the same spa
 previous frame (the group's first frame reuses the (0, 1) distance); each group keeps its top tokens.
 
 Budgets are exact: min(budget, T*L) tokens are kept, split over groups in proportion to their sizes by the
-largest-remainder rule. The official code floors `int((1 - r) * T_g * L)` in floating point and can keep up
-to G tokens fewer (12 x 196 px at 2048 keeps 2044); `official_rounding=True` reproduces that (even T only,
-as the official code asserts), for comparison runs. Odd T and T not divisible by the group count give
-contiguous groups whose sizes differ by one frame; a group has at least two frames when T >= 2. A single
-frame (T = 1, images) scores each token by its distance to the frame's mean embedding.
+largest-remainder rule, and ties go to the earlier token. The official code floors `int((1 - r) * (T_g * L))`
+in floating point, r = 1 - budget / (T*L), and can keep up to G tokens fewer (8 x 196 px at 1024 keeps 1020,
+24 x 224 px at 2048 keeps 2044; 12 x 196 px at 2048 keeps all 2048); `official_rounding=True` (selector
+'official') reproduces its selection exactly, keep count and tie order (even T only, as the official code
+asserts), for comparison runs. Odd T and T not divisible by the group count give contiguous groups whose
+sizes differ by one frame; a group has at least two frames when T >= 2. A single frame (T = 1, images)
+scores each token by its distance to the frame's mean embedding.
 """
 
 from __future__ import annotations
@@ -97,19 +99,9 @@ class GroupDynamic:
         if keep == frames * tokens:
             return torch.arange(keep, device=embeddings.device).expand(batch, keep)
         if self.official_rounding:
-            count = official_group_count(frames)
-            if frames % 2 or frames // count < 2:
-                raise ConfigError(
-                    f"official_rounding reproduces the released code, which needs an even frame count with at least two "
-                    f"frames per group (got T = {frames}); use the default selector"
-                )
-            sizes = group_sizes(frames, count)
-            ratio = 1 - budget / (frames * tokens)
-            shares = [int((1 - ratio) * size * tokens) for size in sizes]
-        else:
-            count = group_count(frames, self.groups)
-            sizes = group_sizes(frames, count)
-            shares = split_budget(keep, [size * tokens for size in sizes])
+            return self._official(embeddings, budget)
+        sizes = group_sizes(frames, group_count(frames, self.groups))
+        shares = split_budget(keep, [size * tokens for size in sizes])
         kept, start = [], 0
         with torch.no_grad():
             for size, share in zip(sizes, shares):
@@ -118,6 +110,32 @@ class GroupDynamic:
                 kept.append(order + start * tokens)
                 start += size
         return torch.cat(kept, dim=1).sort(dim=1).values
+
+    def _official(self, embeddings: torch.Tensor, budget: int) -> torch.Tensor:
+        """The released `sparse_group_token_selection` step for step, so that equal embeddings keep equal tokens.
+
+        Keep count: the evaluation engine's r = 1 - budget / (T*L), then `int((1 - r) * (Tg * L))` a group with
+        the product Tg*L taken first, as written there (12 x 196 px at 2048: 512 a group, where
+        ((1 - r) * Tg) * L floors to 511). Tie order: a group's first frame repeats the second frame's scores, so
+        every spatial position ties and a tie at the cut is common; the official code resolves it with an
+        unstable `torch.argsort(descending=True)` over its (B*G, Tg*L) scores, which the same call on the same
+        layout reproduces on the same device and torch build (a stable sort keeps the other token of a tie in
+        over half of the random inputs tried on CPU)."""
+        batch, frames, tokens, dim = embeddings.shape
+        count = official_group_count(frames)
+        if frames % 2 or frames // count < 2:
+            raise ConfigError(
+                f"official_rounding reproduces the released code, which needs an even frame count with at least two "
+                f"frames per group (got T = {frames}); use the default selector"
+            )
+        per_group = frames // count
+        ratio = 1 - budget / (frames * tokens)
+        share = int((1 - ratio) * (per_group * tokens))
+        with torch.no_grad():
+            groups = embeddings.detach().float().reshape(batch * count, per_group, tokens, dim)
+            order = torch.argsort(self.scores(groups), dim=1, descending=True)[:, :share]  # (B*G, k)
+            starts = torch.arange(count, device=embeddings.device).repeat(batch).mul(per_group * tokens)
+            return (order + starts[:, None]).reshape(batch, count * share).sort(dim=1).values
 
 
 @dataclass(frozen=True)

@@ -58,14 +58,36 @@ def test_budgets_are_exact(frames, side, budget):
         assert kept.min() >= 0 and kept.max() < frames * side * side
 
 
-def test_official_rounding_reproduces_the_released_floor():
-    # paper.md §1.3: 12 x 196 px (14 x 14 patches) at 2048 keeps 4 x 511 = 2044 in the released code
-    embeddings = torch.randn(1, 12, 196, 4)
-    assert GroupDynamic(official_rounding=True)(embeddings, 2048).shape[1] == 2044
-    assert GroupDynamic()(embeddings, 2048).shape[1] == 2048
-    # 8 x 196 px at 1024: 4 x 255 = 1020; 12 x 224 px (256 patches) at 2048: exactly 2048
-    assert GroupDynamic(official_rounding=True)(torch.randn(1, 8, 196, 4), 1024).shape[1] == 1020
-    assert GroupDynamic(official_rounding=True)(torch.randn(1, 12, 256, 4), 2048).shape[1] == 2048
+@pytest.mark.parametrize(
+    "frames, tokens, budget, kept",
+    [
+        # the released keep count int((1 - r) * (Tg * L)), r = 1 - budget / (T * L), evaluated as its code does
+        (12, 196, 2048, 2048),  # 12 x 196 px: (1 - r) * 588 = 512.0 a group; ((1 - r) * 3) * 196 would give 511
+        (8, 196, 1024, 1020),  # 8 x 196 px: 4 x 255
+        (24, 256, 2048, 2044),  # 24 x 224 px: 4 x 511
+        (12, 256, 2048, 2048),
+        (6, 144, 512, 512),  # 2 groups of 3 frames
+    ],
+)
+def test_official_rounding_reproduces_the_released_keep_count(frames, tokens, budget, kept):
+    embeddings = torch.randn(2, frames, tokens, 4)
+    selected = GroupDynamic(official_rounding=True)(embeddings, budget)
+    assert selected.shape == (2, kept)
+    assert (selected[:, 1:] > selected[:, :-1]).all(), "sorted and unique"
+    assert GroupDynamic()(embeddings, budget).shape == (2, budget)
+
+
+def test_official_rounding_resolves_ties_as_the_released_argsort():
+    # every group's first frame repeats the second frame's scores; the released code orders them with an
+    # unstable descending argsort over (B * G, Tg * L) scores, so the tokens of a tie at the cut are the ones
+    # that call gives, which need not be the earlier ones (as the default selector's stable sort)
+    embeddings = torch.randn(2, 6, 144, 8, generator=torch.Generator().manual_seed(2))
+    scores = GroupDynamic().scores(embeddings.reshape(4, 3, 144, 8))  # (B * G, Tg * L)
+    order = torch.argsort(scores, dim=1, descending=True)[:, :256] + torch.tensor([0, 432, 0, 432])[:, None]
+    expected = order.reshape(2, 512).sort(dim=1).values
+    assert torch.equal(GroupDynamic(official_rounding=True)(embeddings, 512), expected)
+    # here the default selector (the same 2 x 256 tokens, stable sort) keeps the other token of a tie
+    assert not torch.equal(GroupDynamic()(embeddings, 512), expected)
     with pytest.raises(ConfigError, match="even frame count"):
         GroupDynamic(official_rounding=True)(torch.randn(1, 7, 196, 4), 1024)
 
