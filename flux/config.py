@@ -116,6 +116,8 @@ class DatasetSpec:
     paragraph: bool = False
     trim_seconds: float | None = None
     max_text_length: int | None = None
+    evaluation_split: str | None = None  # the split the paper's protocol scores (None: val, else test)
+    frame_sampling: str = "tsn"  # tsn | ssv2 (the official SSv2 loader's frame indices)
     files: tuple[RemoteFile, ...] = ()
     local: LocalSource | None = None
     synthetic: SyntheticSource | None = None
@@ -352,6 +354,8 @@ def dataset_spec_from_entry(dataset: str, entry: dict, registry: Path | str = "<
         paragraph=entry.get("paragraph", False),
         trim_seconds=entry.get("trim_seconds"),
         max_text_length=entry.get("max_text_length"),
+        evaluation_split=entry.get("evaluation_split"),
+        frame_sampling=entry.get("frame_sampling", "tsn"),
         files=files,
         local=local,
         synthetic=synthetic,

@@ -17,9 +17,10 @@ from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
 from flux.train.inheritance import heads_record, parent_plan, trained_heads
 
-# Registry fields that describe a dataset to people and change no output: kept out of specs, so that
-# editing them does not make Snakemake redo hours of downloading or probing.
-DESCRIPTIVE_FIELDS = ("title", "homepage", "licence")
+# Registry fields that change no data job's output (descriptions; the split evaluation scores and the frame
+# sampling, which training and evaluation specs carry themselves): kept out of data specs, so that editing
+# them does not make Snakemake redo hours of downloading or probing.
+DESCRIPTIVE_FIELDS = ("title", "homepage", "licence", "evaluation_split", "frame_sampling")
 
 
 def semantic_entry(entry: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +112,15 @@ def evaluation_roles(config: Config, run_id: str, protocol: Mapping[str, Any]) -
     return list(protocol.get("roles") or [run_role(config, run_id)])
 
 
+def evaluation_splits(config: Config, role: str, protocol: Mapping[str, Any]) -> list[str]:
+    """The splits a protocol scores on a role's dataset, in preference order (the first the manifest has):
+    the protocol's own, else the dataset's `evaluation_split`, else val then test."""
+    if protocol.get("splits"):
+        return list(protocol["splits"])
+    split = config.datasets[config.roles[role]].evaluation_split
+    return [split] if split else ["val", "test"]
+
+
 def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
     """`target` is `<run>/<protocol>`: one checkpoint under one protocol of config/tables.yaml."""
     from flux.eval.protocols import expand_protocol
@@ -148,7 +158,8 @@ def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
                 "role": role,
                 "dataset": config.roles[role],
                 "manifest": str(config.manifest_path(config.roles[role])),
-                "splits": list(protocol.get("splits", ["val", "test"])),
+                "splits": evaluation_splits(config, role, protocol),
+                "frame_sampling": config.datasets[config.roles[role]].frame_sampling,
             }
             for role in roles
         ],
@@ -353,6 +364,7 @@ def _train_settings(config: Config, run_id: str) -> dict[str, Any]:
         "seed": config.seed + config.run_seeds.get(run_id, 0),
         "data_dir": str(config.data_dir),
         "manifests": {dataset: str(config.manifest_path(dataset)) for dataset in run.datasets},
+        "frame_sampling": {dataset: config.datasets[dataset].frame_sampling for dataset in run.datasets},
         "parent_checkpoint": str(config.checkpoint_path(run.parent)) if run.parent else None,
         "teacher_checkpoint": str(config.checkpoint_path("teacher")) if run.stage in ("umt", "clip") else None,
         "text_encoder": str(config.teacher.text_encoder) if run.stage == "clip" and config.teacher.text_encoder else None,

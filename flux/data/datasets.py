@@ -1,7 +1,9 @@
 """Datasets over manifests: video classification, video-text and image-text.
 
 Training items are keyed `(index, frames, resolution)` by `FlexibleBatchSampler` (a plain index uses the
-dataset's default shape). An item whose file fails to decode at training time is replaced by another
+dataset's default shape). With `repeats` > 1 (the official `--num_sample`), a training video is decoded once
+and augmented that many times independently; `collate_clips` lays the clips out side by side in the batch.
+An item whose file fails to decode at training time is replaced by another
 (drawn from the item's own seeded generator) at most `max_retries` times in a row, and every failure is
 counted in `failures`. Evaluation never substitutes: an undecodable video yields its views with
 `valid = False`, so the evaluator keeps it in the denominator.
@@ -16,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from flux.data import sampling
 from flux.data.index import ManifestInfo, read_manifest
@@ -31,8 +33,9 @@ Key = int | tuple[int, int, int]
 
 @dataclass(frozen=True)
 class FrameSampling:
-    """How frames are picked from a video: `tsn` (one per segment; the FluxViT default), `dense`
-    (clip_len x stride window), or `sparse` (ClipBERT: `clips` short clips of `clip_seconds`, concatenated)."""
+    """How frames are picked from a video: `tsn` (one per segment; the FluxViT default), `ssv2` (the official
+    SSv2 loader's segments and test views), `dense` (clip_len x stride window), or `sparse` (ClipBERT: `clips`
+    short clips of `clip_seconds`, concatenated)."""
 
     scheme: str = "tsn"
     stride: int = 4
@@ -40,12 +43,14 @@ class FrameSampling:
     clip_seconds: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.scheme not in ("tsn", "dense", "sparse"):
-            raise ValueError(f"frame sampling scheme must be tsn, dense or sparse, got '{self.scheme}'")
+        if self.scheme not in ("tsn", "ssv2", "dense", "sparse"):
+            raise ValueError(f"frame sampling scheme must be tsn, ssv2, dense or sparse, got '{self.scheme}'")
 
     def train(self, num_frames: int, fps: float, count: int, rng: np.random.Generator) -> list[int]:
         if self.scheme == "tsn":
             return sampling.tsn_train_indices(num_frames, count, rng)
+        if self.scheme == "ssv2":
+            return sampling.ssv2_train_indices(num_frames, count, rng)
         if self.scheme == "dense":
             return sampling.dense_train_indices(num_frames, count, self.stride, rng)
         return self._sparse(num_frames, fps, count, rng)
@@ -53,6 +58,8 @@ class FrameSampling:
     def test(self, num_frames: int, fps: float, count: int, clip_index: int, num_clips: int) -> list[int]:
         if self.scheme == "tsn":
             return sampling.tsn_test_indices(num_frames, count, clip_index, num_clips)
+        if self.scheme == "ssv2":
+            return sampling.ssv2_test_indices(num_frames, count, clip_index, num_clips)
         if self.scheme == "dense":
             return sampling.dense_test_indices(num_frames, count, self.stride, clip_index, num_clips)
         return self._sparse(num_frames, fps, count, None)
@@ -81,7 +88,10 @@ class ManifestDataset(Dataset):
         seed: int = 0,
         max_retries: int = 3,
         decode_threads: int = 1,
+        repeats: int = 1,
     ) -> None:
+        if repeats < 1:
+            raise FluxError(f"repeats must be at least 1, got {repeats}")
         frame, info = read_manifest(manifest)
         rows = frame[frame["split"] == split]
         if rows.empty:
@@ -116,6 +126,7 @@ class ManifestDataset(Dataset):
         self.seed = seed
         self.max_retries = max_retries
         self.decode_threads = decode_threads
+        self.repeats = repeats
         self.epoch = 0
         self.failures = FailureLog()
 
@@ -134,6 +145,12 @@ class ManifestDataset(Dataset):
         else:
             choose = lambda n, fps: self.frame_sampling.test(n, fps, count, clip_index, num_clips)  # noqa: E731
         return read_video(path, choose, self.decode_threads, self.info.trim_seconds).frames
+
+    def _augmented(self, frames: np.ndarray, resolution: int, rng: np.random.Generator) -> torch.Tensor:
+        """(C, T, R, R), or (repeats, C, T, R, R): independent augmentations of one decode."""
+        if self.repeats == 1:
+            return self.train_transform(frames, resolution, rng)
+        return torch.stack([self.train_transform(frames, resolution, rng) for _ in range(self.repeats)])
 
     def _train_item(self, key: Key) -> tuple[int, np.ndarray, int, np.random.Generator, int]:
         """Decode a training item with a bounded number of replacements.
@@ -177,9 +194,8 @@ class VideoClassification(ManifestDataset):
     def __getitem__(self, key: Key) -> dict[str, Any]:
         if self.train:
             position, frames, resolution, rng, failures = self._train_item(key)
-            video = self.train_transform(frames, resolution, rng)
             return {
-                "video": video,
+                "video": self._augmented(frames, resolution, rng),
                 "label": int(self.rows.at[position, "label_id"]),
                 "index": position,
                 "decode_failures": failures,
@@ -198,12 +214,28 @@ class VideoClassification(ManifestDataset):
         return {**item, "video": video, "valid": True, "error_kind": ""}
 
 
+def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """default_collate, then repeated clips (B, repeats, C, T, H, W) flattened to (B * repeats, ...), each
+    video's clips side by side (the official `multiple_samples_collate` order), with their labels."""
+    batch = default_collate(items)
+    video = batch["video"]
+    if video.dim() == 6:
+        repeats = video.shape[1]
+        batch["video"] = video.flatten(0, 1)
+        for key in ("label", "index", "source"):
+            if key in batch:
+                batch[key] = batch[key].repeat_interleave(repeats)
+    return batch
+
+
 class VideoText(ManifestDataset):
     """Training: a clip and one of its captions (paragraph datasets: all sentences joined).
     Evaluation: one centre view per video; captions come from `texts()`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.repeats != 1:
+            raise FluxError("video-text training draws one caption per clip: repeated augmentation is not supported")
         if self.info.task not in ("video_text", "image_text"):
             raise FluxError(f"{self.info.dataset} has no captions (task {self.info.task})")
         empty = self.rows["captions"].map(len) == 0
@@ -252,7 +284,7 @@ class VideoClips(ManifestDataset):
         if not self.train:
             raise FluxError("VideoClips serves training clips; evaluate with VideoClassification or VideoText")
         position, frames, resolution, rng, failures = self._train_item(key)
-        return {"video": self.train_transform(frames, resolution, rng), "index": position, "decode_failures": failures}
+        return {"video": self._augmented(frames, resolution, rng), "index": position, "decode_failures": failures}
 
 
 class KeyedConcat(Dataset):

@@ -92,6 +92,32 @@ def tsn_test_indices(num_video_frames: int, num_segments: int, clip_index: int, 
     return [min(bounds[i] + offset, n - 1) for i in range(t)]
 
 
+def ssv2_train_indices(num_video_frames: int, num_segments: int, rng: np.random.Generator) -> list[int]:
+    """The official SSv2 loader (`ssv2_ofa.py`): segments of n // T frames, one random frame in each; a video
+    shorter than T frames repeats its first frame."""
+    n = _check_frames(num_video_frames)
+    t = _as_int("num_segments", num_segments, 1)
+    _check_rng(rng)
+    length = n // t
+    if length == 0:
+        return [0] * t
+    return [segment * length + int(rng.integers(length)) for segment in range(t)]
+
+
+def ssv2_test_indices(num_video_frames: int, num_segments: int, clip_index: int, num_clips: int) -> list[int]:
+    """The official SSv2 test views (`ssv2_ofa.py`, tick = n / T): with two clips, clip 0 takes the segment
+    starts int(tick x), clip 1 the centres int(tick / 2 + tick x); one clip (validation) takes the centres."""
+    n = _check_frames(num_video_frames)
+    t = _as_int("num_segments", num_segments, 1)
+    k, num = _check_clip(clip_index, num_clips)
+    if num > 2:
+        raise ConfigError(f"the official SSv2 test loader takes 1 or 2 temporal views, not {num}")
+    tick = n / float(t)
+    if num == 2 and k == 0:
+        return [int(tick * x) for x in range(t)]
+    return [int(tick / 2.0 + tick * x) for x in range(t)]
+
+
 def dense_train_indices(num_video_frames: int, clip_len: int, stride: int, rng: np.random.Generator) -> list[int]:
     """VideoMAE/UMT `loadvideo_decord` with one segment: a clip_len*stride window ending at a random frame."""
     n = _check_frames(num_video_frames)

@@ -36,17 +36,26 @@ def normalize(video: torch.Tensor, mean: Sequence[float], std: Sequence[float]) 
 
 
 def resize(video: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    # (T, 3, H, W) -> (T, 3, height, width); bilinear with antialiasing when shrinking
+    # (T, 3, H, W) -> (T, 3, height, width); bilinear without antialiasing, as the official training crop
     if video.shape[-2:] == (height, width):
         return video
-    return F.interpolate(video, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(video, size=(height, width), mode="bilinear", align_corners=False)
 
 
-def resize_short_side(video: torch.Tensor, size: int) -> torch.Tensor:
-    height, width = video.shape[-2:]
-    if height <= width:
-        return resize(video, size, max(size, round(width * size / height)))
-    return resize(video, max(size, round(height * size / width)), size)
+def resize_short_side(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 with the short side resized to `size`, as the official test loader does it
+    (`resize_clip`: OpenCV INTER_LINEAR per frame, no antialiasing, uint8 out; the long side int(size x long /
+    short), truncated; frames whose short side is already `size` are left as they are)."""
+    import cv2
+
+    height, width = frames.shape[1:3]
+    if min(height, width) == size:
+        return frames
+    if width < height:
+        new_width, new_height = size, int(size * height / width)
+    else:
+        new_width, new_height = int(size * width / height), size
+    return np.stack([cv2.resize(frame, (new_width, new_height), interpolation=cv2.INTER_LINEAR) for frame in frames])
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,28 @@ def view_boxes(height: int, width: int, size: int, num_crops: int) -> list[Box]:
     return [Box(0, start, size, size) for start in starts]
 
 
+def random_erasing(video: torch.Tensor, probability: float, rng: np.random.Generator) -> torch.Tensor:
+    """The official fine-tuning's RandomErasing (mode 'pixel', one box, `cube`) on a normalised (C, T, H, W)
+    clip: with `probability`, one box of 2%-33% of the frame area (aspect log-uniform in [0.3, 1/0.3], up to
+    100 tries) is erased at the same place in every frame, filled with N(0, 1) noise drawn per frame and pixel."""
+    if probability <= 0 or rng.random() > probability:
+        return video
+    channels, frames, height, width = video.shape
+    for _ in range(100):
+        target_area = rng.uniform(0.02, 1 / 3) * height * width
+        aspect = math.exp(rng.uniform(math.log(0.3), math.log(1 / 0.3)))
+        box_height = int(round(math.sqrt(target_area * aspect)))
+        box_width = int(round(math.sqrt(target_area / aspect)))
+        if box_width < width and box_height < height:
+            top = int(rng.integers(0, height - box_height + 1))
+            left = int(rng.integers(0, width - box_width + 1))
+            noise = rng.standard_normal((channels, frames, box_height, box_width), dtype=np.float32)
+            video = video.clone()
+            video[:, :, top : top + box_height, left : left + box_width] = torch.from_numpy(noise).to(video.dtype)
+            return video
+    return video
+
+
 @contextmanager
 def _seeded_global_rng(seed: int) -> Iterator[None]:
     """timm's augment ops draw from the global `random` module; pin it for the block, then restore.
@@ -179,7 +210,8 @@ class ClipRandAugment:
 
 @dataclass(frozen=True)
 class TrainTransform:
-    """Random crop (random-resized for fine-tuning, multi-scale for pre-training), flip, normalise.
+    """RandAugment, random crop (random-resized for fine-tuning, multi-scale for pre-training), flip, normalise,
+    random erasing: the official fine-tuning order.
 
     crop='random_resized': scale/ratio as the official fine-tuning (0.08-1, 3/4-4/3);
     crop='multi_scale': `scales` (Flux-UMT: 1, .875, .75, .66).
@@ -191,6 +223,7 @@ class TrainTransform:
     scales: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
     flip: bool = True
     rand_augment: str | None = None
+    erase_probability: float = 0.0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
@@ -213,12 +246,13 @@ class TrainTransform:
         video = resize(box.apply(video), size, size)
         if self.flip and rng.random() < 0.5:
             video = video.flip(-1)
-        return normalize(video, self.mean, self.std)
+        return random_erasing(normalize(video, self.mean, self.std), self.erase_probability, rng)
 
 
 @dataclass(frozen=True)
 class EvalTransform:
-    """Resize the short side to `size`, take crop `crop_index` of `num_crops` (1 = centre), normalise."""
+    """Resize the short side to `size` (as the official test loader), take crop `crop_index` of `num_crops`
+    (1 = centre), normalise."""
 
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -226,6 +260,6 @@ class EvalTransform:
     def __call__(self, frames: np.ndarray, size: int, crop_index: int = 0, num_crops: int = 1) -> torch.Tensor:
         if not 0 <= crop_index < num_crops:
             raise ValueError(f"crop_index {crop_index} outside 0..{num_crops - 1}")
-        video = resize_short_side(to_tensor(frames), size)
+        video = to_tensor(resize_short_side(frames, size))
         box = view_boxes(video.shape[-2], video.shape[-1], size, num_crops)[crop_index]
         return normalize(box.apply(video), self.mean, self.std)

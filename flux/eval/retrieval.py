@@ -9,10 +9,12 @@ Ranks are 0-based and pessimistic on ties: a query's rank is the number of OTHER
 as high as its ground truth, so collapsed features (all scores equal) rank last instead of first. R@K is
 the percentage of queries with rank < K, MdR = floor(median) + 1, MnR = mean + 1 (open_clip's definitions).
 
-Dual softmax (DSL, InternVideo2's post-processing) multiplies each score by a softmax prior over the other
-modality: for T2V the prior of (t, v) is softmax over all texts of video v's column, for V2T softmax over
-all videos of text t's row. It is transductive (it uses the whole test gallery), so both results are
-reported, `plain` and `dual_softmax`, with the temperature recorded.
+Dual softmax (DSL) is InternVideo2's (`tasks_clip/retrieval_utils.py::evaluation_video_clip`): each raw
+cosine score is multiplied by a softmax of the raw cosine scores (temperature 1; the learned CLIP temperature
+does not enter) over the queries competing for the same gallery item: for T2V the prior of (t, v) is the
+softmax over all texts of video v's column (`S.T * S.T.softmax(dim=0)`), for V2T over all videos of text t's
+row (`S * S.softmax(dim=0)`). It is transductive (it uses the whole test gallery), so both results are
+reported, `plain` and `dual_softmax`.
 """
 
 from __future__ import annotations
@@ -37,12 +39,12 @@ def _normalised(features: torch.Tensor, side: str) -> torch.Tensor:
     return F.normalize(features.double(), dim=-1)
 
 
-def _log_prior(queries: torch.Tensor, gallery: torch.Tensor, chunk: int, temperature: float) -> torch.Tensor:
-    """log of the DSL prior's normaliser per gallery item: logsumexp over ALL queries of S[:, j] / temperature,
-    accumulated block by block."""
+def _log_prior(queries: torch.Tensor, gallery: torch.Tensor, chunk: int) -> torch.Tensor:
+    """log of the DSL prior's normaliser per gallery item: logsumexp over ALL queries of S[:, j], accumulated
+    block by block."""
     total = torch.full((len(gallery),), -torch.inf, dtype=torch.float64)
     for start in range(0, len(queries), chunk):
-        block = queries[start : start + chunk] @ gallery.T / temperature
+        block = queries[start : start + chunk] @ gallery.T
         total = torch.logaddexp(total, torch.logsumexp(block, dim=0))
     return total
 
@@ -53,21 +55,20 @@ def query_ranks(
     targets: Sequence[Sequence[int]],
     chunk: int = 1024,
     dual_softmax: bool = False,
-    temperature: float = 1.0,
 ) -> np.ndarray:
     """0-based rank of each query's best ground-truth candidate. `targets[i]`: the gallery indices that are
-    correct for query i (one or more). With `dual_softmax`, scores are S * softmax over the queries."""
+    correct for query i (one or more). With `dual_softmax`, scores are S * softmax(S) over the queries."""
     if len(targets) != len(queries):
         raise FluxError(f"{len(queries)} queries but {len(targets)} ground-truth lists")
     empty = [index for index, target in enumerate(targets) if len(target) == 0]
     if empty:
         raise FluxError(f"queries {empty[:10]} have no ground truth: every query needs a matching item")
-    log_prior = _log_prior(queries, gallery, chunk, temperature) if dual_softmax else None
+    log_prior = _log_prior(queries, gallery, chunk) if dual_softmax else None
     ranks = np.empty(len(queries), dtype=np.int64)
     for start in range(0, len(queries), chunk):
         scores = queries[start : start + chunk] @ gallery.T  # (block, gallery)
         if log_prior is not None:
-            scores = scores * torch.exp(scores / temperature - log_prior)
+            scores = scores * torch.exp(scores - log_prior)
         for offset, row in enumerate(scores):
             truth = torch.as_tensor(list(targets[start + offset]))
             best = row[truth].max()
@@ -87,7 +88,6 @@ def retrieval_metrics(
     video_features: torch.Tensor,
     text_to_video: Sequence[int],
     chunk: int = 1024,
-    temperature: float = 1.0,
 ) -> dict[str, object]:
     """T2V and V2T metrics, plain and with dual softmax. `text_to_video[t]`: the video caption t describes."""
     texts, videos = _normalised(text_features, "text"), _normalised(video_features, "video")
@@ -99,9 +99,9 @@ def retrieval_metrics(
     captions_of = [[] for _ in range(len(videos))]
     for text, video in enumerate(owners):
         captions_of[video].append(text)
-    results: dict[str, object] = {"texts": len(texts), "videos": len(videos), "dual_softmax_temperature": temperature}
+    results: dict[str, object] = {"texts": len(texts), "videos": len(videos)}
     for name, dual in (("plain", False), ("dual_softmax", True)):
-        t2v = query_ranks(texts, videos, [[video] for video in owners], chunk, dual, temperature)
-        v2t = query_ranks(videos, texts, captions_of, chunk, dual, temperature)
+        t2v = query_ranks(texts, videos, [[video] for video in owners], chunk, dual)
+        v2t = query_ranks(videos, texts, captions_of, chunk, dual)
         results[name] = {"t2v": rank_metrics(t2v), "v2t": rank_metrics(v2t)}
     return results

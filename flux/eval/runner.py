@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from flux.data.datasets import VideoClassification, VideoText
+from flux.data.datasets import FrameSampling, VideoClassification, VideoText
 from flux.data.index import read_manifest
 from flux.errors import CheckpointError, ConfigError, FluxError
 from flux.eval.aggregate import aggregate_clips
@@ -90,7 +90,7 @@ def check_heads(job: dict, metadata: dict) -> None:
 
 def load_text(payload: dict, job: dict) -> tuple[TextEncoder, float]:
     """The checkpoint's own text tower (tiny scale) or the configured pretrained encoder, and the learned
-    logit scale (the dual-softmax temperature is its inverse)."""
+    logit scale (zero-shot classification sharpens its per-view class scores with it before averaging)."""
     from flux.train.trainer import load_text_encoder
 
     if payload.get("text"):
@@ -138,6 +138,7 @@ class Evaluator:
             "train": False,
             "frames": frames,
             "resolution": resolution,
+            "frame_sampling": FrameSampling(self.role.get("frame_sampling", "tsn")),
         }
         if self.task == "retrieval":
             return VideoText(**common)
@@ -233,8 +234,7 @@ class Evaluator:
         text_features, owners = self.captions
         video_features = F.normalize(per_view[:, 0].double(), dim=-1)
         rank_of = {position: rank for rank, position in enumerate(order.tolist())}
-        _, logit_scale = self.text
-        result = retrieval_metrics(text_features, video_features, [rank_of[o] for o in owners], temperature=1.0 / logit_scale)
+        result = retrieval_metrics(text_features, video_features, [rank_of[o] for o in owners])
         result["undecodable"] = int((~decodable).sum())
         return result
 

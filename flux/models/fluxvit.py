@@ -26,7 +26,7 @@ from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
 from flux.errors import ConfigError
-from flux.models.heads import AlignmentProjector, AttentionPooling
+from flux.models.heads import DECODERS, AlignmentProjector, AttentionPooling
 from flux.models.posembed import Grid, ResizeCache, resize_grid, sincos_3d
 from flux.models.selector import build_selector
 from flux.models.sizes import SIZES, ModelSize
@@ -218,12 +218,16 @@ class Features:
 
 @dataclass(frozen=True)
 class DistillHeads:
-    """Projections of the Flux-UMT objective: per-layer decoders of the last `layers` blocks to the teacher
-    width, and a final decoder of the pooled feature to the teacher's pooled width."""
+    """Modules of the Flux-UMT objective, as InternVideo2 distils: per-layer decoders of the last `layers` blocks
+    to the teacher width, a final decoder of the pooled feature to the teacher's pooled width (`decoder`: 'mlp'
+    = MLP_Decoder, InternVideo2's choice, or 'linear'), and a learnable position embedding of the student's grid
+    (`clip_pos_embed`, sin-cos initialised, CLS row zero) added to the aligned block outputs before their
+    decoders; it is resized to each input grid like `pos_embed` (InternVideo2 distils at one fixed grid)."""
 
     layers: int
     teacher_dim: int
     teacher_pooled_dim: int
+    decoder: str = "mlp"
 
 
 class FluxViT(nn.Module):
@@ -266,8 +270,12 @@ class FluxViT(nn.Module):
         )
         self.distill = distill
         if distill is not None:
-            self.clip_decoder = nn.ModuleList(AlignmentProjector(dim, distill.teacher_dim) for _ in range(distill.layers))
-            self.final_clip_decoder = AlignmentProjector(size.clip_dim, distill.teacher_pooled_dim)
+            if distill.decoder not in DECODERS:
+                raise ConfigError(f"distillation decoder must be one of {', '.join(DECODERS)}, got '{distill.decoder}'")
+            decoder = DECODERS[distill.decoder]
+            self.clip_decoder = nn.ModuleList(decoder(dim, distill.teacher_dim) for _ in range(distill.layers))
+            self.final_clip_decoder = decoder(size.clip_dim, distill.teacher_pooled_dim)
+            self.clip_pos_embed = nn.Parameter(torch.zeros(1, 1 + frames * rows * columns, dim))
         self.vision_proj = nn.Linear(size.clip_dim, text_dim) if text_dim else None
         self._position_cache = ResizeCache()
         self._initialise()
@@ -275,6 +283,8 @@ class FluxViT(nn.Module):
     # -- initialisation (as the official code) -------------------------------------------------------
     def _initialise(self) -> None:
         self.pos_embed.data[0, 1:] = sincos_3d(self.size.embed_dim, self.size.reference_grid)
+        if self.distill is not None:
+            self.clip_pos_embed.data[0, 1:] = sincos_3d(self.size.embed_dim, self.size.reference_grid)
         trunc_normal_(self.cls_token, std=0.02)
         for module in self.modules():
             if isinstance(module, nn.Linear):
@@ -289,7 +299,7 @@ class FluxViT(nn.Module):
             block.mlp.fc2.weight.data.div_(math.sqrt(2.0 * layer_id))
 
     def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token"}
+        return {"pos_embed", "cls_token"} | ({"clip_pos_embed"} if self.distill is not None else set())
 
     # -- position embedding ---------------------------------------------------------------------------
     def position_embedding(self, grid: Grid) -> torch.Tensor:
@@ -309,6 +319,16 @@ class FluxViT(nn.Module):
         )
         key = (grid, self.pos_embed.device, self.pos_embed.dtype)
         return self._position_cache.get(key, tuple(p._version for p in parameters), compute)
+
+    def distill_position(self, grid: Grid, kept: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """(B, 1 + K, C): `clip_pos_embed` at the CLS slot and at the kept tokens of an input grid (Flux-UMT)."""
+        frames, rows, columns = self.size.reference_grid
+        dim = self.size.embed_dim
+        reference = self.clip_pos_embed[0, 1:].reshape(frames, rows, columns, dim).permute(3, 0, 1, 2)
+        patches = resize_grid(reference, grid).permute(1, 2, 3, 0).reshape(1, -1, dim).expand(batch, -1, -1)
+        if kept is not None:
+            patches = patches.gather(1, kept.unsqueeze(-1).expand(-1, -1, dim))
+        return torch.cat([self.clip_pos_embed[:, :1].expand(batch, -1, -1), patches], dim=1)
 
     # -- forward --------------------------------------------------------------------------------------
     def forward_features(
@@ -357,9 +377,10 @@ class FluxViT(nn.Module):
         return self.patch_embed(video.to(self.pos_embed.dtype))
 
     def group_matcher(self, coarse: bool = False) -> dict:
-        """Layer groups for timm's layer-wise lr decay: the stem (embeddings) is layer 0, block i is i + 1,
-        everything after the blocks (pooling, heads, projectors) the last layer."""
-        return {"stem": r"^cls_token|^pos_embed|^patch_embed|^gpe_proj", "blocks": [(r"^blocks\.(\d+)", None)]}
+        """Layer groups for timm's layer-wise lr decay, as the official `get_num_layer_for_vit`: the stem
+        (cls_token, pos_embed, patch_embed) is layer 0, block i is i + 1, everything else the last layer
+        (pooling, heads, projectors, and `gpe_proj`, which matches none of the stem's names there)."""
+        return {"stem": r"^cls_token|^pos_embed|^patch_embed", "blocks": [(r"^blocks\.(\d+)", None)]}
 
     def _pick(self, modules, head: int):
         if isinstance(modules, nn.ModuleList):

@@ -1,4 +1,5 @@
-"""Heads: attention pooling (FluxViT keeps three, one per token budget), alignment projectors.
+"""Heads: attention pooling (FluxViT keeps three, one per token budget), alignment projectors, distillation
+decoders.
 
 Module and parameter names follow the official checkpoints (`clip_projector.i.norm1_q`, `cross_attn.q`,
 `cross_attn.q_bias`, `final_clip_decoder_for_projs.i.head` ...), so their state dicts load unchanged.
@@ -71,3 +72,19 @@ class AlignmentProjector(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.norm(self.head(features)), dim=-1)
+
+
+class MLPDecoder(nn.Module):
+    """Linear -> GELU -> Linear -> LayerNorm -> L2 normalisation (InternVideo2's `MLP_Decoder`, which its S14/B14
+    distillation scripts select): maps student features into a teacher's feature space (Flux-UMT)."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.head = nn.Sequential(nn.Linear(in_dim, in_dim), nn.GELU(), nn.Linear(in_dim, out_dim))
+        self.norm = nn.LayerNorm(out_dim, eps=1e-5)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.norm(self.head(features)), dim=-1)
+
+
+DECODERS = {"mlp": MLPDecoder, "linear": AlignmentProjector}  # InternVideo2's MLP_Decoder / Linear_Decoder

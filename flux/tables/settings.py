@@ -34,7 +34,21 @@ def _augment(run: dict[str, Any]) -> str:
     for key in ("mixup", "cutmix"):
         if augment.get(key):
             parts.append(f"{key} {augment[key]}")
+    if augment.get("random_erasing"):
+        parts.append(f"random erasing {augment['random_erasing']}")
     return ", ".join(parts) or "none"
+
+
+def _lr(run: dict[str, Any]) -> str:
+    """The recipe's lr; a base lr with the lr it trains at after the linear scaling rule."""
+    if run["lr_reference_batch"] is None:
+        return f"{run['optim']['lr']:g}"
+    return f"{run['base_lr']:g} (trains at {run['optim']['lr']:.3g})"
+
+
+def _batch(run: dict[str, Any]) -> str:
+    repeats = run["augment"].get("repeats", 1)
+    return f"{run['batch_size']}" + (f" ({repeats} clips each)" if repeats > 1 else "")
 
 
 EXTRACTORS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -42,9 +56,9 @@ EXTRACTORS: dict[str, Callable[[dict[str, Any]], str]] = {
     "momentum": lambda run: "$\\beta_1, \\beta_2$ = " + ", ".join(f"{beta:g}" for beta in run["optim"]["betas"]),
     "weight_decay": lambda run: f"{run['optim']['weight_decay']:g}",
     "lr_schedule": lambda run: "cosine decay",
-    "lr": lambda run: f"{run['optim']['lr']:g}",
+    "lr": _lr,
     "layer_decay": lambda run: f"{run['optim']['layer_decay']:g}" if run["optim"]["layer_decay"] else "none",
-    "batch_size": lambda run: str(run["batch_size"]),
+    "batch_size": _batch,
     "warmup_epochs": lambda run: f"{run['optim']['warmup_epochs']:g}",
     "epochs": lambda run: f"{run['optim']['epochs']:g}",
     "teacher_tokens": lambda run: str(run["teacher_budget"]),

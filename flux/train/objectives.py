@@ -18,7 +18,7 @@ from flux.models.fluxvit import FluxViT
 from flux.models.selector import nested_subset
 from flux.models.text import TextEncoder
 from flux.train.optim import VideoMixup, freeze_all_but
-from flux.train.runs import ResolvedRun
+from flux.train.runs import ResolvedRun, teacher_layers
 
 
 def cosine_distance(student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -34,9 +34,10 @@ def symmetric_info_nce(video: torch.Tensor, text: torch.Tensor, logit_scale: tor
 
 
 class LogitScale(nn.Module):
-    """Learnable temperature, as CLIP: log(1 / 0.07) at start, scale capped at 100."""
+    """Learnable inverse temperature, its log trained, capped at 100 (a temperature of at least 0.01, as
+    InternVideo2's `temp_min`)."""
 
-    def __init__(self, initial: float = 1 / 0.07) -> None:
+    def __init__(self, initial: float) -> None:
         super().__init__()
         self.log_scale = nn.Parameter(torch.tensor(math.log(initial)))
 
@@ -115,25 +116,19 @@ class Classification(Objective):
         return total, losses
 
 
-def teacher_layers(depth: int, count: int) -> list[int]:
-    """`count` teacher blocks spread over its depth from the last one, InternVideo2's spacing (40 blocks, 6
-    targets: interval 3.34 -> 39, 36, 32, 29, 26, 22)."""
-    interval = depth / (2 * count) if count else 0
-    return [depth - 1 - round(index * interval) for index in range(count)]
-
-
 class Distillation(Objective):
     """Flux-UMT. The student's selector keeps `teacher_budget` tokens of the flexibly sampled clip; the frozen
     teacher sees exactly those; each student budget sees its highest-scoring subset of them [I]. The student's
-    last K blocks (through per-layer decoders) align to K teacher blocks, and its pooled feature (through the
-    final decoder) to the teacher's pooled feature, CLS included, each 2 - 2cos; averaged over budgets."""
+    last K blocks, plus `clip_pos_embed` at their tokens (through per-layer decoders), align to K teacher
+    blocks, and its pooled feature (through the final decoder) to the teacher's pooled feature, CLS included,
+    each 2 - 2cos; averaged over budgets (InternVideo2's distillation, with the selector for its masking)."""
 
     def __init__(self, run: ResolvedRun, teacher: FluxViT) -> None:
         super().__init__()
         self.run = run
         self.teacher = teacher.eval().requires_grad_(False)
         self.layers = run.distill_layers
-        self.teacher_layers = teacher_layers(len(teacher.blocks), self.layers)
+        self.teacher_layers = teacher_layers(len(teacher.blocks), self.layers, run.teacher_layer_interval)
 
     def tokens_in(self, batch: dict) -> int:
         return batch["video"].shape[0] * sum(self.run.budgets)
@@ -154,12 +149,13 @@ class Distillation(Objective):
             features = model.forward_features(video, kept=subset, return_layers=student_layers)
             where = torch.searchsorted(kept, subset) + 1  # rows of the subset in the teacher's tokens (after CLS)
             rows = torch.cat([torch.zeros_like(where[:, :1]), where], dim=1)
+            position = model.distill_position(features.grid, subset, video.shape[0])  # (B, 1 + K, C)
             layer_loss = 0.0
             for decoder, student_index, teacher_index in zip(model.clip_decoder, student_layers, self.teacher_layers):
                 teacher_tokens = target.layers[teacher_index].gather(
                     1, rows.unsqueeze(-1).expand(-1, -1, target.tokens.shape[-1])
                 )
-                layer_loss = layer_loss + cosine_distance(decoder(features.layers[student_index]), teacher_tokens)
+                layer_loss = layer_loss + cosine_distance(decoder(features.layers[student_index] + position), teacher_tokens)
             layer_loss = layer_loss / max(self.layers, 1)
             pooled_loss = cosine_distance(model.final_clip_decoder(model.pool(features.tokens, head)), target_pooled)
             losses[f"layers_{budget}"] = float(layer_loss.detach()) if self.layers else 0.0
@@ -175,11 +171,12 @@ class VideoTextContrastive(Objective):
     tower; stage 2 trains everything, text tower included. The tiny teacher trains both towers from scratch.
     Batches are image or video batches (the trainer alternates them); images are one-frame clips."""
 
-    def __init__(self, run: ResolvedRun, text: TextEncoder, train_text: bool) -> None:
+    def __init__(self, run: ResolvedRun, text: TextEncoder, train_text: bool, logit_scale: float | None = None) -> None:
+        """`logit_scale`: where the temperature starts (a parent's learned one); else 1 / run.temperature."""
         super().__init__()
         self.run = run
         self.extra_modules["text"] = text
-        self.extra_modules["logit_scale"] = LogitScale()
+        self.extra_modules["logit_scale"] = LogitScale(logit_scale or 1 / run.temperature)
         text.requires_grad_(train_text)
         self.train_text = train_text
 

@@ -20,7 +20,7 @@ from flux.train.inheritance import HEAD_BUDGETS, nearest_head
 from flux.train.optim import OptimSettings
 
 STAGES = ("teacher", "umt", "clip", "finetune")
-STAGE_OVERRIDES = ("epochs", "batch_size", "lr", "warmup_epochs", "distill_layers", "augment")
+STAGE_OPTIM_OVERRIDES = ("epochs", "batch_size", "lr", "lr_reference_batch", "warmup_epochs")
 MODEL_SWITCHES = ("dual_patch_norm", "global_pe", "local_pe", "rope", "output_heads")
 
 
@@ -56,14 +56,20 @@ class ResolvedRun:
     parent: str | None
     datasets: tuple[str, ...]
     input: RunInput
-    optim: OptimSettings
-    batch_size: int
+    optim: OptimSettings  # effective values: optim.lr is base_lr x clips per step / lr_reference_batch
+    batch_size: int  # videos (or images) per optimiser step, over all processes
+    base_lr: float = 0.0  # the recipe's lr (the paper's number)
+    lr_reference_batch: int | None = None  # None: base_lr is the lr
     selector: str = "group_dynamic_l2"
     method: str | None = None
     align: bool = False
     budgets: tuple[int, ...] = ()
     teacher_budget: int | None = None
     distill_layers: int = 0
+    teacher_layer_interval: float = 1.0
+    distill_decoder: str = "mlp"
+    temperature: float = 0.07  # video-text stages: the contrastive temperature the run starts from
+    recipes: tuple[str, ...] = ()  # the recipe chain of config/runs.yaml, the most general first
     freeze: str = "none"
     head_map: str | None = None  # dataset id whose K710 head rows are reused
     mix: str = "alternate"
@@ -72,12 +78,31 @@ class ResolvedRun:
     num_heads: int = 1
 
     @property
+    def repeats(self) -> int:
+        """Augmented clips per decoded video (the official `--num_sample`)."""
+        return int(self.augment.get("repeats", 1))
+
+    @property
+    def clips_per_step(self) -> int:
+        return self.batch_size * self.repeats
+
+    @property
     def trained_tokens(self) -> tuple[int, ...]:
         """The token count each of `heads` trains at: its budget, or a fixed input's whole token count."""
         if self.budgets:
             return self.budgets
         spec = self.input.spec
         return (spec.tokens(spec.frames[0], spec.resolutions[0]),)
+
+
+def teacher_layers(depth: int, count: int, interval: float) -> list[int]:
+    """Flux-UMT's targets, InternVideo2's: teacher blocks depth - int(i x interval) - 1 for i < count (40 blocks,
+    6 targets, interval 3.34: 39, 36, 33, 29, 26, 23), paired with the student's last `count` blocks, deepest
+    with deepest."""
+    layers = [depth - int(index * interval) - 1 for index in range(count)]
+    if count and (layers[-1] < 0 or len(set(layers)) < count):
+        raise ValueError(f"{count} teacher layers at interval {interval} do not fit a {depth}-block teacher: {layers}")
+    return layers
 
 
 def merge(base: Mapping, update: Mapping) -> dict:
@@ -165,19 +190,27 @@ def resolve_run(
     overrides: dict[str, Any] = {}
     for key in (stage, *recipe_chain(entry, recipes)):  # the stage's, then each recipe's, more specific last
         overrides = merge(overrides, stage_overrides.get(key, {}))
-    optim_raw = merge(
-        raw.get("optim", {}), {key: overrides[key] for key in ("epochs", "batch_size", "lr", "warmup_epochs") if key in overrides}
-    )
+    optim_raw = merge(raw.get("optim", {}), {key: overrides[key] for key in STAGE_OPTIM_OVERRIDES if key in overrides})
     missing = [key for key in ("lr", "weight_decay", "epochs", "batch_size") if key not in optim_raw]
     if missing:
         raise ConfigError(f"runs.{run_id}.optim: missing {missing}")
+    augment = merge(raw.get("augment", {}), overrides.get("augment", {}))
+    repeats = int(augment.get("repeats", 1))
+    if repeats > 1 and stage not in ("finetune", "umt"):
+        raise ConfigError(f"runs.{run_id}.augment.repeats: repeated augmentation is for video-only stages (finetune, umt)")
+    batch_size = int(optim_raw["batch_size"])
+    reference = optim_raw.get("lr_reference_batch")
+    factor = batch_size * repeats / reference if reference else 1.0  # the official linear scaling rule
     optim = OptimSettings(
-        lr=float(optim_raw["lr"]),
+        lr=float(optim_raw["lr"]) * factor,
         weight_decay=float(optim_raw["weight_decay"]),
         betas=tuple(optim_raw.get("betas", (0.9, 0.999))),
+        eps=float(optim_raw.get("eps", OptimSettings.eps)),
         layer_decay=optim_raw.get("layer_decay"),
         epochs=float(optim_raw["epochs"]),
         warmup_epochs=float(optim_raw.get("warmup_epochs", 0.0)),
+        min_lr=float(optim_raw.get("min_lr", OptimSettings.min_lr)) * factor,
+        warmup_lr=float(optim_raw.get("warmup_lr", OptimSettings.warmup_lr)) * factor,
         clip_grad=optim_raw.get("clip_grad"),
     )
     datasets = _datasets(run_id, stage, raw.get("data", {}), roles, corpora)
@@ -217,17 +250,23 @@ def resolve_run(
         datasets=datasets,
         input=run_input,
         optim=optim,
-        batch_size=int(optim_raw["batch_size"]),
+        batch_size=batch_size,
+        base_lr=float(optim_raw["lr"]),
+        lr_reference_batch=reference,
         selector=selector,
         method=method,
         align=bool(raw.get("align", False)),
         budgets=budgets,
         teacher_budget=scale.tokens(raw["teacher_budget"]) if "teacher_budget" in raw else None,
         distill_layers=int(overrides.get("distill_layers", raw.get("distill_layers", 0))),
+        teacher_layer_interval=float(overrides.get("teacher_layer_interval", raw.get("teacher_layer_interval", 1.0))),
+        distill_decoder=raw.get("distill_decoder", "mlp"),
+        temperature=float(raw.get("temperature", 0.07)),
+        recipes=tuple(recipe_chain(entry, recipes)),
         freeze=raw.get("freeze", "none"),
         head_map=roles[head_map_role] if head_map_role else None,
         mix=raw.get("data", {}).get("mix", "alternate"),
-        augment=merge(raw.get("augment", {}), overrides.get("augment", {})),
+        augment=augment,
         heads=run_heads,
         num_heads=heads,
     )
@@ -335,6 +374,6 @@ def run_from_dict(data: Mapping[str, Any]) -> ResolvedRun:
     )
     optim = OptimSettings(**{**data["optim"], "betas": tuple(data["optim"]["betas"])})
     fields = {key: value for key, value in data.items() if key not in ("input", "optim")}
-    for key in ("datasets", "budgets", "heads"):
+    for key in ("datasets", "budgets", "heads", "recipes"):
         fields[key] = tuple(fields[key])
     return ResolvedRun(**fields, input=run_input, optim=optim)

@@ -27,7 +27,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from flux.data.datasets import ImageText, KeyedConcat, VideoClassification, VideoClips, VideoText
+from flux.data.datasets import (
+    FrameSampling,
+    ImageText,
+    KeyedConcat,
+    VideoClassification,
+    VideoClips,
+    VideoText,
+    collate_clips,
+)
 from flux.data.index import read_manifest
 from flux.data.sampling import FlexibleBatchSampler, FlexibleSpec
 from flux.data.transforms import TrainTransform
@@ -72,7 +80,12 @@ class Source:
 def _transform(run: ResolvedRun, allow_flip: bool) -> TrainTransform:
     augment = run.augment
     crop = augment.get("crop", "random_resized")
-    options: dict[str, Any] = {"crop": crop, "flip": allow_flip, "rand_augment": augment.get("rand_augment")}
+    options: dict[str, Any] = {
+        "crop": crop,
+        "flip": allow_flip,
+        "rand_augment": augment.get("rand_augment"),
+        "erase_probability": augment.get("random_erasing", 0.0),
+    }
     if crop == "random_resized" and "scale" in augment:
         options["scale"] = tuple(augment["scale"])
     if crop == "multi_scale" and "scales" in augment:
@@ -87,6 +100,8 @@ def build_sources(run: ResolvedRun, job: dict, topology: Topology) -> tuple[list
     manifests = {dataset: Path(path) for dataset, path in job["manifests"].items()}
     infos = {dataset: read_manifest(path)[1] for dataset, path in manifests.items()}
     common = {"data_dir": data_dir, "split": "train", "train": True, "seed": seed}
+    video_only = {**common, "repeats": run.repeats}  # repeated augmentation: classification and distillation
+    sampling = {dataset: FrameSampling(scheme) for dataset, scheme in job.get("frame_sampling", {}).items()}
 
     per_rank = max(1, run.batch_size // topology.world_size)  # the settings tables give global batch sizes
 
@@ -96,11 +111,21 @@ def build_sources(run: ResolvedRun, job: dict, topology: Topology) -> tuple[list
     if run.stage == "finetune":
         (dataset_id,) = run.datasets
         info = infos[dataset_id]
-        dataset = VideoClassification(manifests[dataset_id], train_transform=_transform(run, info.allow_flip), **common)
+        dataset = VideoClassification(
+            manifests[dataset_id],
+            train_transform=_transform(run, info.allow_flip),
+            frame_sampling=sampling.get(dataset_id),
+            **video_only,
+        )
         facts = {"num_classes": dataset.num_classes, "class_names": list(info.class_names or []), "dataset": dataset_id}
         return [Source(dataset_id, dataset, sampler(len(dataset), run.input.spec))], facts
     if run.stage == "umt":
-        parts = [VideoClips(manifests[d], train_transform=_transform(run, infos[d].allow_flip), **common) for d in run.datasets]
+        parts = [
+            VideoClips(
+                manifests[d], train_transform=_transform(run, infos[d].allow_flip), frame_sampling=sampling.get(d), **video_only
+            )
+            for d in run.datasets
+        ]
         dataset = KeyedConcat(parts)
         return [Source("videos", dataset, sampler(len(dataset), run.input.spec))], {"num_classes": 0}
     # teacher and clip: caption datasets, videos and images in separate streams
@@ -108,7 +133,12 @@ def build_sources(run: ResolvedRun, job: dict, topology: Topology) -> tuple[list
     images = [d for d in run.datasets if infos[d].modality == "image"]
     sources = []
     if videos:
-        parts = [VideoText(manifests[d], train_transform=_transform(run, infos[d].allow_flip), **common) for d in videos]
+        parts = [
+            VideoText(
+                manifests[d], train_transform=_transform(run, infos[d].allow_flip), frame_sampling=sampling.get(d), **common
+            )
+            for d in videos
+        ]
         dataset = KeyedConcat(parts)
         sources.append(Source("videos", dataset, sampler(len(dataset), run.input.spec)))
     if images:
@@ -188,7 +218,7 @@ def build_student(run: ResolvedRun, job: dict, facts: dict, text_dim: int | None
     options = dict(run.model_options)
     distill = None
     if teacher is not None:
-        distill = DistillHeads(max(run.distill_layers, 1), teacher.size.embed_dim, teacher.size.clip_dim)
+        distill = DistillHeads(max(run.distill_layers, 1), teacher.size.embed_dim, teacher.size.clip_dim, run.distill_decoder)
     model = build_model(
         run.model, num_classes=facts["num_classes"], distill=distill, text_dim=text_dim, selector=run.selector, **options
     )
@@ -222,12 +252,16 @@ def load_parent(model: FluxViT, run: ResolvedRun, job: dict) -> None:
     logger.info("%s: initialised from %s (pooling heads copied: %s)\n%s", run.id, run.parent, copied or "none", report)
 
 
-def build_objective(run: ResolvedRun, facts: dict, text: TextEncoder | None, teacher: FluxViT | None) -> Objective:
+def build_objective(
+    run: ResolvedRun, job: dict, facts: dict, text: TextEncoder | None, teacher: FluxViT | None
+) -> Objective:
     if run.stage == "finetune":
         return Classification(run, facts["num_classes"])
     if run.stage == "umt":
         return Distillation(run, teacher)
-    return VideoTextContrastive(run, text, train_text=run.stage == "teacher" or run.freeze == "none")
+    # a Flux-CLIP stage after another continues from its learned temperature
+    parent_scale = _checkpoint(job["parent_checkpoint"], "parent").get("logit_scale") if run.parent else None
+    return VideoTextContrastive(run, text, train_text=run.stage == "teacher" or run.freeze == "none", logit_scale=parent_scale)
 
 
 class TrainedModules(nn.ModuleDict):
@@ -405,6 +439,7 @@ class Trainer:
             num_workers=self.job["workers"],
             persistent_workers=False,
             generator=generator,
+            collate_fn=collate_clips,
         )
 
     def batches(self, epoch: int, skip: int) -> Iterator[dict]:
@@ -498,7 +533,13 @@ def validation_accuracy(model: FluxViT, run: ResolvedRun, job: dict, device: tor
     if split is None:
         return None
     dataset = VideoClassification(
-        Path(job["val_manifest"]), Path(job["data_dir"]), split, train=False, frames=frames, resolution=resolution
+        Path(job["val_manifest"]),
+        Path(job["data_dir"]),
+        split,
+        train=False,
+        frames=frames,
+        resolution=resolution,
+        frame_sampling=FrameSampling(job.get("frame_sampling", {}).get(run.datasets[0], "tsn")),
     )
     reference = 1 if run.method == "multi" else 0  # Flux-Multi: the 2048-token head
     head = run.heads[reference]
@@ -602,7 +643,7 @@ def run(job: dict) -> None:
     teacher = load_teacher(job) if training.stage == "umt" else None
     text = build_text(training, job, facts.get("captions", [])) if training.stage in ("teacher", "clip") else None
     model = build_student(training, job, facts, text.embed_dim if text else None, teacher)
-    objective = build_objective(training, facts, text, teacher)
+    objective = build_objective(training, job, facts, text, teacher)
     trainer = Trainer(training, job, model, objective, sources, topology)
     started = time.perf_counter()
     trainer.fit()

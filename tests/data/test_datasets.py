@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from flux.data.datasets import FrameSampling, ImageText, VideoClassification, VideoText
+from flux.data.datasets import FrameSampling, ImageText, VideoClassification, VideoText, collate_clips
 from flux.data.index import run as index
 from flux.data.sampling import FlexibleBatchSampler, FlexibleSpec
 from flux.data.transforms import TrainTransform
@@ -188,3 +188,26 @@ def test_frame_sampling_schemes():
         FrameSampling("sparse", clips=3).train(100, 25.0, 8, rng)
     with pytest.raises(ValueError):
         FrameSampling("uniform")
+
+
+def test_repeated_augmentation_decodes_once_and_lays_clips_side_by_side(kinetics, monkeypatch):
+    """`repeats` (the official --num_sample): one decode, independently augmented clips, flattened per video."""
+    data, manifest = kinetics
+    transform = TrainTransform(flip=True, erase_probability=0.5)
+    dataset = VideoClassification(manifest, data, "train", train=True, seed=3, repeats=2, train_transform=transform)
+    decodes = []
+    original = dataset._decode
+    monkeypatch.setattr(dataset, "_decode", lambda *args: decodes.append(args) or original(*args))
+    item = dataset[(1, 4, 28)]
+    assert len(decodes) == 1 and item["video"].shape == (2, 3, 4, 28, 28)
+    assert not torch.equal(item["video"][0], item["video"][1])  # two draws of crop, flip and erasing
+    batch = collate_clips([dataset[(position, 4, 28)] for position in (0, 1, 2)])
+    assert batch["video"].shape == (6, 3, 4, 28, 28)
+    labels = [int(dataset.rows.at[position, "label_id"]) for position in (0, 1, 2)]
+    assert batch["label"].tolist() == [label for label in labels for _ in range(2)]
+    assert batch["index"].tolist() == [0, 0, 1, 1, 2, 2]
+    assert torch.equal(batch["video"][2], item["video"][0]) and torch.equal(batch["video"][3], item["video"][1])
+    single = collate_clips([VideoClassification(manifest, data, "train", train=True, seed=3)[(1, 4, 28)]])
+    assert single["video"].shape == (1, 3, 4, 28, 28)  # one clip per video: batches as before
+    with pytest.raises(FluxError, match="repeats must be at least 1"):
+        VideoClassification(manifest, data, "train", train=True, repeats=0)

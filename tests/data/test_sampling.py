@@ -13,6 +13,8 @@ from flux.data.sampling import (
     dense_train_indices,
     draw_shape,
     sparse_clip_indices,
+    ssv2_test_indices,
+    ssv2_train_indices,
     tsn_center_indices,
     tsn_test_indices,
     tsn_train_indices,
@@ -438,3 +440,21 @@ def test_sampler_validation(paper_spec):
         sampler.load_state_dict({**sampler.state_dict(), "seed": 1})
     with pytest.raises(ConfigError, match="batches_done"):
         sampler.load_state_dict({**sampler.state_dict(), "batches_done": 6})
+
+
+def test_ssv2_test_views_hand_computed_n100_t8():
+    """ssv2_ofa.py: tick = 100 / 8 = 12.5; starts int(12.5 x), centres int(6.25 + 12.5 x)."""
+    assert ssv2_test_indices(100, 8, 0, 2) == [0, 12, 25, 37, 50, 62, 75, 87]
+    assert ssv2_test_indices(100, 8, 1, 2) == [6, 18, 31, 43, 56, 68, 81, 93]
+    assert ssv2_test_indices(100, 8, 0, 1) == [6, 18, 31, 43, 56, 68, 81, 93]  # validation: the centres
+    assert ssv2_test_indices(5, 8, 1, 2) == [0, 0, 1, 2, 2, 3, 4, 4]  # tick 0.625: short videos repeat frames
+    with pytest.raises(ConfigError, match="1 or 2 temporal views"):
+        ssv2_test_indices(100, 8, 0, 3)
+
+
+def test_ssv2_train_segments_of_n_div_t_frames():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        indices = ssv2_train_indices(100, 8, rng)  # segments of 12 frames: [0, 12), [12, 24), ... [84, 96)
+        assert all(12 * i <= index < 12 * (i + 1) for i, index in enumerate(indices))
+    assert ssv2_train_indices(5, 8, rng) == [0] * 8  # fewer frames than segments: the official zeros

@@ -13,7 +13,9 @@ from flux.data.transforms import (
     TrainTransform,
     multi_scale_crop_box,
     normalize,
+    random_erasing,
     random_resized_crop_box,
+    resize_short_side,
     to_tensor,
     view_boxes,
 )
@@ -83,7 +85,7 @@ def test_flip_only_when_allowed():
     frames = clip()
     full = dict(scale=(1.0, 1.0), ratio=(64 / 48, 64 / 48))
     unflipped = normalize(
-        torch.nn.functional.interpolate(to_tensor(frames), size=(24, 24), mode="bilinear", antialias=True),
+        torch.nn.functional.interpolate(to_tensor(frames), size=(24, 24), mode="bilinear"),  # no antialias: official
         IMAGENET_MEAN,
         IMAGENET_STD,
     )
@@ -122,9 +124,40 @@ def test_eval_transform_views():
         EvalTransform()(frames, 32, 3, 3)
 
 
+def test_test_time_resize_is_the_official_loaders():
+    """OpenCV bilinear without antialiasing on uint8 frames, long side truncated, nothing done at the size."""
+    frames = clip(height=48, width=70)
+    resized = resize_short_side(frames, 32)
+    assert resized.shape == (4, 32, 46, 3) and resized.dtype == np.uint8  # int(32 * 70 / 48) = int(46.67)
+    assert resize_short_side(clip(height=70, width=48), 32).shape == (4, 46, 32, 3)
+    assert resize_short_side(frames, 48) is frames
+    # no antialiasing: pixel for pixel what bilinear sampling at half-pixel centres gives, within uint8 rounding
+    torch_bilinear = torch.nn.functional.interpolate(to_tensor(frames), size=(32, 46), mode="bilinear") * 255
+    difference = (torch_bilinear - to_tensor(resized) * 255).abs()
+    antialiased = torch.nn.functional.interpolate(to_tensor(frames), size=(32, 46), mode="bilinear", antialias=True) * 255
+    assert float(difference.max()) <= 1.0 and float((antialiased - to_tensor(resized) * 255).abs().max()) > 1.0
+
+
 def test_rand_augment_at_the_top_magnitude_does_not_fail():
     # at magnitude 10 timm's increasing posterize would keep 0 bits, which Pillow rejects
     augment = ClipRandAugment("rand-m10-n15-mstd0-inc1")
     frames = clip(frames=2)
     for seed in range(10):
         assert augment(frames, np.random.default_rng(seed)).shape == frames.shape
+
+
+def test_random_erasing_is_one_box_through_every_frame_with_noise_per_frame():
+    video = torch.zeros(3, 4, 56, 56)
+    erased = random_erasing(video, 1.0, np.random.default_rng(0))
+    changed = (erased != 0).any(dim=0)  # (T, H, W)
+    assert changed.any() and all(torch.equal(changed[t], changed[0]) for t in range(4))  # the same box in every frame
+    rows, columns = changed[0].nonzero(as_tuple=True)
+    height, width = int(rows.max() - rows.min() + 1), int(columns.max() - columns.min() + 1)
+    assert changed[0].sum() == height * width and 0.02 * 56 * 56 <= height * width <= 56 * 56 / 3 + 56
+    box = erased[:, :, rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    assert not torch.equal(box[:, 0], box[:, 1]) and abs(float(box.std()) - 1.0) < 0.2  # N(0, 1) per frame and pixel
+    assert torch.equal(video, torch.zeros(3, 4, 56, 56))  # the input is not modified
+    rng = np.random.default_rng(0)
+    assert random_erasing(video, 0.0, rng) is video and rng.random() == np.random.default_rng(0).random()  # no draw
+    kept = sum(bool((random_erasing(video, 0.25, np.random.default_rng(seed)) != 0).any()) for seed in range(400))
+    assert 70 <= kept <= 130  # erased in about a quarter of the clips

@@ -16,7 +16,7 @@ def test_one_to_one_by_hand():
     assert result["plain"]["t2v"] == {"R@1": 33.3333, "R@5": 100.0, "R@10": 100.0, "MdR": 2.0, "MnR": 2.0}
     # V2T columns: [1, .8, 0] -> 0; [0, .6, 0] -> 0; [0, 0, -1] -> 2
     assert result["plain"]["v2t"] == {"R@1": 66.6667, "R@5": 100.0, "R@10": 100.0, "MdR": 1.0, "MnR": 1.6667}
-    assert result["texts"] == 3 and result["videos"] == 3 and result["dual_softmax_temperature"] == 1.0
+    assert result["texts"] == 3 and result["videos"] == 3
 
 
 def test_video_to_text_takes_the_best_of_its_captions():
@@ -40,25 +40,26 @@ def test_median_rank_floors_an_even_median():
     assert rank_metrics(np.array([0, 1, 4, 9]))["MdR"] == 3.0  # median 2.5 -> floor 2 -> 3
 
 
-def dual_softmax_by_hand(queries, gallery, temperature):
-    scores = torch.nn.functional.normalize(queries.double(), dim=-1) @ torch.nn.functional.normalize(gallery.double(), dim=-1).T
-    return scores * torch.softmax(scores / temperature, dim=0)  # prior over the queries, per gallery item
-
-
-@pytest.mark.parametrize("temperature", [1.0, 0.05])
-def test_chunked_dual_softmax_matches_the_whole_matrix(temperature):
+def test_dual_softmax_is_internvideo2s_on_raw_cosine():
+    """InternVideo2 evaluation_video_clip with S = videos x texts cosine: t2v = S.T * S.T.softmax(dim=0),
+    v2t = S * S.softmax(dim=0) (temperature 1); chunking changes nothing."""
     generator = torch.Generator().manual_seed(0)
     texts, videos = torch.randn(50, 16, generator=generator), torch.randn(40, 16, generator=generator)
     owners = [index % 40 for index in range(50)]
     normalised = [torch.nn.functional.normalize(x.double(), dim=-1) for x in (texts, videos)]
+    similarity = normalised[1] @ normalised[0].T  # (videos, texts)
+    t2v_scores = similarity.T * similarity.T.softmax(dim=0)
+    v2t_scores = similarity * similarity.softmax(dim=0)
+    captions_of = [[text for text, owner in enumerate(owners) if owner == video] for video in range(40)]
+    expected_t2v = [int((row >= row[video]).sum()) - 1 for row, video in zip(t2v_scores, owners)]
+    expected_v2t = [int((row >= row[truth].max()).sum()) - 1 for row, truth in zip(v2t_scores, captions_of)]
+    assert query_ranks(*normalised, [[video] for video in owners], chunk=7, dual_softmax=True).tolist() == expected_t2v
+    assert query_ranks(normalised[1], normalised[0], captions_of, chunk=7, dual_softmax=True).tolist() == expected_v2t
     targets = [[video] for video in owners]
-    chunked = query_ranks(*normalised, targets, chunk=7, dual_softmax=True, temperature=temperature)
-    whole = dual_softmax_by_hand(texts, videos, temperature)
-    expected = [int((row >= row[video]).sum()) - 1 for row, video in zip(whole, owners)]
-    assert chunked.tolist() == expected
     assert query_ranks(*normalised, targets, chunk=7).tolist() == query_ranks(*normalised, targets, chunk=1000).tolist()
-    both = retrieval_metrics(texts, videos, owners, chunk=7, temperature=temperature)
+    both = retrieval_metrics(texts, videos, owners, chunk=7)
     assert set(both) >= {"plain", "dual_softmax"} and both["plain"] != both["dual_softmax"]
+    assert both["dual_softmax"]["t2v"]["R@1"] == round(100 * float(np.mean(np.array(expected_t2v) < 1)), 4)
 
 
 def test_query_scores_do_not_depend_on_the_ground_truth_labels():

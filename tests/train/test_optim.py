@@ -26,6 +26,7 @@ def test_layer_decay_and_no_decay_reach_through_the_trained_modules():
     assert scale["model.patch_embed.proj.weight"] == 0.5**5 and scale["model.pos_embed"] == 0.5**5
     assert [scale[f"model.blocks.{i}.attn.qkv.weight"] for i in range(4)] == [0.5**4, 0.5**3, 0.5**2, 0.5**1]
     assert scale["model.head.0.weight"] == 1.0 and scale["extra.scale.weight"] == 1.0
+    assert scale["model.gpe_proj.depthwise_conv.weight"] == 1.0  # the official last group, not the stem
     decay = {name: group["weight_decay"] for name, group in groups.items()}
     assert decay["model.pos_embed"] == 0.0 and decay["model.cls_token"] == 0.0  # 3-D, excluded by name
     assert decay["model.blocks.0.norm1.weight"] == 0.0 and decay["model.blocks.0.attn.proj.bias"] == 0.0

@@ -34,7 +34,7 @@ def test_paper_and_tiny_resolutions_of_one_run():
     paper = load_config([REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml"]).runs["k400_s"]
     tiny = load_config([REPO / "config" / "config.yaml"]).runs["k400_s"]
     # supp Table 6: K400 stage of FluxViT-S after K710, 5 epochs, batch 512, lr 2e-4, layer decay 0.75
-    assert (paper.model, paper.optim.epochs, paper.batch_size, paper.optim.lr, paper.optim.layer_decay) == (
+    assert (paper.model, paper.optim.epochs, paper.batch_size, paper.base_lr, paper.optim.layer_decay) == (
         "fluxvit_s",
         5,
         512,
@@ -154,3 +154,37 @@ def test_a_run_spec_changes_exactly_when_it_or_an_ancestor_or_its_data_changes()
     assert changed({"synthetic": {"fps": [8, 16]}}) == set(specs)
     # an edit no run depends on retrains nothing
     assert changed({"tables": []}) == set()
+
+
+def test_learning_rates_follow_the_official_scaling_rule():
+    """Base lr x videos per step x clips per video / 256 (FluxViT and InternVideo2 single-modality code); the
+    CLIP stages' lr is absolute (InternVideo2's CLIP code); min_lr and warmup_lr scale with the lr."""
+    runs = load_config([REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml"]).runs
+    k400, k710, umt, clip = runs["k400_s"], runs["k710_s"], runs["umt_s"], runs["clip1_s"]
+    assert (k400.batch_size, k400.repeats, k400.clips_per_step) == (512, 2, 1024)
+    assert k400.optim.lr == pytest.approx(8e-4) and k400.optim.min_lr == pytest.approx(4e-6)  # 2e-4 x 512 x 2 / 256
+    assert k710.optim.lr == pytest.approx(1.6e-3)  # 2e-4 x 1024 x 2 / 256
+    assert runs["coin_s"].optim.lr == pytest.approx(2e-3)  # 5e-4 x 512 x 2 / 256
+    assert (umt.repeats, umt.optim.lr, umt.optim.min_lr, umt.optim.warmup_lr) == (1, pytest.approx(8e-3), pytest.approx(8e-5), 0)
+    assert (umt.optim.eps, umt.teacher_layer_interval, umt.distill_decoder) == (1e-6, 3.34, "mlp")
+    assert (clip.optim.lr, clip.optim.min_lr, clip.lr_reference_batch) == (4e-4, 4e-6, None)
+    assert runs["clip2_s"].optim.lr == 2e-5
+    k400_augment = k400.augment
+    assert (k400_augment["random_erasing"], k400_augment["label_smoothing"], k400_augment["rand_augment"]) == (
+        0.25,
+        0.1,
+        "rand-m7-n4-mstd0.5-inc1",
+    )
+    tiny = load_config([REPO / "config" / "config.yaml"]).runs["k400_s"]  # tiny lrs are absolute, one clip per video
+    assert (tiny.optim.lr, tiny.repeats, tiny.augment["random_erasing"]) == (1e-3, 1, 0.0)
+
+
+def test_repeated_augmentation_is_refused_where_captions_are_drawn(tmp_path):
+    runs = yaml.safe_load((REPO / "config" / "runs.yaml").read_text())
+    runs["recipes"]["clip_stage1"]["augment"]["repeats"] = 2
+    path = tmp_path / "runs.yaml"
+    path.write_text(yaml.safe_dump(runs))
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({"runs_file": str(path)}))
+    with pytest.raises(ConfigError, match=r"runs\.clip1_[sb]\.augment\.repeats: repeated augmentation is for video-only stages"):
+        load_config([REPO / "config" / "config.yaml", override])
