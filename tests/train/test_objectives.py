@@ -7,8 +7,7 @@ from flux.data.sampling import FlexibleSpec
 from flux.models.fluxvit import DistillHeads, build_model
 from flux.models.heads import MLPDecoder
 from flux.train.objectives import Distillation
-from flux.train.runs import teacher_layers
-from flux.train.runs import OptimSettings, ResolvedRun, RunInput
+from flux.train.runs import OptimSettings, ResolvedRun, RunInput, teacher_layers
 
 
 def test_teacher_layers_as_internvideo2_by_hand():
