@@ -39,4 +39,5 @@ rule all:
         tables=all_tables(),
         figures=[figure_path(name) for name in FIGURES],
         document=f"{RESULTS}/tables/all.tex",
+        recipe=f"{RESULTS}/tables/recipe.tex",
     default_target: True

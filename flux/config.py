@@ -48,6 +48,7 @@ RULES = (
     "evaluate",
     "table",
     "settings_table",
+    "recipe_table",
     "tables_document",
     "tables_pdf",
     "figure",
@@ -168,6 +169,7 @@ class Config:
     seed: int
     registry_path: Path
     paper_numbers_path: Path
+    recipe_reference_path: Path
     data_dir: Path
     results_dir: Path
     logs_dir: Path
@@ -522,6 +524,9 @@ def build_config(document: Mapping) -> Config:
     paper_numbers_path = Path(document["paper_numbers"])
     if not paper_numbers_path.is_file():
         raise ConfigError(f"paper_numbers: {paper_numbers_path} does not exist; restore config/paper_numbers.yaml")
+    recipe_reference_path = Path(document["recipe_reference"])
+    if not recipe_reference_path.is_file():
+        raise ConfigError(f"recipe_reference: {recipe_reference_path} does not exist; restore config/recipe_reference.yaml")
 
     table_document = load_table_document(Path(document["tables_file"]), document["tables"], runs, roles)
     unknown_figures = [name for name in document["figures"] if name not in table_document.get("figures", {})]
@@ -535,6 +540,7 @@ def build_config(document: Mapping) -> Config:
         seed=document["seed"],
         registry_path=registry_path,
         paper_numbers_path=paper_numbers_path,
+        recipe_reference_path=recipe_reference_path,
         data_dir=Path(paths["data"]),
         results_dir=Path(paths["results"]),
         logs_dir=Path(paths["logs"]),

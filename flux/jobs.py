@@ -187,6 +187,8 @@ def table_evaluations(config: Config, table: str) -> list[tuple[str, str]]:
 
 
 def table_spec(config: Config, table: str) -> dict[str, Any]:
+    if table == "recipe":
+        return recipe_table_spec(config)
     if table in config.table_document["tables"]:
         return cells_table_spec(config, table)
     if table in SETTINGS_TABLES:
@@ -228,9 +230,56 @@ def cells_table_spec(config: Config, table: str) -> dict[str, Any]:
             for run, name in evaluations
         },
         "untrained": [run for run in table_runs(table, layout) if run not in config.selected_runs],
+        "run_facts": {run: {"pretraining_data": pretraining_data(config, run)} for run, _ in evaluations},
         "paper_numbers": str(config.paper_numbers_path),
         "config_digest": _table_digest(config),
         "out": str(config.table_path(table)),
+    }
+
+
+def pretraining_data(config: Config, run_id: str) -> str:
+    """The data of the run's Flux-UMT ancestor (itself included) as the tables print it ("K710+MiT+SSv2"), or
+    "--" for a run with no pre-training in its chain."""
+    labels = config.table_document.get("data_labels", {})
+    role_of = {dataset: role for role, dataset in reversed(list(config.roles.items()))}
+    run = config.runs[run_id]
+    while run.stage != "umt":
+        if run.parent is None:
+            return "--"
+        run = config.runs[run.parent]
+    roles = [role_of[dataset] for dataset in run.datasets]
+    unnamed = [role for role in roles if role not in labels]
+    if unnamed:
+        raise ConfigError(f"tables file: data_labels lacks {unnamed} (run {run.id}'s data); add how to print them")
+    return "+".join(labels[role] for role in roles)
+
+
+def recipe_table_spec(config: Config) -> dict[str, Any]:
+    """Every run of the configuration with the facts its recipe row needs (teacher depth, flips), except an
+    imported teacher, which is not trained."""
+    from flux.models.sizes import SIZES
+    from flux.train.runs import run_to_dict
+
+    imported = [run for run in config.runs if config.runs[run].stage == "teacher" and config.teacher.weights]
+    teacher_depth = SIZES[config.runs["teacher"].model].depth if "teacher" in config.runs else None
+    unflipped = sorted({role for role, dataset in config.roles.items() if not config.datasets[dataset].allow_flip})
+    flip = "yes" + (f", except {', '.join(unflipped)}" if unflipped else "")  # the registry's rule, for every run
+    runs = {}
+    for run_id, run in config.runs.items():
+        if run_id in imported:
+            continue
+        facts = {"teacher_depth": teacher_depth if run.stage == "umt" else None, "flip": flip}
+        runs[run_id] = {**run_to_dict(run), "facts": facts}
+    return {
+        "table": "recipe",
+        "kind": "recipe",
+        "scale": config.scale,
+        "runs": runs,
+        "chains": {run_id: list(config.runs[run_id].recipes) for run_id in runs},
+        "reference": str(config.recipe_reference_path),
+        "excluded": [f"{run} (imported from teacher.weights)" for run in imported],
+        "config_digest": _table_digest(config),
+        "out": str(config.results_dir / "tables" / "recipe.tex"),
     }
 
 

@@ -5,6 +5,10 @@ number (config/paper_numbers.yaml, one list per row aligned to the columns), the
 `ok` within the table's tolerance, `off` outside, `n/a` below paper scale (tiny numbers are not comparable)
 or where one side is missing. `∅` marks a cell whose input has fewer tokens than its budget (the protocol
 does not evaluate it, as the paper does not). Summary rows and columns (Avg, Max) reduce our cells.
+
+The paper's numbers are checked against themselves, so that its own inconsistencies are footnoted instead of
+reading as ours: each printed Avg / Max against the same reduction of its printed entries, and cells that
+another table prints too (`cross_check` in config/paper_numbers.yaml) against that table.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from typing import Any
 
 from flux.config import load_paper_numbers
 from flux.errors import ConfigError, FluxError
-from flux.tables.layout import Column, Row, columns_of, fill, row_runs, rows_of
+from flux.tables.layout import Column, Row, cell_key, column_name, columns_of, fill, row_name, row_runs, rows_of
 
 logger = logging.getLogger(__name__)
 
 EMPTY = "∅"
+PRINTED_DECIMALS = 1  # the paper prints scores with one decimal
+ROUNDING = 10**-PRINTED_DECIMALS / 2  # a recomputed summary this close to the printed one differs by rounding only
 
 
 @dataclass
@@ -100,7 +106,7 @@ def fill_cell(store: MetricsStore, table: str, row: Row, column: Column) -> Cell
     runs = row_runs(row, column)
     variables = cell_variables(row, column)
     where = f"{table} row {row.id} column {column.id}"
-    key = fill(row.key or column.key, variables, where)
+    key = fill(cell_key(row, column), variables, where)
     metric = fill(column.metric, variables, where)
     if any(key not in store.keys[run] for run in runs):
         return Cell(empty=True)
@@ -119,11 +125,107 @@ def reduce(values: list[float], how: str) -> float | None:
     return statistics.fmean(values) if how == "mean" else max(values)
 
 
-def label_variables(store: MetricsStore, row: Row, columns: list[Column]) -> dict[str, Any]:
-    """Names only the metrics know: the model's parameters (M), GFLOPs per view and views of the row's setting."""
+@dataclass(frozen=True)
+class PaperMismatch:
+    """A number the paper prints in this table that its own other numbers contradict."""
+
+    row: str
+    column: str
+    row_name: str
+    column_name: str
+    printed: float
+    other: float  # the reduction of the paper's own entries, or the number the other table prints
+    source: str  # "summary", or the id of the table that prints `other`
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def summary_mismatches(rows: list[Row], columns: list[Column], values: Mapping[str, list]) -> list[PaperMismatch]:
+    """Printed Avg / Max cells that differ by more than rounding from the same reduction of the paper's printed
+    entries (main Table 1 prints a Max above the largest entry of its column)."""
+    found = []
+    for row in rows:
+        for index, column in enumerate(columns):
+            printed = values[row.id][index]
+            if not _is_number(printed) or bool(row.summary) == bool(column.summary):
+                continue  # a data cell, or the corner of a summary row and a summary column
+            if row.summary:
+                how, entries = row.summary, [values[member][index] for member in row.members]
+            else:
+                how = column.summary
+                entries = [value for value, other in zip(values[row.id], columns) if not other.summary]
+            recomputed = reduce([entry for entry in entries if _is_number(entry)], how)
+            if recomputed is not None and abs(recomputed - printed) > ROUNDING + 1e-9:
+                found.append(PaperMismatch(row.id, column.id, row_name(row), column_name(column), printed, recomputed, "summary"))
+    return found
+
+
+def cross_check_cells(path: Path, table: str, paper: Mapping[str, Any]) -> tuple[str, list[tuple[str, int, str, int]]] | None:
+    """The other table of `cross_check` and the cells both print, as (row, column position) here and there.
+
+    One entry declares the correspondence (`rows`, and `columns`: for each of its columns the position of the
+    counterpart in the other table's lists); the other table's entry names it back and reads it backwards."""
+    spec = paper.get("cross_check")
+    if spec is None:
+        return None
+    other = spec["table"]
+    forward = "rows" in spec
+    declaring, entry = (table, paper) if forward else (other, load_paper_numbers(path, other))
+    declared, declaring_values = entry.get("cross_check", {}), entry.get("values", {})
+    if not forward and (declared.get("table") != table or "rows" not in declared):
+        raise ConfigError(
+            f"{path}: {table}.cross_check names {other} without `rows` and `columns`, so {other}.cross_check must "
+            f"declare them with `table: {table}`; declare the correspondence on one side"
+        )
+    cells = []
+    for mine, theirs in declared["rows"].items():
+        if mine in declaring_values and len(declared["columns"]) != len(declaring_values[mine]):
+            raise ConfigError(
+                f"{path}: {declaring}.cross_check.columns has {len(declared['columns'])} entries, but {declaring}.values.{mine} "
+                f"has {len(declaring_values[mine])} columns; give one position (or null) per column"
+            )
+        for index, position in enumerate(declared["columns"]):
+            if position is not None:
+                cells.append((mine, index, theirs, position) if forward else (theirs, position, mine, index))
+    return other, cells
+
+
+def cross_check_mismatches(
+    path: Path, table: str, paper: Mapping[str, Any], rows: list[Row], columns: list[Column]
+) -> list[PaperMismatch]:
+    """Cells of `rows` that the `cross_check` table prints with another number."""
+    resolved = cross_check_cells(path, table, paper)
+    if resolved is None:
+        return []
+    other, cells = resolved
+    values, other_values = paper.get("values", {}), load_paper_numbers(path, other).get("values", {})
+    shown = {row.id: row for row in rows}
+    found = []
+    for mine, index, theirs, position in cells:
+        for row_id, column, numbers, name in ((mine, index, values, table), (theirs, position, other_values, other)):
+            if row_id not in numbers or column >= len(numbers[row_id]):
+                raise ConfigError(
+                    f"{path}: the cross_check of {table} and {other} names {name} row '{row_id}' column position {column}, "
+                    f"which {name}.values does not have; fix `rows` / `columns` of the declaring cross_check"
+                )
+        printed, elsewhere = values[mine][index], other_values[theirs][position]
+        if mine in shown and printed is not None and elsewhere is not None and printed != elsewhere:
+            row = shown[mine]
+            found.append(
+                PaperMismatch(mine, columns[index].id, row_name(row), column_name(columns[index]), printed, elsewhere, other)
+            )
+    return found
+
+
+def label_variables(store: MetricsStore, row: Row, columns: list[Column], facts: dict[str, dict]) -> dict[str, Any]:
+    """Names only the metrics know: the model's parameters (M), GFLOPs per view and views of the row's setting;
+    and the run's facts from the configuration (`pretraining_data`)."""
     variables = dict(row.variables)
     runs = next((row_runs(row, column) for column in columns if row_runs(row, column)), ())
     if runs:
+        variables.update(facts.get(runs[0], {}))
         record = store.record(runs[0])
         variables["params"] = f"{record['params_m']:.3g}"
         variables["views"] = record["views"][0] * record["views"][1]
@@ -190,9 +292,18 @@ def build(job: dict[str, Any]) -> dict[str, Any]:
             if column.summary and not row.paper_only and not row.summary:
                 ours = [cell.ours for cell, other in zip(grid[row.id], columns) if not other.summary and cell.ours is not None]
                 grid[row.id][index].ours = reduce(ours, column.summary)
+    checks = summary_mismatches(rows, columns, values) + cross_check_mismatches(
+        Path(job["paper_numbers"]), table, paper, rows, columns
+    )
+    row_notes: dict[str, list[str]] = {}
+    for row in rows:
+        if row.note:
+            names = row_notes.setdefault(row.note, [])
+            if row_name(row) not in names:
+                names.append(row_name(row))
     rendered_rows = []
     for row in rows:
-        variables = label_variables(store, row, columns) if not row.paper_only else dict(row.variables)
+        variables = label_variables(store, row, columns, job["run_facts"]) if not row.paper_only else dict(row.variables)
         labels = [fill(label, variables, f"{table} row {row.id}") for label in row.labels]
         rendered_rows.append(
             {"id": row.id, "source": row.source, "labels": labels, "paper_only": row.paper_only, "cells": grid[row.id]}
@@ -205,4 +316,7 @@ def build(job: dict[str, Any]) -> dict[str, Any]:
         "skipped": skipped,
         "tolerance": tolerance,
         "caption": paper.get("caption", layout["caption"]),
+        "paper_checks": checks,
+        "row_notes": row_notes,  # note -> the rows it explains
+        "notes": list(paper.get("notes", [])),
     }

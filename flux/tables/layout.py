@@ -44,6 +44,8 @@ class Row:
     source: str  # the row or block entry it came from (rules between sources)
     paper_only: bool = False
     key: str | None = None
+    keys: Mapping[str, str] = field(default_factory=dict)  # column id -> key, over `key` and the column's
+    note: str | None = None  # LaTeX, in the footnote after the row's name: why its cells read other keys
     summary: str | None = None  # a block summary row: `mean` or `max` over the block's data rows
     members: tuple[str, ...] = field(default_factory=tuple)  # a summary row's data rows
 
@@ -109,8 +111,15 @@ def _runs(value: Any) -> tuple[str, ...]:
 
 def rows_of(table: str, layout: Mapping[str, Any]) -> list[Row]:
     role_names = layout.get("role_names", {})
+    column_ids = [column.id for column in columns_of(table, layout)]
     rows: list[Row] = []
     for entry in layout.get("rows", []):
+        unknown = sorted(set(entry.get("keys", {})) - set(column_ids))
+        if unknown:
+            raise ConfigError(
+                f"tables.{table}.rows.{entry['id']}.keys: unknown column(s) {unknown}; the table's columns are "
+                f"{', '.join(column_ids)}"
+            )
         for values in _combinations(entry.get("expand")):
             suffix = "".join(f".{value}" for value in values.values())
             rows.append(
@@ -122,6 +131,8 @@ def rows_of(table: str, layout: Mapping[str, Any]) -> list[Row]:
                     source=entry["id"],
                     paper_only=bool(entry.get("paper_only", False)),
                     key=entry.get("key"),
+                    keys=dict(entry.get("keys", {})),
+                    note=entry.get("note"),
                 )
             )
     for block in layout.get("blocks", []):
@@ -148,6 +159,25 @@ def rows_of(table: str, layout: Mapping[str, Any]) -> list[Row]:
     if widths != {len(layout["labels"])}:
         raise ConfigError(f"tables.{table}: rows have {sorted(widths)} labels but the header names {len(layout['labels'])}")
     return rows
+
+
+def cell_key(row: Row, column: Column) -> str:
+    """The result-key template of a cell: the row's per-column override, else the row's key, else the column's."""
+    return row.keys.get(column.id) or row.key or column.key
+
+
+def row_name(row: Row) -> str:
+    """The row as a footnote names it: its labels that need no metrics (`{params}`, ...), comma-separated."""
+    parts = []
+    for label in row.labels:
+        names = {name for _, name, _, _ in string.Formatter().parse(label) if name}
+        if label and names <= set(row.variables):
+            parts.append(label.format(**row.variables))
+    return ", ".join(parts) or row.id
+
+
+def column_name(column: Column) -> str:
+    return f"{column.group} {column.header}" if column.group else column.header
 
 
 def row_runs(row: Row, column: Column) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ SCALE_NOTE = {
     "paper": "paper scale",
 }
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KM]?)\s*$")
+COUNT_UNITS = {"": 1, "K": 1_000, "M": 1_000_000}
+COUNT_NAMES = {"media": "images/videos", "texts": "texts"}
+TABLE_TITLE = re.compile(r"^(main|supp)_table([0-9]+)$")
 
 
 def latex_escape(text: str) -> str:
@@ -76,7 +80,84 @@ def parse_count(text: str) -> float:
     if not match:
         raise ConfigError(f"paper number '{text}' is not a count like 658K, 2.88M or 0; fix config/paper_numbers.yaml")
     value, unit = float(match.group(1)), match.group(2)
-    return value * {"": 1, "K": 1_000, "M": 1_000_000}[unit]
+    return value * COUNT_UNITS[unit]
+
+
+def count_step(text: str) -> int:
+    """The last printed digit of a count in units: 10,000 for a count printed with two decimals in M."""
+    parse_count(text)  # the same errors for malformed text
+    value, unit = _COUNT.match(str(text)).groups()
+    decimals = len(value.partition(".")[2])
+    return COUNT_UNITS[unit] // 10**decimals
+
+
+def format_like(count: int, text: str) -> str:
+    """`count` in the unit and number of decimals of the printed `text`."""
+    value, unit = _COUNT.match(str(text)).groups()
+    return f"{count / COUNT_UNITS[unit]:.{len(value.partition('.')[2])}f}{unit}"
+
+
+def corpus_mismatches(rows: dict[str, dict[str, Any]], corpora: list[str], path: str) -> list[dict[str, Any]]:
+    """Corpus rows (`members` in the paper numbers) whose printed count differs from the sum of their members'
+    printed counts by more than half the total's last printed digit (the paper's 2.5M corpus prints fewer
+    texts than its members have). Members are taken at their printed value, without their own rounding."""
+    found = []
+    for corpus in corpora:
+        members = rows[corpus].get("members", [])
+        unknown = [member for member in members if member not in rows]
+        if unknown:
+            raise ConfigError(f"{path}: supp_table8.rows.{corpus}.members: {unknown} are not rows of supp_table8")
+        if not members:
+            continue
+        for field in ("media", "texts"):
+            printed = rows[corpus][field]
+            summed = sum(round(parse_count(rows[member][field])) for member in members)
+            if 2 * abs(summed - round(parse_count(printed))) > count_step(printed):
+                found.append(
+                    {
+                        "row": corpus,
+                        "field": field,
+                        "printed": printed,
+                        "sum": format_like(summed, printed),
+                        "members": {rows[member]["dataset"]: rows[member][field] for member in members},
+                    }
+                )
+    return found
+
+
+def table_title(table: str, start: bool = False) -> str:
+    """main_table9 -> main Table 9, supp_table3 -> supplementary Table 3 (capitalised to start a sentence)."""
+    kind, number = TABLE_TITLE.match(table).groups()
+    title = f"{'main' if kind == 'main' else 'supplementary'} Table {number}"
+    return title[0].upper() + title[1:] if start else title
+
+
+def format_recomputed(value: float) -> str:
+    """A number recomputed from printed ones (a mean of one-decimal entries), to two decimals at most."""
+    text = f"{value:.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def paper_check_sentences(checks: list[Any]) -> list[str]:
+    """The footnote's account of the paper's own inconsistencies (cells.PaperMismatch)."""
+    sentences = [
+        f"The paper prints {format_number(check.printed)} for {check.row_name} / {check.column_name}; its own entries give "
+        f"{format_recomputed(check.other)}."
+        for check in checks
+        if check.source == "summary"
+    ]
+    others = dict.fromkeys(check.source for check in checks if check.source != "summary")
+    for other in others:
+        cells = [check for check in checks if check.source == other]
+        sentences.append(
+            f"{table_title(other, start=True)} prints other numbers for {len(cells)} of these cells: "
+            + "; ".join(
+                f"{check.row_name} / {check.column_name}: {format_number(check.printed)} here, {format_number(check.other)} there"
+                for check in cells
+            )
+            + "."
+        )
+    return sentences
 
 
 def count_verdict(ours: float, paper: float, relative_tolerance: float, scale: str) -> str:
@@ -150,14 +231,29 @@ def supp_table8(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                 " + ".join(dict.fromkeys(members)),
             )
         )
+    checks = corpus_mismatches(paper["rows"], list(job["corpora"]), job["paper_numbers"])
+    sentences = [
+        f"The paper prints {check['printed']} {COUNT_NAMES[check['field']]} for the {paper['rows'][check['row']]['dataset']}; "
+        f"its members' printed counts ({' + '.join(f'{name} {count}' for name, count in check['members'].items())}) "
+        f"sum to {check['sum']}."
+        for check in checks
+    ]
+    footnote = " ".join(latex_escape(text) for text in [*sentences, *paper.get("notes", [])])
     record = provenance(job["config_digest"])
     caption = f"{paper['caption']}. {SCALE_NOTE[scale].capitalize()}."
     tex = (
         environment()
         .get_template("supp_table8.tex.j2")
-        .render(provenance=latex_comment(record), scale=scale, caption=latex_escape(caption), rows=rows, n_datasets=n_datasets)
+        .render(
+            provenance=latex_comment(record),
+            scale=scale,
+            caption=latex_escape(caption),
+            rows=rows,
+            n_datasets=n_datasets,
+            footnote=footnote,
+        )
     )
-    data = {"table": "supp_table8", "scale": scale, "rows": rows, "provenance": record}
+    data = {"table": "supp_table8", "scale": scale, "rows": rows, "paper_checks": checks, "provenance": record}
     return tex, data
 
 
@@ -238,6 +334,9 @@ def cells_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     ]
     if built["skipped"]:
         notes.append("rows not trained in this configuration: " + latex_escape(", ".join(built["skipped"])))
+    sentences = paper_check_sentences(built["paper_checks"])
+    sentences += [f"{', '.join(names)}: {note}." for note, names in built["row_notes"].items()]
+    sentences += [latex_escape(note) for note in built["notes"]]
     record = provenance(job["config_digest"])
     caption = f"{built['caption']}. {SCALE_NOTE[scale].capitalize()}."
     tex = (
@@ -255,7 +354,7 @@ def cells_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             group_rules=group_rules,
             header_row=header_row,
             body=body,
-            footnote="; ".join(notes) + ".",
+            footnote=" ".join(["; ".join(notes) + ".", *sentences]),
         )
     )
     data_rows = [
@@ -278,7 +377,14 @@ def cells_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         }
         for row in rows
     ]
-    data = {"table": job["table"], "scale": scale, "skipped": built["skipped"], "rows": data_rows, "provenance": record}
+    data = {
+        "table": job["table"],
+        "scale": scale,
+        "skipped": built["skipped"],
+        "rows": data_rows,
+        "paper_checks": [asdict(check) for check in built["paper_checks"]],
+        "provenance": record,
+    }
     return tex, data
 
 
@@ -288,15 +394,24 @@ def settings_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return render_settings(job)
 
 
+def recipe_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    from flux.tables.recipe import render
+
+    return render(job)
+
+
 def renderer(job: dict[str, Any]):
     kind = job.get("kind", job["table"])
-    return {"supp_table8": supp_table8, "cells": cells_table, "settings": settings_table}[kind]
+    return {"supp_table8": supp_table8, "cells": cells_table, "settings": settings_table, "recipe": recipe_table}[kind]
 
 
 def run(job: dict[str, Any]) -> None:
-    """`flux table`: render one table to <out>.tex, with its numbers in <out>.json beside it."""
+    """`flux table`: render one table to <out>.tex, with its numbers in <out>.json beside it (and the files a
+    renderer adds under `files`, by suffix: the recipe table's CSV)."""
     tex, data = renderer(job)(job)
     out = Path(job["out"])
+    for suffix, text in data.pop("files", {}).items():
+        atomic_write_text(out.with_suffix(suffix), text)
     atomic_write_json(out.with_suffix(".json"), data)
     atomic_write_text(out, tex)
     logger.info("wrote %s (%d rows)", out, len(data["rows"]))

@@ -48,7 +48,11 @@ PAPER = {
 }
 
 
-def write_job(tmp_path: Path, results=RESULTS, paper=PAPER, layout=LAYOUT, scale="tiny", untrained=()) -> dict:
+def write_job(
+    tmp_path: Path, results=RESULTS, paper=PAPER, layout=LAYOUT, scale="tiny", untrained=(), entry=None, others=None
+) -> dict:
+    """A cells job over hand-written metrics files; `entry`: more keys of the table's paper numbers, `others`:
+    more tables of the paper numbers file."""
     metrics = {}
     for run, values in results.items():
         path = tmp_path / f"{run}.json"
@@ -60,7 +64,8 @@ def write_job(tmp_path: Path, results=RESULTS, paper=PAPER, layout=LAYOUT, scale
         path.write_text(json.dumps(record))
         metrics[run] = str(path)
     numbers = tmp_path / "paper_numbers.yaml"
-    numbers.write_text(yaml.safe_dump({"main_table1": {"caption": "Toy table", "tolerance": 0.5, "values": paper}}))
+    document = {"main_table1": {"caption": "Toy table", "tolerance": 0.5, "values": paper, **(entry or {})}, **(others or {})}
+    numbers.write_text(yaml.safe_dump(document))
     return {
         "table": "main_table1",
         "kind": "cells",
@@ -69,6 +74,7 @@ def write_job(tmp_path: Path, results=RESULTS, paper=PAPER, layout=LAYOUT, scale
         "metrics": {run: path for run, path in metrics.items() if run not in untrained},
         "keys": {run: sorted(values) for run, values in results.items() if run not in untrained},
         "untrained": list(untrained),
+        "run_facts": {},
         "paper_numbers": str(numbers),
         "config_digest": "0" * 64,
         "out": str(tmp_path / "main_table1.tex"),
@@ -177,7 +183,8 @@ def test_every_configured_table_has_consistent_paper_numbers():
         assert set(values) == {row.id for row in rows}, table
         assert all(len(values[row.id]) == len(columns) for row in rows), table
         for row in rows:  # every label template fills (LaTeX braces in a label must be doubled)
-            [fill(label, {**row.variables, "params": 1, "gflops": 1, "views": 12}, table) for label in row.labels]
+            names = {**row.variables, "params": 1, "gflops": 1, "views": 12, "pretraining_data": "K710"}
+            [fill(label, names, table) for label in row.labels]
 
 
 def test_settings_tables_escape_what_they_name(tmp_path):
@@ -190,3 +197,229 @@ def test_settings_tables_escape_what_they_name(tmp_path):
     tex, data = render_settings(settings_table_spec(config, "supp_table5"))
     assert data["columns"] == ["umt_s"] and r"in this configuration: umt\_b." in tex
     assert r"umt\_s" in tex and "0.05" in tex
+
+
+def test_extra_data_labels_name_what_the_run_was_pre_trained_on():
+    """Main Tables 6-7 print the Flux-UMT data of the row's run (K710+MiT+SSv2 here), not the paper's K710+MASH."""
+    from flux.config import load_config
+    from flux.jobs import cells_table_spec, pretraining_data
+
+    config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml"])
+    assert pretraining_data(config, "k400_s") == pretraining_data(config, "ssv2_b") == "K710+MiT+SSv2"
+    assert pretraining_data(config, "ft_flux_single_k400") == "K400"  # the ablation pre-training
+    assert pretraining_data(config, "teacher") == "--"
+    spec = cells_table_spec(config, "main_table6")
+    assert spec["run_facts"]["k400_s"] == {"pretraining_data": "K710+MiT+SSv2"}
+
+
+# The paper's own inconsistencies, footnoted so that they do not read as ours.
+
+CHECKED = {  # PAPER with hand-planted inconsistencies; the comments give the reduction of the printed entries
+    "a.2": [None, 69.5, 69.5],
+    "a.8": [83.9, 72.6, 78.3],  # (83.9 + 72.6) / 2 = 78.25: off by 0.05, rounding only
+    "a.mean": [83.9, 71.3, None],  # 512: (69.5 + 72.6) / 2 = 71.05
+    "a.max": [84.0, 72.6, None],  # 2048: the only entry is 83.9
+    "b.8": [84.0, 80.0, 82.1],  # (84.0 + 80.0) / 2 = 82.0
+}
+
+
+def test_summaries_the_paper_misprints_are_footnoted(tmp_path):
+    tex, data = cells_table(write_job(tmp_path, paper=CHECKED))
+    found = [(c["row"], c["column"], c["printed"], c["other"], c["source"]) for c in data["paper_checks"]]
+    assert found == [
+        ("a.mean", "b512", 71.3, pytest.approx(71.05), "summary"),
+        ("a.max", "b2048", 84.0, pytest.approx(83.9), "summary"),
+        ("b.8", "avg", 82.1, pytest.approx(82.0), "summary"),
+    ]
+    assert "The paper prints 71.3 for Direct, Avg / 512; its own entries give 71.05." in tex
+    assert "The paper prints 82.1 for Seeds, 8 / Avg; its own entries give 82.0." in tex
+
+
+def test_main_table1_summary_misprints_in_the_paper_numbers():
+    """Computed from config/paper_numbers.yaml: main Table 1 has exactly two (paper.md §8.1 item 5, and the
+    direct-12 12x224 row: (85.0 + 84.3 + 80.9 + 67.8) / 4 = 79.5, printed 79.4); supp Tables 1-2 have none."""
+    from flux.config import load_config
+    from flux.tables.cells import summary_mismatches
+    from flux.tables.layout import columns_of, rows_of
+
+    config = load_config([REPO / "config" / "config.yaml"])
+    numbers = yaml.safe_load((REPO / "config" / "paper_numbers.yaml").read_text())
+    found = {}
+    for table in ("main_table1", "supp_table1", "supp_table2"):
+        layout = config.table_document["tables"][table]
+        checks = summary_mismatches(rows_of(table, layout), columns_of(table, layout), numbers[table]["values"])
+        found[table] = [(check.row, check.column, check.printed, round(check.other, 2)) for check in checks]
+    assert found == {
+        "main_table1": [("direct8.max", "b2048", 84.3, 84.2), ("direct12.12", "avg", 79.4, 79.5)],
+        "supp_table1": [],
+        "supp_table2": [],
+    }
+
+
+CROSS = {"table": "supp_table3", "columns": [0, 1, None], "rows": {"a.8": "x", "b.8": "y"}}
+OTHER = {
+    "supp_table3": {
+        "caption": "Other",
+        "tolerance": 0.5,
+        "cross_check": {"table": "main_table1"},  # declared by main_table1 (CROSS)
+        "values": {"x": [83.9, 72.0], "y": [84.0, 80.5]},  # main_table1: a.8 (x) 512 72.7, b.8 (y) 512 80.0
+    }
+}
+
+
+def test_cells_another_table_prints_differently_are_footnoted(tmp_path):
+    from flux.tables.cells import cross_check_cells
+
+    (tmp_path / "all").mkdir()
+    (tmp_path / "some").mkdir()
+    job = write_job(tmp_path / "all", entry={"cross_check": CROSS}, others=OTHER)
+    tex, data = cells_table(job)
+    crossed = [(c["row"], c["column"], c["printed"], c["other"]) for c in data["paper_checks"] if c["source"] == "supp_table3"]
+    assert crossed == [("a.8", "b512", 72.7, 72.0), ("b.8", "b512", 80.0, 80.5)]
+    assert (
+        "Supplementary Table 3 prints other numbers for 2 of these cells: Direct, 8 / 512: 72.7 here, 72.0 there; "
+        "Seeds, 8 / 512: 80.0 here, 80.5 there." in tex
+    )
+    # a row left out (its runs are not trained) is not footnoted
+    _, data = cells_table(
+        write_job(tmp_path / "some", entry={"cross_check": CROSS}, others=OTHER, untrained=("run_b0", "run_b1"))
+    )
+    assert [(c["row"], c["source"]) for c in data["paper_checks"]] == [("a.8", "summary"), ("a.8", "supp_table3")]
+    # the other side names the declaring table and reads the same correspondence backwards
+    assert cross_check_cells(Path(job["paper_numbers"]), "supp_table3", OTHER["supp_table3"]) == (
+        "main_table1",
+        [("x", 0, "a.8", 0), ("x", 1, "a.8", 1), ("y", 0, "b.8", 0), ("y", 1, "b.8", 1)],
+    )
+
+
+def test_a_cross_check_must_be_declared_and_fit(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "d").mkdir()
+    undeclared = {"supp_table3": {**OTHER["supp_table3"], "cross_check": {"table": "main_table2"}}}
+    with pytest.raises(ConfigError, match="supp_table3.cross_check must declare them"):
+        cells_table(write_job(tmp_path / "a", entry={"cross_check": {"table": "supp_table3"}}, others=undeclared))
+    with pytest.raises(ConfigError, match="main_table1.cross_check.columns has 2 entries, but main_table1.values.a.8 has 3"):
+        cells_table(write_job(tmp_path / "b", entry={"cross_check": {**CROSS, "columns": [0, 1]}}, others=OTHER))
+    with pytest.raises(ConfigError, match="names supp_table3 row 'z' column position 0"):
+        cells_table(write_job(tmp_path / "c", entry={"cross_check": {**CROSS, "rows": {"a.8": "z"}}}, others=OTHER))
+    with pytest.raises(ConfigError, match="columns"):  # the schema: `rows` needs `columns`
+        cells_table(
+            write_job(tmp_path / "d", entry={"cross_check": {"table": "supp_table3", "rows": {"a.8": "x"}}}, others=OTHER)
+        )
+
+
+def test_main_table9_and_supp_table3_differ_in_the_cells_paper_md_lists():
+    """paper.md §8.1 item 2: twelve T2V R@1 cells, found from config/paper_numbers.yaml on both sides."""
+    from flux.config import load_config, load_paper_numbers
+    from flux.tables.cells import cross_check_mismatches
+    from flux.tables.layout import columns_of, rows_of
+
+    config = load_config([REPO / "config" / "config.yaml"])
+    path = REPO / "config" / "paper_numbers.yaml"
+    found = {}
+    for table in ("main_table9", "supp_table3"):
+        layout = config.table_document["tables"][table]
+        checks = cross_check_mismatches(
+            path, table, load_paper_numbers(path, table), rows_of(table, layout), columns_of(table, layout)
+        )
+        found[table] = {(check.row, check.column, check.printed, check.other, check.source) for check in checks}
+    listed = [  # (main Table 9 row, column, main Table 9, supp Table 3)
+        ("flux_s.2048", "msvd", 49.4, 49.3),
+        ("flux_s_to.2048", "didemo", 49.3, 49.2),
+        ("flux_s_to.2048", "lsmdc", 22.4, 21.1),
+        ("flux_s.1024", "msvd", 48.1, 47.3),
+        ("flux_s_to.1024", "msvd", 48.5, 49.1),
+        ("flux_s.512", "lsmdc", 17.7, 17.2),
+        ("flux_s.512", "msvd", 45.5, 45.1),
+        ("flux_b.2048", "msvd", 53.8, 52.6),
+        ("flux_b.1024", "msvd", 52.8, 51.9),
+        ("flux_b_to.1024", "anet", 54.8, 55.2),
+        ("flux_b.512", "msvd", 50.7, 49.6),
+        ("flux_b_to.512", "lsmdc", 22.8, 22.5),
+    ]
+    assert found["main_table9"] == {(row, column, ours, theirs, "supp_table3") for row, column, ours, theirs in listed}
+    supp_rows = {"flux_s": "s", "flux_s_to": "s_to", "flux_b": "b", "flux_b_to": "b_to"}
+    assert found["supp_table3"] == {
+        (f"{supp_rows[row.split('.')[0]]}.{row.split('.')[1]}.t2v", f"{column}_r1", theirs, ours, "main_table9")
+        for row, column, ours, theirs in listed
+    }
+
+
+def test_paper_notes_are_escaped_into_the_footnote(tmp_path):
+    tex, _ = cells_table(write_job(tmp_path, entry={"notes": ["Only val_1 & no HACS."]}))
+    assert r"Only val\_1 \& no HACS." in tex
+
+
+ABLATION = {
+    "caption": "Toy ablation",
+    "protocol": "toy",
+    "labels": ["Method"],
+    "columns": [
+        {"id": "k400", "header": "K400", "run": "k400", "key": "8x224@2048", "metric": "top1"},
+        {"id": "k400_to", "header": "w/ TO", "run": "k400", "key": "to@2048", "metric": "top1"},
+    ],
+    "rows": [
+        {"id": "vanilla", "labels": ["Vanilla"], "runs": {"k400": "run_v"}, "keys": {"k400_to": "8x224@2048"}, "note": "no TO"},
+        {"id": "flux", "labels": ["Flux"], "runs": {"k400": "run_f"}},
+    ],
+}
+
+
+def test_a_row_can_read_another_key_in_one_column(tmp_path):
+    """Vanilla rows: the w/ TO column shows the plain result (78.0), not the TO search's (79.0)."""
+    results = {"run_v": {"8x224@2048": 78.0, "to@2048": 79.0}, "run_f": {"8x224@2048": 80.0, "to@2048": 81.5}}
+    paper = {"vanilla": [78.4, 78.4], "flux": [80.5, 81.7]}
+    tex, data = cells_table(write_job(tmp_path, results=results, paper=paper, layout=ABLATION))
+    cells = cells_by_row(data)
+    assert cells["vanilla"]["k400_to"]["ours"] == 78.0 and cells["vanilla"]["k400_to"]["sources"][0].endswith(
+        "k400/8x224@2048/top1"
+    )
+    assert cells["vanilla"]["k400"]["ours"] == 78.0 and cells["flux"]["k400_to"]["ours"] == 81.5
+    assert "Vanilla: no TO." in tex
+
+
+def test_a_key_override_must_name_a_column_and_give_a_note():
+    from flux.config import schema_path, validate_schema
+    from flux.tables.layout import rows_of
+
+    bad = {**ABLATION, "rows": [{**ABLATION["rows"][0], "keys": {"k400_too": "8x224@2048"}}]}
+    with pytest.raises(ConfigError, match=r"tables.toy.rows.vanilla.keys: unknown column\(s\) \['k400_too'\]"):
+        rows_of("toy", bad)
+    document = yaml.safe_load((REPO / "config" / "tables.yaml").read_text())
+    validate_schema(document, schema_path("tables.schema.yaml"))
+    del document["tables"]["main_table2"]["rows"][0]["note"]
+    with pytest.raises(ConfigError, match="note"):
+        validate_schema(document, schema_path("tables.schema.yaml"))
+
+
+def test_only_the_vanilla_vit_rows_skip_token_optimization():
+    """The paper prints w/ TO = plain for the rows of ft_vit_vanilla_* (main Tables 2-3); Vanilla + FluxViT has a
+    TO gain there (79.3 -> 79.6), so it keeps its search."""
+    from flux.config import load_config
+    from flux.tables.layout import cell_key, columns_of, rows_of
+
+    config = load_config([REPO / "config" / "config.yaml"])
+    overridden = {}
+    for table, layout in config.table_document["tables"].items():
+        columns = columns_of(table, layout)
+        for row in rows_of(table, layout):
+            keys = {column.id: cell_key(row, column) for column in columns if cell_key(row, column) != (row.key or column.key)}
+            if keys:
+                overridden[table, row.id] = (keys, row.runs)
+    vanilla = {"k400": ("ft_vit_vanilla_k400",), "ssv2": ("ft_vit_vanilla_ssv2",)}
+    plain = {"k400_to": "8x224@2048", "ssv2_to": "8x224@2048"}
+    assert overridden == {("main_table2", "single_res"): (plain, vanilla), ("main_table3", "vanilla_vit"): (plain, vanilla)}
+
+
+def test_supp_table7_names_fluxvit_b_stage2_batch():
+    from flux.config import load_config
+    from flux.jobs import settings_table_spec
+    from flux.tables.settings import render_settings
+
+    config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml"])
+    _, data = render_settings(settings_table_spec(config, "supp_table7"))
+    batch = next(row for row in data["rows"] if row["setting"] == "batch_size")
+    assert dict(zip(data["columns"], batch["values"]))["clip2_b"] == "2048"
+    assert batch["paper"].endswith("2048 for FluxViT-B on the 2.5M corpus")

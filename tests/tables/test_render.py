@@ -8,7 +8,16 @@ import pytest
 
 from flux.data.index import ManifestInfo, write_manifest
 from flux.errors import ConfigError
-from flux.tables.render import count_verdict, format_count, latex_escape, parse_count, run
+from flux.tables.render import (
+    corpus_mismatches,
+    count_step,
+    count_verdict,
+    format_count,
+    format_like,
+    latex_escape,
+    parse_count,
+    run,
+)
 from tests.paths import REPO
 
 
@@ -127,3 +136,73 @@ def test_supp_table8_at_paper_scale_checks_tolerance(tmp_path):
     }
     run(job)
     assert r"& 3 & 658K & 0 & 0 & video & off \\" in out.read_text()
+
+
+@pytest.mark.parametrize("text, step", [("2.56M", 10_000), ("0.5M", 100_000), ("113K", 1_000), ("11.00M", 10_000), ("0", 1)])
+def test_count_step_is_the_last_printed_digit(text, step):
+    assert count_step(text) == step
+
+
+@pytest.mark.parametrize(
+    "count, text, shown", [(2_613_000, "2.56M", "2.61M"), (3_067_000, "2.62M", "3.07M"), (1_234, "5K", "1K")]
+)
+def test_format_like(count, text, shown):
+    assert format_like(count, text) == shown
+
+
+def test_corpus_totals_against_their_members_by_hand():
+    rows = {
+        "a": {"dataset": "A", "media": "1.5M", "texts": "3.0M"},
+        "b": {"dataset": "B", "media": "250K", "texts": "250K"},
+        "fine": {"dataset": "Fine", "media": "1.75M", "texts": "3.3M", "members": ["a", "b"]},  # 3.25M: half a digit off
+        "off": {"dataset": "Off", "media": "1.76M", "texts": "3.24M", "members": ["a", "b"]},  # 1.75M and 3.25M
+    }
+    found = corpus_mismatches(rows, ["fine", "off"], "numbers.yaml")
+    assert [(check["row"], check["field"], check["printed"], check["sum"]) for check in found] == [
+        ("off", "media", "1.76M", "1.75M"),
+        ("off", "texts", "3.24M", "3.25M"),
+    ]
+    assert found[0]["members"] == {"A": "1.5M", "B": "250K"}
+    with pytest.raises(ConfigError, match=r"supp_table8.rows.off.members: \['c'\] are not rows"):
+        corpus_mismatches({**rows, "off": {**rows["off"], "members": ["a", "c"]}}, ["off"], "numbers.yaml")
+
+
+def test_the_paper_corpora_against_their_members():
+    """The 2.5M corpus: 0.5M + 2.0M + 113K = 2.61M images/videos (printed 2.56M), 0.5M + 2.0M + 567K = 3.07M
+    texts (printed 2.62M). The 25M corpus adds up: 25.683M (printed 25.68M) and 26.805M (printed 26.81M)."""
+    import yaml
+
+    rows = yaml.safe_load((REPO / "config" / "paper_numbers.yaml").read_text())["supp_table8"]["rows"]
+    found = corpus_mismatches(rows, ["corpus_25m", "corpus_2_5m"], "paper_numbers.yaml")
+    assert [(check["row"], check["field"], check["printed"], check["sum"]) for check in found] == [
+        ("corpus_2_5m", "media", "2.56M", "2.61M"),
+        ("corpus_2_5m", "texts", "2.62M", "3.07M"),
+    ]
+
+
+def test_supp_table8_footnotes_the_paper_corpus_sums(tmp_path):
+    roles = {"smit": ("smit", "video"), "internvid2m": ("ivid", "video"), "coco": ("coco", "image")}
+    rows = [
+        {"role": role, "dataset": dataset, "manifest": manifest(tmp_path / f"{dataset}.parquet", dataset, modality, [["t"]])}
+        for role, (dataset, modality) in roles.items()
+    ]
+    out = tmp_path / "supp_table8.tex"
+    job = {
+        "table": "supp_table8",
+        "scale": "tiny",
+        "rows": rows,
+        "missing_roles": [],
+        "corpora": {"corpus_2_5m": ["smit", "internvid2m", "coco"]},
+        "paper_numbers": str(REPO / "config" / "paper_numbers.yaml"),
+        "config_digest": "d",
+        "out": str(out),
+    }
+    run(job)
+    tex = out.read_text()
+    assert (
+        "The paper prints 2.56M images/videos for the 2.5M corpus; its members' printed counts "
+        "(S-MiT0.5M 0.5M + InternVid2M 2.0M + COCO 113K) sum to 2.61M." in tex
+    )
+    assert "The paper prints 2.62M texts for the 2.5M corpus" in tex and "sum to 3.07M." in tex
+    assert "Kinetics-710's size is given differently elsewhere" in tex  # the paper numbers' free-text notes
+    assert [check["field"] for check in json.loads(out.with_suffix(".json").read_text())["paper_checks"]] == ["media", "texts"]

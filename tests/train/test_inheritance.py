@@ -12,7 +12,7 @@ from flux.config import load_config
 from flux.jobs import evaluate_spec, figure_spec, train_spec
 from flux.models.fluxvit import build_model
 from flux.tables.cells import cell_variables
-from flux.tables.layout import columns_of, fill, row_runs, rows_of
+from flux.tables.layout import cell_key, columns_of, fill, row_runs, rows_of
 from flux.train.inheritance import ParentPlan, nearest_head, parent_plan, pooling_heads, trained_heads
 from flux.train.runs import run_from_dict
 from flux.train.trainer import TrainingError, load_parent
@@ -79,7 +79,7 @@ def _cells(config):
         for row in rows_of(table, layout):
             for column in columns:
                 for run in row_runs(row, column):
-                    key = fill(row.key or column.key, cell_variables(row, column), table)
+                    key = fill(cell_key(row, column), cell_variables(row, column), table)
                     yield f"{table} {row.id} {column.id}", run, layout["protocol"], key
 
 

@@ -71,6 +71,30 @@ rule settings_table:
         f"{FLUX_CLI} table --spec {{params.spec:q}} > {{log}} 2>&1"
 
 
+# The recipe table: every run's hyper-parameters beside the paper's and the official code's (no data, no training:
+# `snakemake results/tables/recipe.tex --configfile config/paper.yaml` checks a cluster configuration first).
+rule recipe_table:
+    input:
+        reference=str(FLUX.recipe_reference_path),
+    output:
+        table=report(f"{RESULTS}/tables/recipe.tex", caption="../report/recipe_table.rst", category="Settings"),
+        csv=f"{RESULTS}/tables/recipe.csv",
+        data=f"{RESULTS}/tables/recipe.json",
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=spec("table", "recipe"),
+    log:
+        f"{LOGS}/tables/recipe.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/recipe.tsv"
+    threads: threads_for("recipe_table")
+    resources:
+        **rule_resources("recipe_table", 1000, 10),
+    shell:
+        f"{FLUX_CLI} table --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
 # results/tables/all.tex: one LaTeX document that \inputs every table of this configuration (and shows the
 # figures); `snakemake results/tables/all.pdf` compiles it (needs pdflatex: TeX Live's latex-extra set).
 rule tables_document:
