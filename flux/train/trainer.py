@@ -252,9 +252,7 @@ def load_parent(model: FluxViT, run: ResolvedRun, job: dict) -> None:
     logger.info("%s: initialised from %s (pooling heads copied: %s)\n%s", run.id, run.parent, copied or "none", report)
 
 
-def build_objective(
-    run: ResolvedRun, job: dict, facts: dict, text: TextEncoder | None, teacher: FluxViT | None
-) -> Objective:
+def build_objective(run: ResolvedRun, job: dict, facts: dict, text: TextEncoder | None, teacher: FluxViT | None) -> Objective:
     if run.stage == "finetune":
         return Classification(run, facts["num_classes"])
     if run.stage == "umt":
