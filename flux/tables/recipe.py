@@ -192,8 +192,9 @@ def render(job: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     writer.writeheader()
     writer.writerows(table)
     columns = ("recipe", "parameter", "paper", "official", "official_source", "ours", "differs_from", "reason")
+    order = {parameter: index for index, parameter in enumerate(PARAMETERS)}
     groups: dict[tuple[str, ...], list[str]] = {}
-    for row in table:
+    for row in sorted(table, key=lambda row: (row["recipe"], order[row["parameter"]], row["run"])):
         groups.setdefault(tuple(row[column] for column in columns), []).append(row["run"])
     body, previous, sources = [], None, {}
     for (recipe, parameter, paper, official, source, ours, differs, reason), runs in groups.items():
