@@ -564,18 +564,25 @@ def validation_accuracy(model: FluxViT, run: ResolvedRun, job: dict, device: tor
 
 
 # ------------------------------------------------------------------------------------------- entry
+# How a job executes, not what it computes: CPU threads, data-loading processes (items are seeded by position),
+# how often the state is saved. Rerunning with another `--cores` must resume, not restart.
+EXECUTION_SETTINGS = ("threads", "workers", "checkpoint_every")
+
+
 def spec_key(job: dict) -> str:
     """Identity of a run's training trajectory: a restarted job resumes only a state written for the same
     spec, so a state left from an edited configuration (or a forced rerun) is never continued."""
-    return hashlib.sha256(json.dumps(job, sort_keys=True, default=str).encode()).hexdigest()
+    trajectory = {key: value for key, value in job.items() if key not in EXECUTION_SETTINGS}
+    return hashlib.sha256(json.dumps(trajectory, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def discard_resume_state(job: dict) -> None:
     """After the final checkpoint is written the resume state is dead weight (GBs at paper scale) and would
-    make a forced rerun of the same spec start at its last step; states saved on a non-finite loss stay."""
+    make a forced rerun of the same spec start at its last step; states saved on a non-finite loss go too
+    (inspected or not, they are the failed attempt's)."""
     state_dir = Path(job["state_dir"])
-    for name in ("latest.pt", "metrics.jsonl"):
-        (state_dir / name).unlink(missing_ok=True)
+    for path in [state_dir / "latest.pt", state_dir / "metrics.jsonl", *state_dir.glob("nonfinite-step*.pt")]:
+        path.unlink(missing_ok=True)
     if state_dir.is_dir() and not any(state_dir.iterdir()):
         state_dir.rmdir()
 

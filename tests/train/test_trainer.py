@@ -184,6 +184,38 @@ def test_non_finite_loss_stops_with_the_step_and_saves_state(k400, tmp_path, mon
     assert not Path(job["checkpoint"]).exists()
 
 
+def test_a_rerun_with_other_threads_resumes_and_the_finished_run_leaves_nothing(k400, tmp_path, monkeypatch, caplog):
+    """How a job executes (threads, state-saving interval) does not key its resume state: a job stopped at step 3
+    (a non-finite loss, its state saved at step 2) resumes from step 2 under another `--cores` and ends with the
+    uninterrupted run's weights (to float precision: threads change the summation order); the finished run
+    removes its state, the non-finite one included."""
+    from flux.train import trainer as trainer_module
+    from flux.train.objectives import Classification
+
+    data, manifest = k400
+    whole = finetune_job(data, manifest, tmp_path / "whole", steps_epochs=1.0, method="single")
+    trainer_module.run(whole)
+    job = finetune_job(data, manifest, tmp_path / "stopped", steps_epochs=1.0, method="single")
+    calls = {"n": 0}
+    original = Classification.__call__
+
+    def poisoned(self, model, batch):
+        calls["n"] += 1
+        loss, parts = original(self, model, batch)
+        return (loss * float("nan"), parts) if calls["n"] == 3 else (loss, parts)
+
+    monkeypatch.setattr(Classification, "__call__", poisoned)
+    with pytest.raises(trainer_module.TrainingError, match="at step 3"):
+        trainer_module.run(job)
+    monkeypatch.setattr(Classification, "__call__", original)
+    caplog.set_level("INFO", logger="flux")
+    trainer_module.run({**job, "threads": 2, "checkpoint_every": 3})
+    assert "resumed from step 2" in caplog.text
+    expected, got = final_weights(whole), final_weights(job)  # equal up to the summation order of 2 threads
+    assert all(torch.allclose(expected[key], got[key], atol=1e-5) for key in expected)
+    assert not Path(job["state_dir"]).exists()
+
+
 def test_deepspeed_backend_trains_on_cpu(k400, tmp_path, deepspeed_cpu):
     from flux.train.trainer import run
 
