@@ -6,7 +6,8 @@ and augmented that many times independently; `collate_clips` lays the clips out 
 An item whose file fails to decode at training time is replaced by another
 (drawn from the item's own seeded generator) at most `max_retries` times in a row, and every failure is
 counted in `failures`. Evaluation never substitutes: an undecodable video yields its views with
-`valid = False`, so the evaluator keeps it in the denominator.
+`valid = False`, so the evaluator keeps it in the denominator; a file the index found undecodable is counted
+from the manifest and never opened again (one that crashed the decoder would take the evaluation with it).
 """
 
 from __future__ import annotations
@@ -138,6 +139,10 @@ class ManifestDataset(Dataset):
 
     def _decode(self, position: int, count: int, rng: np.random.Generator | None, clip_index: int, num_clips: int) -> np.ndarray:
         path = self._path(position)
+        if not self.rows.at[position, "decodable"]:  # evaluation keeps these rows: counted, never opened again
+            kind = self.rows.at[position, "error_kind"] or "undecodable"
+            detail = self.rows.at[position, "error_detail"] or ""
+            raise DecodeError(str(path), kind, f"indexed as undecodable, not opened ({detail})")
         if self.rows.at[position, "media_type"] == "image":
             return read_image(path)
         if rng is not None:

@@ -127,6 +127,27 @@ def test_eval_keeps_undecodable_videos_as_invalid_views(kinetics):
     assert all(i["video"].shape == (3, 4, 32, 32) for i in good)
 
 
+def test_eval_counts_indexed_undecodable_files_without_opening_them(kinetics, monkeypatch):
+    """A file indexed as undecodable (e.g. `crash`: it killed the decoder process) must not be decoded again in
+    the evaluation process: it is counted from the manifest."""
+    import flux.data.datasets as datasets_module
+
+    data, manifest = kinetics
+    dataset = VideoClassification(manifest, data, "val", train=False, frames=4, resolution=32)
+    broken = int(dataset.rows.index[~dataset.rows["decodable"]][0])
+    dataset.rows.loc[broken, ["error_kind", "error_detail"]] = ["crash", "decoder process died"]
+    original = datasets_module.read_video
+
+    def guarded(path, *args, **kwargs):
+        assert "vidbroken0" not in str(path), "an indexed-undecodable file was opened"
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets_module, "read_video", guarded)
+    items = [dataset[k] for k in range(len(dataset))]
+    assert [i["error_kind"] for i in items if not i["valid"]] == ["crash"]
+    assert dataset.failures.as_dict()["counts"] == {"crash": 1} and sum(i["valid"] for i in items) == 2
+
+
 def test_direction_sensitive_dataset_refuses_flip(kinetics, tmp_path):
     data, manifest = kinetics
     from flux.data.index import read_manifest, write_manifest
