@@ -32,7 +32,7 @@ from flux.eval.grid import full_grid, token_optimization_search
 from flux.eval.retrieval import retrieval_metrics
 from flux.eval.zeroshot import prompt_embeddings, zero_shot_scores
 from flux.io import atomic_write_json
-from flux.models.checkpoint import load_checkpoint
+from flux.models.checkpoint import load_checkpoint, read_payload
 from flux.models.flops import gflops
 from flux.models.fluxvit import FluxViT, build_model
 from flux.models.text import TextEncoder, build_text_encoder
@@ -54,9 +54,10 @@ class Variant:
 
 
 def load_model(checkpoint: Path) -> tuple[FluxViT, dict]:
-    if not checkpoint.is_file():
-        raise FluxError(f"checkpoint {checkpoint} does not exist; train its run first (snakemake {checkpoint}) or `dvc pull` it")
-    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    try:
+        payload = read_payload(checkpoint, "checkpoint", f"train its run (snakemake {checkpoint} --force) or `dvc pull` it")
+    except CheckpointError as error:
+        raise FluxError(str(error)) from None
     metadata = payload["metadata"]
     state = payload["model"]
     text_dim = state["vision_proj.weight"].shape[0] if "vision_proj.weight" in state else None

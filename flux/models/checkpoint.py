@@ -51,16 +51,24 @@ class LoadReport:
         return "\n".join(lines) or "all keys matched"
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a checkpoint file, unwrapped from the usual containers."""
+def read_payload(path: Path, what: str = "checkpoint", fix: str = "`dvc pull` it or fix the path in your config") -> Any:
+    """The one checked reader of checkpoint files (`torch.load(weights_only=True)`): a missing or damaged file is
+    a CheckpointError naming it, what it is, and `fix`, how to get it back."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; `dvc pull` it or fix the path in your config")
+        raise CheckpointError(f"{what} {path} does not exist; {fix}")
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
-        raise CheckpointError(f"{path}: not a loadable weights-only checkpoint ({type(error).__name__}: {error})") from None
-    return unwrap(content, str(path))
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"{what} {path} is damaged or not a loadable weights-only checkpoint ({type(error).__name__}: {first_line}); {fix}"
+        ) from None
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file, unwrapped from the usual containers."""
+    return unwrap(read_payload(path), str(path))
 
 
 def unwrap(content: Any, origin: str = "checkpoint") -> dict[str, torch.Tensor]:

@@ -41,7 +41,7 @@ from flux.data.sampling import FlexibleBatchSampler, FlexibleSpec
 from flux.data.transforms import TrainTransform
 from flux.errors import CheckpointError, FluxError
 from flux.io import atomic_path, atomic_write_json, atomic_write_text
-from flux.models.checkpoint import copy_pooling_heads, load_checkpoint, read_state_dict, write_payload
+from flux.models.checkpoint import copy_pooling_heads, load_checkpoint, read_payload, read_state_dict, write_payload
 from flux.models.fluxvit import DistillHeads, FluxViT, build_model
 from flux.models.text import TextEncoder, TinyTextConfig, TinyTextEncoder, WordTokenizer, build_text_encoder
 from flux.provenance import provenance
@@ -169,11 +169,13 @@ def epoch_schedule(sources: list[Source], epoch: int, seed: int, mix: str) -> li
 
 # ------------------------------------------------------------------------------------------- models
 def _checkpoint(path: str | None, what: str) -> dict:
+    """A checkpoint this pipeline wrote (a parent's, the teacher's), read with the checked reader."""
     if not path:
         raise TrainingError(f"{what} checkpoint is not set")
-    if not Path(path).is_file():
-        raise TrainingError(f"{what} checkpoint {path} does not exist; train that run first (snakemake {path})")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return read_payload(Path(path), f"{what} checkpoint", f"(re)build it: snakemake {path} --force")
+    except CheckpointError as error:
+        raise TrainingError(str(error)) from None
 
 
 def load_text_encoder(payload: dict) -> TinyTextEncoder:
@@ -407,7 +409,17 @@ class Trainer:
         path = self.state_dir / "latest.pt"
         if not path.is_file():
             return False
-        state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states are numpy objects
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)  # our own file: RNG states are numpy objects
+        except Exception as error:  # truncated or damaged: torch raises RuntimeError, EOFError or UnpicklingError
+            aside = path.with_name(f"corrupt-{time.strftime('%Y%m%dT%H%M%S')}-latest.pt")
+            if self.topology.is_main:
+                path.replace(aside)
+            logger.warning(
+                "%s: resume state %s is unreadable (%s: %s); moved aside to %s, starting afresh",
+                self.run.id, path, type(error).__name__, error, aside,
+            )  # fmt: skip
+            return False
         if state.get("spec_key") != spec_key(self.job):
             logger.warning("%s: %s was written for another spec of this run; starting afresh", self.run.id, path)
             return False
@@ -578,10 +590,11 @@ def spec_key(job: dict) -> str:
 
 def discard_resume_state(job: dict) -> None:
     """After the final checkpoint is written the resume state is dead weight (GBs at paper scale) and would
-    make a forced rerun of the same spec start at its last step; states saved on a non-finite loss go too
-    (inspected or not, they are the failed attempt's)."""
+    make a forced rerun of the same spec start at its last step; states saved on a non-finite loss or moved aside
+    as unreadable go too (inspected or not, they are a failed attempt's)."""
     state_dir = Path(job["state_dir"])
-    for path in [state_dir / "latest.pt", state_dir / "metrics.jsonl", *state_dir.glob("nonfinite-step*.pt")]:
+    leftovers = [*state_dir.glob("nonfinite-step*.pt"), *state_dir.glob("corrupt-*-latest.pt")]
+    for path in [state_dir / "latest.pt", state_dir / "metrics.jsonl", *leftovers]:
         path.unlink(missing_ok=True)
     if state_dir.is_dir() and not any(state_dir.iterdir()):
         state_dir.rmdir()

@@ -115,3 +115,10 @@ def test_a_head_the_run_never_trained_is_refused(kinetics, tmp_path):  # noqa: F
     with pytest.raises(FluxError, match=r"run 'toy' never trained output head\(s\) \[2\] \(trained: \[1\]\)"):
         run(job(kinetics, path, tmp_path))
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_damaged_checkpoint_is_named(kinetics, tmp_path):  # noqa: F811
+    damaged = tmp_path / "final.pt"
+    damaged.write_bytes(b"not a checkpoint")
+    with pytest.raises(FluxError, match=rf"checkpoint {damaged} is damaged .*snakemake {damaged} --force"):
+        run(job(kinetics, damaged, tmp_path))

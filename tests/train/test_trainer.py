@@ -216,6 +216,34 @@ def test_a_rerun_with_other_threads_resumes_and_the_finished_run_leaves_nothing(
     assert not Path(job["state_dir"]).exists()
 
 
+def test_an_unreadable_resume_state_is_moved_aside_and_training_starts_afresh(k400, tmp_path, caplog):
+    from flux.train.trainer import run
+
+    data, manifest = k400
+    fresh = finetune_job(data, manifest, tmp_path / "fresh", steps_epochs=1.0, method="single")
+    run(fresh)
+    job = finetune_job(data, manifest, tmp_path / "damaged", steps_epochs=1.0, method="single")
+    state = Path(job["state_dir"]) / "latest.pt"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b"PK\x03\x04 a zip cut short")  # a state file truncated by a full disk or a killed copy
+    run(job)
+    assert "is unreadable" in caplog.text and "moved aside" in caplog.text
+    expected, got = final_weights(fresh), final_weights(job)
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
+    assert not Path(job["state_dir"]).exists()  # the damaged state went with the finished run
+
+
+def test_a_damaged_parent_is_an_error_naming_the_file_and_how_to_rebuild_it(tmp_path):
+    from flux.train.trainer import TrainingError, _checkpoint
+
+    parent = tmp_path / "results" / "runs" / "umt_s" / "final.pt"
+    parent.parent.mkdir(parents=True)
+    torch.save({"model": {"w": torch.zeros(1000)}, "metadata": {}}, parent)
+    parent.write_bytes(parent.read_bytes()[:300])  # truncated
+    with pytest.raises(TrainingError, match=rf"parent run 'umt_s' checkpoint {parent} is damaged .*snakemake {parent} --force"):
+        _checkpoint(str(parent), "parent run 'umt_s'")
+
+
 def test_deepspeed_backend_trains_on_cpu(k400, tmp_path, deepspeed_cpu):
     from flux.train.trainer import run
 
