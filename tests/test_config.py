@@ -143,14 +143,22 @@ def test_registry_source_must_be_one_kind(tmp_path):
 
 
 def test_resource_keys_are_the_workflow_rules():
+    """`resources:` keys (flux.config.RULES) are exactly the rules that read them, each under its own name: every
+    `rule_resources("<name>", ...)` of the workflow sits in rule <name> (indented rules included)."""
     import re
 
     from flux.config import RULES
 
-    rules = set()
-    for path in (REPO / "workflow" / "rules").glob("*.smk"):
-        rules.update(re.findall(r"^rule (\w+):", path.read_text(), flags=re.M))
-    assert set(RULES) == rules | {"default"}
+    readers = {}
+    for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
+        rule = None
+        for line in path.read_text().splitlines():
+            declared = re.match(r"^\s*rule (\w+):", line)
+            rule = declared.group(1) if declared else rule
+            for name in re.findall(r"rule_resources\(\"(\w+)\"", line):
+                readers[name] = rule
+    assert {name: rule for name, rule in readers.items() if name != rule} == {}
+    assert set(RULES) == set(readers) | {"default"}
 
 
 def test_a_seed_replica_differs_only_in_its_seed(tmp_path):
