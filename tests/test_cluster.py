@@ -7,14 +7,14 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+# a hard dependency (pyproject.toml): imported, never skipped
+from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+from snakemake_executor_plugin_slurm.utils import set_gres_string
+from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
+
 from flux.cluster import check_site_settings, job_resources, launcher_command, site_resources
 from flux.errors import ConfigError
 from tests.paths import REPO
-
-slurm = pytest.importorskip("snakemake_executor_plugin_slurm")
-from snakemake_executor_plugin_slurm.submit_string import get_submit_command  # noqa: E402
-from snakemake_executor_plugin_slurm.utils import set_gres_string  # noqa: E402
-from snakemake_executor_plugin_slurm.validation import validate_slurm_extra  # noqa: E402
 
 
 class Resources(dict):
