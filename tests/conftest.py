@@ -1,8 +1,42 @@
 import pytest
 
+from tests.media import index_dataset, write_clip
 from tests.paths import require_real_fixtures
 
 
 @pytest.fixture(scope="session")
 def real_fixtures():
     return require_real_fixtures()
+
+
+@pytest.fixture(scope="module")
+def kinetics(tmp_path_factory):
+    """A toy Kinetics-format dataset over real mp4 files: 4 train and 2 val clips of two motions, plus an empty
+    (undecodable) file in each split; (data directory, manifest)."""
+    data = tmp_path_factory.mktemp("data")
+    media = data / "raw" / "toy" / "media"
+    rows = ["label,youtube_id,time_start,time_end,split"]
+    for position, label in enumerate(["moving left", "moving right"] * 3):
+        video = f"vid{position:08d}"
+        write_clip(media / f"{video}_000000_000010.mp4", motion=label, num_frames=12 + 4 * position, seed=position)
+        rows.append(f"{label},{video},0,10,{'train' if position < 4 else 'val'}")
+    (media / "vidbroken0_000000_000010.mp4").write_bytes(b"")
+    rows += ["moving left,vidbroken0,0,10,train", "moving right,vidbroken0,0,10,val"]
+    entry = {
+        "title": "toy",
+        "modality": "video",
+        "task": "classification",
+        "annotations": {"format": "kinetics_csv", "files": {"train": "a/train.csv", "val": "a/val.csv"}},
+        "source": {"local": {"links": "media", "hint": "-"}},
+    }
+    header, body = rows[0], rows[1:]
+    manifest = index_dataset(
+        data,
+        "toy",
+        entry,
+        {
+            "a/train.csv": "\n".join([header] + [r for r in body if r.endswith("train")]) + "\n",
+            "a/val.csv": "\n".join([header] + [r for r in body if r.endswith("val")]) + "\n",
+        },
+    )
+    return data, manifest

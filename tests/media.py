@@ -1,10 +1,12 @@
-"""Real media files for tests: small h264 mp4 clips from the synthetic renderer, and broken variants."""
+"""Real media files for tests: small h264 mp4 clips from the synthetic renderer, broken variants, and toy datasets
+indexed over them."""
 
 from pathlib import Path
 
 import numpy as np
 
 from flux.data import scenes
+from flux.data.index import run as index
 
 
 def write_clip(
@@ -27,3 +29,26 @@ def write_image(path: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     scenes.write_jpeg(scenes.render_image(scenes.sample_appearance(rng), 80, 60, seed), path)
     return path
+
+
+def index_dataset(data: Path, name: str, entry: dict, annotation_text: dict[str, str]) -> Path:
+    """Write `annotation_text` (relative path -> text) into data/raw/<name>/ and index it; the manifest's path."""
+    root = data / "raw" / name
+    for relative, text in annotation_text.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    manifest = data / "manifests" / f"{name}.parquet"
+    index(
+        {
+            "dataset": name,
+            "entry": entry,
+            "dataset_dir": str(root),
+            "data_dir": str(data),
+            "media_roots": {name: str(root / "media")},
+            "probe_cache": str(data / "cache" / f"{name}.jsonl"),
+            "reuse_probes": [],
+            "manifest": str(manifest),
+            "report": str(manifest.with_suffix(".json")),
+        }
+    )
+    return manifest

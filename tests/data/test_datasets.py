@@ -9,64 +9,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from flux.data.datasets import FrameSampling, ImageText, VideoClassification, VideoText, collate_clips
-from flux.data.index import run as index
 from flux.data.sampling import FlexibleBatchSampler, FlexibleSpec
 from flux.data.transforms import TrainTransform
 from flux.errors import FluxError
-from tests.media import write_clip, write_image
-
-
-def index_dataset(data, name, entry, annotation_text):
-    root = data / "raw" / name
-    for relative, text in annotation_text.items():
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).write_text(text)
-    manifest = data / "manifests" / f"{name}.parquet"
-    index(
-        {
-            "dataset": name,
-            "entry": entry,
-            "dataset_dir": str(root),
-            "data_dir": str(data),
-            "media_roots": {name: str(root / "media")},
-            "probe_cache": str(data / "cache" / f"{name}.jsonl"),
-            "reuse_probes": [],
-            "manifest": str(manifest),
-            "report": str(manifest.with_suffix(".json")),
-        }
-    )
-    return manifest
-
-
-@pytest.fixture(scope="module")
-def kinetics(tmp_path_factory):
-    data = tmp_path_factory.mktemp("data")
-    media = data / "raw" / "toy" / "media"
-    rows = ["label,youtube_id,time_start,time_end,split"]
-    for position, label in enumerate(["moving left", "moving right"] * 3):
-        video = f"vid{position:08d}"
-        write_clip(media / f"{video}_000000_000010.mp4", motion=label, num_frames=12 + 4 * position, seed=position)
-        rows.append(f"{label},{video},0,10,{'train' if position < 4 else 'val'}")
-    (media / "vidbroken0_000000_000010.mp4").write_bytes(b"")
-    rows += ["moving left,vidbroken0,0,10,train", "moving right,vidbroken0,0,10,val"]
-    entry = {
-        "title": "toy",
-        "modality": "video",
-        "task": "classification",
-        "annotations": {"format": "kinetics_csv", "files": {"train": "a/train.csv", "val": "a/val.csv"}},
-        "source": {"local": {"links": "media", "hint": "-"}},
-    }
-    header, body = rows[0], rows[1:]
-    manifest = index_dataset(
-        data,
-        "toy",
-        entry,
-        {
-            "a/train.csv": "\n".join([header] + [r for r in body if r.endswith("train")]) + "\n",
-            "a/val.csv": "\n".join([header] + [r for r in body if r.endswith("val")]) + "\n",
-        },
-    )
-    return data, manifest
+from tests.media import index_dataset, write_clip, write_image
 
 
 def test_flexible_batches_share_their_shape(kinetics):

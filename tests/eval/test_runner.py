@@ -9,7 +9,6 @@ import torch
 from flux.errors import FluxError
 from flux.eval.runner import run
 from flux.models.fluxvit import build_model
-from tests.data.test_datasets import kinetics  # noqa: F401 (the module-scoped toy dataset fixture)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,7 @@ def checkpoint(tmp_path_factory):
     return path
 
 
-def job(kinetics, checkpoint, tmp_path, **changes):  # noqa: F811
+def job(kinetics, checkpoint, tmp_path, **changes):
     data, manifest = kinetics
     spec = {
         "eval": "toy/test",
@@ -68,7 +67,7 @@ def job(kinetics, checkpoint, tmp_path, **changes):  # noqa: F811
     return spec
 
 
-def test_views_undecodable_videos_and_token_optimization(kinetics, checkpoint, tmp_path):  # noqa: F811
+def test_views_undecodable_videos_and_token_optimization(kinetics, checkpoint, tmp_path):
     spec = job(kinetics, checkpoint, tmp_path)
     run(spec)
     record = json.loads((tmp_path / "metrics.json").read_text())
@@ -94,18 +93,18 @@ def test_views_undecodable_videos_and_token_optimization(kinetics, checkpoint, t
     assert strip(first) == strip(again)  # deterministic on CPU
 
 
-def test_clip_aggregation_is_selectable(kinetics, checkpoint, tmp_path):  # noqa: F811
+def test_clip_aggregation_is_selectable(kinetics, checkpoint, tmp_path):
     run(job(kinetics, checkpoint, tmp_path, aggregate="lse", token_optimization=[]))
     result = json.loads((tmp_path / "metrics.json").read_text())["results"]["k400"]["4x56@32"]
     assert result["aggregate"] == "lse" and result["videos"] == 3 and result["undecodable"] == 1
 
 
-def test_a_missing_checkpoint_is_named(kinetics, tmp_path):  # noqa: F811
+def test_a_missing_checkpoint_is_named(kinetics, tmp_path):
     with pytest.raises(FluxError, match="nowhere/final.pt does not exist"):
         run(job(kinetics, tmp_path / "nowhere" / "final.pt", tmp_path))
 
 
-def test_a_head_the_run_never_trained_is_refused(kinetics, tmp_path):  # noqa: F811
+def test_a_head_the_run_never_trained_is_refused(kinetics, tmp_path):
     """A checkpoint that trained only head 1 (Flux-Single, Flux-CLIP) cannot be read at head 2."""
     model = build_model("fluxvit_tiny", num_classes=2, output_heads=3)
     metadata = {"run": "toy", "model": "fluxvit_tiny", "model_switches": {"output_heads": 3}, "num_classes": 2,
@@ -117,7 +116,7 @@ def test_a_head_the_run_never_trained_is_refused(kinetics, tmp_path):  # noqa: F
     assert not (tmp_path / "metrics.json").exists()
 
 
-def test_a_damaged_checkpoint_is_named(kinetics, tmp_path):  # noqa: F811
+def test_a_damaged_checkpoint_is_named(kinetics, tmp_path):
     damaged = tmp_path / "final.pt"
     damaged.write_bytes(b"not a checkpoint")
     with pytest.raises(FluxError, match=rf"checkpoint {damaged} is damaged .*snakemake {damaged} --force"):
