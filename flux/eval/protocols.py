@@ -53,6 +53,14 @@ class Expanded:
 
 
 def expand_protocol(name: str, protocol: Mapping[str, Any], heads: Mapping[int, int], scale: UnitScale) -> Expanded:
+    try:
+        return _expand(name, protocol, heads, scale)
+    except ConfigError as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith("protocols.") else f"protocols.{name}: {message}") from None
+
+
+def _expand(name: str, protocol: Mapping[str, Any], heads: Mapping[int, int], scale: UnitScale) -> Expanded:
     """`heads`: the run's trained heads (head -> tokens, flux.train.inheritance.trained_heads); every setting
     reads the one trained for the nearest budget."""
 

@@ -34,6 +34,14 @@ class UnitScale:
         return max(1, round(count * self.frames))
 
     def pixels(self, size: int) -> int:
+        """A paper-unit frame side in this configuration (a whole number of patches). The paper-unit side must be
+        a whole number of patches itself: rounding 230 to 224 silently would run another input than named."""
+        if size % self.patch_size:
+            below = size // self.patch_size * self.patch_size
+            raise ConfigError(
+                f"{size} px is not a multiple of the patch size {self.patch_size}; the nearest are {below} and "
+                f"{below + self.patch_size}"
+            )
         return max(self.patch_size, round(size * self.resolution / self.patch_size) * self.patch_size)
 
     def tokens(self, count: int) -> int:
@@ -136,11 +144,16 @@ def recipe_chain(entry: Mapping, recipes: Mapping[str, Mapping]) -> list[str]:
 
 def _values(run_id: str, key: str, value: int | list[int], convert) -> tuple[int, ...]:
     if isinstance(value, int):
-        return (convert(value),)
-    start, stop, step = value
-    if step <= 0 or len(range(start, stop, step)) == 0:
-        raise ConfigError(f"runs.{run_id}.input.{key}: {value} is an empty range ([start, stop, step], stop excluded)")
-    return tuple(dict.fromkeys(convert(item) for item in range(start, stop, step)))
+        items = [value]
+    else:
+        start, stop, step = value
+        if step <= 0 or len(range(start, stop, step)) == 0:
+            raise ConfigError(f"runs.{run_id}.input.{key}: {value} is an empty range ([start, stop, step], stop excluded)")
+        items = list(range(start, stop, step))
+    try:
+        return tuple(dict.fromkeys(convert(item) for item in items))
+    except ConfigError as error:
+        raise ConfigError(f"runs.{run_id}.input.{key}: {error}") from None
 
 
 def resolve_input(run_id: str, raw: Mapping, scale: UnitScale) -> RunInput:
@@ -167,7 +180,11 @@ def resolve_input(run_id: str, raw: Mapping, scale: UnitScale) -> RunInput:
     except ConfigError as error:
         raise ConfigError(f"runs.{run_id}.input: {error}") from None
     image = raw.get("image_resolution")
-    return RunInput(method, spec, scale.pixels(image) if image else None)
+    try:
+        image_resolution = scale.pixels(image) if image else None
+    except ConfigError as error:
+        raise ConfigError(f"runs.{run_id}.input.image_resolution: {error}") from None
+    return RunInput(method, spec, image_resolution)
 
 
 def resolve_run(

@@ -94,3 +94,11 @@ def test_a_start_off_the_grid_is_a_config_error():
 def test_setting_keys():
     assert setting_key(8, 224, 2048) == "8x224@2048"
     assert setting_key(8, 224, merge=[1024, 512]) == "8x224~1024-512"
+
+
+def test_a_protocol_resolution_off_the_patch_grid_is_an_error():
+    protocol = {"settings": [{"frames": [8], "resolution": 230, "budgets": [2048]}]}
+    with pytest.raises(
+        ConfigError, match=r"protocols\.grid: 230 px is not a multiple of the patch size 14; the nearest are 224 and 238"
+    ):
+        expand_protocol("grid", protocol, ONE_HEAD, PAPER)

@@ -188,3 +188,18 @@ def test_repeated_augmentation_is_refused_where_captions_are_drawn(tmp_path):
     override.write_text(yaml.safe_dump({"runs_file": str(path)}))
     with pytest.raises(ConfigError, match=r"runs\.clip1_[sb]\.augment\.repeats: repeated augmentation is for video-only stages"):
         load_config([REPO / "config" / "config.yaml", override])
+
+
+def test_a_resolution_off_the_patch_grid_is_an_error_with_the_nearest_valid_ones(tmp_path):
+    """230 px would silently become 224 (16 patches): the configuration must name what runs."""
+    runs = yaml.safe_load((REPO / "config" / "runs.yaml").read_text())
+    runs["runs"]["k400_s"]["input"] = {"method": "fixed", "frames": 8, "resolution": 230}
+    path = tmp_path / "runs.yaml"
+    path.write_text(yaml.safe_dump(runs))
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({"runs_file": str(path)}))
+    with pytest.raises(
+        ConfigError,
+        match=r"runs\.k400_s\.input\.resolution: 230 px is not a multiple of the patch size 14; the nearest are 224 and 238",
+    ):
+        load_config([REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml", override])
