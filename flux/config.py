@@ -255,18 +255,39 @@ class Config:
         return merged
 
 
-# libyaml's parser when PyYAML has it (about 10x faster: config loading is most of `snakemake -n`)
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """The safe loader (libyaml's parser when PyYAML has it: about 10x faster, and config loading is most of
+    `snakemake -n`) that refuses a key written twice in one mapping, which YAML would resolve silently as
+    last-wins; keys a `<<` merge brings in may still be overridden, as YAML intends."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"key {key!r} appears twice; keep one", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml_file(path: Path) -> object:
+    """A YAML file with the safe, duplicate-refusing loader; a syntax error or a duplicate key is a ConfigError
+    naming the file and line."""
+    with open(path, encoding="utf-8") as handle:
+        try:
+            return yaml.load(handle, Loader=UniqueKeyLoader)  # noqa: S506 (a safe loader)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from None
 
 
 def _read_yaml(path: Path, what: str) -> dict:
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist; check the path (relative to the working directory)")
-    with open(path, encoding="utf-8") as handle:
-        try:
-            content = yaml.load(handle, Loader=SAFE_LOADER)  # noqa: S506 (a safe loader)
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    content = read_yaml_file(path)
     if not isinstance(content, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return content

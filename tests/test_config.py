@@ -176,3 +176,16 @@ def test_a_seed_replica_differs_only_in_its_seed(tmp_path):
     assert {key: value for key, value in original["run"].items() if key != "id"} == {
         key: value for key, value in replica["run"].items() if key != "id"
     }
+
+
+def test_a_key_written_twice_is_an_error_naming_file_and_line(tmp_path):
+    """YAML resolves `lr` written twice as last-wins, silently; a `<<` merge may still be overridden."""
+    from flux.config import read_yaml_file
+
+    path = tmp_path / "runs.yaml"
+    path.write_text("recipes:\n  umt:\n    optim:\n      lr: 1.0e-3\n      lr: 1.0e-4\n")
+    with pytest.raises(ConfigError, match=r"(?s)runs\.yaml: not valid YAML.*key 'lr' appears twice.*line 5"):
+        read_yaml_file(path)
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("base: &base {a: 1, b: 2}\nchild: {<<: *base, b: 3}\n")
+    assert read_yaml_file(merged)["child"] == {"a": 1, "b": 3}

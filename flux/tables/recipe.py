@@ -18,8 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from flux.config import read_yaml_file
 from flux.errors import ConfigError
 from flux.provenance import latex_comment, provenance
 from flux.tables.render import SCALE_NOTE, environment, latex_escape
@@ -132,7 +131,7 @@ def reference_of(run_id: str, chain: list[str], document: Mapping[str, Any]) -> 
 
 def rows(job: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per (run, parameter): the three values, whether ours differs, and why."""
-    document = yaml.safe_load(Path(job["reference"]).read_text(encoding="utf-8"))
+    document = read_yaml_file(Path(job["reference"]))
     unknown = sorted(set(document.get("runs", {})) - set(job["runs"]))
     if unknown:
         raise ConfigError(f"{job['reference']}: runs {unknown} are not runs of this configuration")
