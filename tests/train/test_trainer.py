@@ -163,21 +163,27 @@ def test_metrics_record_losses_gradients_and_throughput(k400, tmp_path):
     assert payload["metadata"]["num_classes"] == 8 and len(payload["metadata"]["class_names"]) == 8
 
 
-def test_non_finite_loss_stops_with_the_step_and_saves_state(k400, tmp_path, monkeypatch):
-    from flux.train import trainer as trainer_module
+def poison_step(monkeypatch, step: int) -> None:
+    """Make the classification loss NaN at the `step`-th call (steps count from 1)."""
     from flux.train.objectives import Classification
 
-    data, manifest = k400
-    job = finetune_job(data, manifest, tmp_path, method="single")
     calls = {"n": 0}
     original = Classification.__call__
 
     def poisoned(self, model, batch):
         calls["n"] += 1
         loss, parts = original(self, model, batch)
-        return (loss * float("nan"), parts) if calls["n"] == 3 else (loss, parts)
+        return (loss * float("nan"), parts) if calls["n"] == step else (loss, parts)
 
     monkeypatch.setattr(Classification, "__call__", poisoned)
+
+
+def test_non_finite_loss_stops_with_the_step_and_saves_state(k400, tmp_path, monkeypatch):
+    from flux.train import trainer as trainer_module
+
+    data, manifest = k400
+    job = finetune_job(data, manifest, tmp_path, method="single")
+    poison_step(monkeypatch, 3)
     with pytest.raises(trainer_module.TrainingError, match="loss is nan at step 3"):
         trainer_module.run(job)
     assert (Path(job["state_dir"]) / "nonfinite-step3-rank0.pt").is_file()
@@ -190,24 +196,15 @@ def test_a_rerun_with_other_threads_resumes_and_the_finished_run_leaves_nothing(
     uninterrupted run's weights (to float precision: threads change the summation order); the finished run
     removes its state, the non-finite one included."""
     from flux.train import trainer as trainer_module
-    from flux.train.objectives import Classification
 
     data, manifest = k400
     whole = finetune_job(data, manifest, tmp_path / "whole", steps_epochs=1.0, method="single")
     trainer_module.run(whole)
     job = finetune_job(data, manifest, tmp_path / "stopped", steps_epochs=1.0, method="single")
-    calls = {"n": 0}
-    original = Classification.__call__
-
-    def poisoned(self, model, batch):
-        calls["n"] += 1
-        loss, parts = original(self, model, batch)
-        return (loss * float("nan"), parts) if calls["n"] == 3 else (loss, parts)
-
-    monkeypatch.setattr(Classification, "__call__", poisoned)
+    poison_step(monkeypatch, 3)
     with pytest.raises(trainer_module.TrainingError, match="at step 3"):
         trainer_module.run(job)
-    monkeypatch.setattr(Classification, "__call__", original)
+    monkeypatch.undo()
     caplog.set_level("INFO", logger="flux")
     trainer_module.run({**job, "threads": 2, "checkpoint_every": 3})
     assert "resumed from step 2" in caplog.text
