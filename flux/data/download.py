@@ -57,31 +57,32 @@ class RemoteFile:
     path: str  # destination, relative to the dataset directory
     sha256: str | None = None  # None: the publisher gives no stable checksum
     extract: bool = False  # unpack the verified archive into `path` minus its archive suffix
+    registry: str = REGISTRY  # the file that lists it, named in error messages
 
     def __post_init__(self) -> None:
         scheme = urllib.parse.urlsplit(self.url).scheme.lower()
         if scheme not in ("http", "https", "file"):
             raise DownloadError(
                 f"{self.url!r}: unsupported URL scheme {scheme!r}; "
-                f"use an http://, https:// or file:// URL for this file in {REGISTRY}"
+                f"use an http://, https:// or file:// URL for this file in {self.registry}"
             )
         if not PurePosixPath(self.path.replace("\\", "/")).parts or _escapes(self.path):
             raise DownloadError(
                 f"{self.url}: destination path {self.path!r} must be a relative path inside the "
-                f"dataset directory (not absolute, no '..'); fix its `path` in {REGISTRY}"
+                f"dataset directory (not absolute, no '..'); fix its `path` in {self.registry}"
             )
         if self.sha256 is not None:
             digest = self.sha256.strip().lower()
             if not _SHA256_HEX.fullmatch(digest):
                 raise DownloadError(
                     f"{self.url}: sha256 {self.sha256!r} is not 64 hex digits; fix it in "
-                    f"{REGISTRY} (or set it to null if the publisher gives no checksum)"
+                    f"{self.registry} (or set it to null if the publisher gives no checksum)"
                 )
             object.__setattr__(self, "sha256", digest)
         if self.extract and archive_suffix(self.path) is None:
             raise DownloadError(
                 f"{self.url}: extract is set but {self.path!r} has no archive suffix "
-                f"({', '.join(ARCHIVE_SUFFIXES)}); fix `path` or `extract` in {REGISTRY}"
+                f"({', '.join(ARCHIVE_SUFFIXES)}); fix `path` or `extract` in {self.registry}"
             )
 
 
@@ -188,8 +189,8 @@ def _mismatch_message(remote: RemoteFile, actual: str, kept: Path, origin: str) 
     return (
         f"{remote.url}: sha256 mismatch for {origin}: expected {remote.sha256}, got {actual}. "
         f"The data were moved aside to {kept} and will not be used. Check this file's sha256 in "
-        f"{REGISTRY} against the publisher's (the publisher may have changed the file, or the "
-        f"transfer was corrupted); delete {kept} and run `flux download` again to retry. If the "
+        f"{remote.registry} against the publisher's (the publisher may have changed the file, or the "
+        f"transfer was corrupted); delete {kept} and run the same command again to retry. If the "
         f"registry is fixed to {actual}, the kept file is reused without downloading."
     )
 

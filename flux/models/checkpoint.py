@@ -28,6 +28,7 @@ PREFIXES = ("module.", "model.", "backbone.", "encoder.")
 CONTAINER_KEYS = ("model", "module", "state_dict", "model_state")
 VISION_SUBTREE = "vision_encoder."
 CLASSIFIER_KEYS = ("head", "head.0", "head.1", "head.2")
+UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 @dataclass
@@ -51,15 +52,28 @@ class LoadReport:
         return "\n".join(lines) or "all keys matched"
 
 
-def read_payload(path: Path, what: str = "checkpoint", fix: str = "`dvc pull` it or fix the path in your config") -> Any:
-    """The one checked reader of checkpoint files (`torch.load(weights_only=True)`): a missing or damaged file is
-    a CheckpointError naming it, what it is, and `fix`, how to get it back."""
+def read_payload(
+    path: Path,
+    what: str = "checkpoint",
+    fix: str = "`dvc pull` it or fix the path in your config",
+    allowed_globals: Sequence[type] = (),
+) -> Any:
+    """The one checked reader of checkpoint files (`torch.load(weights_only=True)`, plus `allowed_globals`, classes
+    a file may hold besides tensors and containers): a missing or damaged file, or one holding other pickled
+    objects, is a CheckpointError naming it, what it is, and `fix`, how to get it back."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist; {fix}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(allowed_globals)):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
+        refused = UNSUPPORTED_GLOBAL.search(str(error))
+        if refused:
+            raise CheckpointError(
+                f"{what} {path} is not a weights-only checkpoint: it holds a pickled {refused.group(1)}, which could run "
+                f"code when loaded, so it is refused; {fix}"
+            ) from None
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise CheckpointError(
             f"{what} {path} is damaged or not a loadable weights-only checkpoint ({type(error).__name__}: {first_line}); {fix}"
@@ -120,12 +134,12 @@ def resize_position_embedding(
         return
     saved = state["pos_embed"]
     target = model.pos_embed
-    if saved.shape == target.shape:
-        return
+    if saved.shape == target.shape or saved.shape[2] != target.shape[2]:
+        return  # another width is another architecture: the shape check lists it with the other keys that do not fit
     frames, rows, columns = model.size.reference_grid
     source = tuple(grid) if grid else checkpoint_grid(saved.shape[1] - 1, frames)
-    if math.prod(source) != saved.shape[1] - 1 or saved.shape[2] != target.shape[2]:
-        raise CheckpointError(f"pos_embed {tuple(saved.shape)} does not fit grid {source} and width {target.shape[2]}")
+    if math.prod(source) != saved.shape[1] - 1:
+        raise CheckpointError(f"pos_embed {tuple(saved.shape)} does not fit grid {source}")
     embedding = saved[0, 1:].reshape(*source, -1).permute(3, 0, 1, 2).float()
     resized = resize_grid(embedding, (frames, rows, columns)).permute(1, 2, 3, 0).reshape(1, -1, saved.shape[2])
     state["pos_embed"] = torch.cat([saved[:, :1].float(), resized], dim=1).to(saved.dtype)
