@@ -40,4 +40,5 @@ rule all:
         figures=[figure_path(name) for name in FIGURES],
         document=f"{RESULTS}/tables/all.tex",
         recipe=f"{RESULTS}/tables/recipe.tex",
+        released=[f"{RESULTS}/tables/checkpoints.tex"] if FLUX.evaluated_checkpoints else [],
     default_target: True

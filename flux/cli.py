@@ -3,6 +3,7 @@
 Rules pass `--spec` (the JSON built by flux.jobs); by hand, name the target and the config files:
     flux download kinetics400 --config config/paper.yaml
     flux index synth_k400 --config config/config.yaml --config config/micro.yaml
+    flux import fluxvit_s14_k400 --config config/paper.yaml
     flux flops --model fluxvit_s --tokens 2048
 """
 
@@ -35,6 +36,8 @@ def _runner(verb: str) -> Callable[[dict], object]:
         from flux.train.trainer import run
     elif verb == "evaluate":
         from flux.eval.runner import run
+    elif verb == "import":
+        from flux.models.importing import run
     elif verb == "document":
         from flux.tables.document import run_document as run
     elif verb == "pdf":
@@ -53,6 +56,7 @@ DESCRIPTIONS = {
     "index": "probe every media file of a dataset and write its manifest (parquet) and report",
     "table": "render a paper table as LaTeX",
     "train": "train one run of config/runs.yaml (resumes from its latest state)",
+    "import": "import an external checkpoint of config/checkpoints.yaml as results/runs/<name>/final.pt",
     "evaluate": "evaluate a checkpoint under a protocol of config/tables.yaml (target: <run>/<protocol>)",
     "figure": "draw a figure of config/tables.yaml as PNG from training logs and metrics files",
     "document": "write results/tables/all.tex, which inputs every table and figure",
@@ -66,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True)
     for verb, description in DESCRIPTIONS.items():
         sub = verbs.add_parser(verb, help=description, description=description)
-        sub.add_argument("target", nargs="?", help="dataset or table id (with --config)")
+        sub.add_argument("target", nargs="?", help="dataset, run, checkpoint or table id (with --config)")
         sub.add_argument("--config", action="append", default=[], metavar="FILE", help="config file(s), later ones win")
         sub.add_argument("--spec", help="job spec JSON, as the Snakemake rules pass it")
         if verb in ("index", "train", "evaluate"):

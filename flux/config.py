@@ -19,6 +19,7 @@ import yaml
 
 from flux.data.download import RemoteFile
 from flux.errors import ConfigError
+from flux.external import ExternalCheckpoint, check_selected, load_external
 from flux.models.sizes import SIZES
 from flux.train.runs import ResolvedRun, UnitScale, resolve_runs
 
@@ -46,6 +47,8 @@ RULES = (
     "train_clip",
     "train_finetune",
     "evaluate",
+    "import_checkpoint",
+    "checkpoints_table",
     "table",
     "settings_table",
     "recipe_table",
@@ -188,6 +191,10 @@ class Config:
     tables: tuple[str, ...]
     table_document: Mapping[str, Any]  # config/tables.yaml: prompts, protocols, table layouts, figures
     figures: tuple[str, ...]
+    external: Mapping[str, ExternalCheckpoint]  # the checkpoint registry (config/checkpoints.yaml + entries)
+    evaluated_checkpoints: tuple[str, ...]  # `checkpoints.evaluate`: imported and scored
+    checkpoint_protocols: tuple[str, ...]  # `checkpoints.protocols`: scored for every evaluated checkpoint
+    checkpoint_files: Mapping[str, Path]  # `checkpoints.files`: local copies of the weights
     digest: str  # sha256 of the validated configuration, for provenance
     # derived values memoised per configuration (run lineages: each run's hashes its ancestors' again)
     memo: dict = field(default_factory=dict, compare=False, repr=False)
@@ -227,6 +234,20 @@ class Config:
     def state_dir(self, run: str) -> Path:
         """Resume states of a run: outside its declared outputs, which Snakemake deletes before a rerun."""
         return self.results_dir / "state" / run
+
+    def head_map_path(self, dataset: str) -> Path:
+        """The K710 -> K400/K600/K700 row maps a Kinetics-710 build writes beside its label list."""
+        labels = self.datasets[dataset].annotation_files["labels"]
+        return (self.dataset_dir(dataset) / labels).with_name("head_maps.json")
+
+    def external_download_dir(self, name: str) -> Path:
+        """Where an external checkpoint's downloaded file is kept (not a rule output: a rerun reuses it)."""
+        return self.data_dir / "checkpoints" / "external" / name
+
+    def evaluated_protocols(self, name: str) -> list[str]:
+        """The protocols an external checkpoint is scored under: the configured ones, then its published ones."""
+        published = [number.protocol for number in self.external[name].published]
+        return list(dict.fromkeys([*self.checkpoint_protocols, *published]))
 
     def runs_of_stage(self, stage: str) -> list[str]:
         return [run for run in self.selected_runs if self.runs[run].stage == stage]
@@ -554,6 +575,33 @@ def build_config(document: Mapping) -> Config:
     if unknown_figures:
         raise ConfigError(f"figures: {unknown_figures} are not defined under `figures` in {document['tables_file']}")
 
+    external_raw = document["checkpoints"]
+    external = load_external(Path(external_raw["registry"]), external_raw["entries"], scale)
+    evaluated = tuple(external_raw["evaluate"])
+    unknown_checkpoints = [name for name in evaluated if name not in external]
+    if unknown_checkpoints:
+        raise ConfigError(
+            f"checkpoints.evaluate: unknown checkpoint(s) {unknown_checkpoints}; the registry ({external_raw['registry']}) "
+            f"has {', '.join(external)}"
+        )
+    for name in evaluated:
+        check_selected(
+            external[name],
+            external_raw["registry"] if name not in external_raw["entries"] else "config",
+            roles,
+            {dataset: spec.task for dataset, spec in datasets.items()},
+            {dataset: spec.derived.builder if spec.derived else None for dataset, spec in datasets.items()},
+            table_document["protocols"],
+            runs,
+        )
+    unknown_protocols = [name for name in external_raw["protocols"] if name not in table_document["protocols"]]
+    if unknown_protocols:
+        known = document["tables_file"]
+        raise ConfigError(f"checkpoints.protocols: unknown protocol(s) {unknown_protocols}; the protocols are in {known}")
+    stray_files = sorted(set(external_raw["files"]) - set(external))
+    if stray_files:
+        raise ConfigError(f"checkpoints.files: {stray_files} are not checkpoints of the registry; remove them or add entries")
+
     paths = document["paths"]
     digest = hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
     config = Config(
@@ -580,6 +628,10 @@ def build_config(document: Mapping) -> Config:
         tables=tuple(document["tables"]),
         table_document=table_document,
         figures=tuple(document["figures"]),
+        external=external,
+        evaluated_checkpoints=evaluated,
+        checkpoint_protocols=tuple(external_raw["protocols"]),
+        checkpoint_files={name: Path(path).expanduser() for name, path in external_raw["files"].items()},
         digest=digest,
     )
     _check_synthetic_classes(config)

@@ -103,7 +103,10 @@ def index_spec(config: Config, dataset: str) -> dict[str, Any]:
 
 
 def run_role(config: Config, run_id: str) -> str:
-    """The role a fine-tuning run trains on (its evaluation dataset by default)."""
+    """The role a fine-tuning run trains on, or whose classes an external checkpoint's classifier scores (its
+    evaluation dataset by default)."""
+    if run_id in config.external:
+        return config.external[run_id].role
     dataset = config.runs[run_id].datasets[0]
     return next(role for role, bound in config.roles.items() if bound == dataset)
 
@@ -127,12 +130,13 @@ def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
 
     run_id, _, name = target.partition("/")
     protocols = config.table_document["protocols"]
-    if run_id not in config.runs or name not in protocols:
+    if (run_id not in config.runs and run_id not in config.evaluated_checkpoints) or name not in protocols:
         raise ConfigError(
-            f"`flux evaluate {target}`: give <run>/<protocol> with a run of the runs file and a protocol of tables.yaml"
+            f"`flux evaluate {target}`: give <run>/<protocol> with a run of the runs file (or a checkpoint of "
+            f"`checkpoints.evaluate`) and a protocol of tables.yaml"
         )
     protocol = protocols[name]
-    expanded = expand_protocol(name, protocol, trained_heads(config.runs, run_id), config.unit_scale)
+    expanded = expand_protocol(name, protocol, evaluated_heads(config, run_id), config.unit_scale)
     roles = evaluation_roles(config, run_id, protocol)
     lineage = hashlib.sha256(
         json.dumps(
@@ -176,6 +180,50 @@ def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
     }
 
 
+def evaluated_heads(config: Config, run_id: str) -> dict[int, int]:
+    """head -> tokens, for the heads evaluation may read: a run's trained heads, or an external checkpoint's."""
+    if run_id in config.external:
+        return dict(config.external[run_id].heads)
+    return trained_heads(config.runs, run_id)
+
+
+def import_spec(config: Config, name: str) -> dict[str, Any]:
+    """`flux import <name>`: an external checkpoint of `checkpoints.evaluate` into this pipeline's format."""
+    if name not in config.evaluated_checkpoints:
+        raise ConfigError(
+            f"`flux import {name}`: not a checkpoint of `checkpoints.evaluate` (selected: "
+            f"{', '.join(config.evaluated_checkpoints) or 'none'})"
+        )
+    entry = config.external[name]
+    dataset = config.roles[entry.role]
+    spec = {
+        "name": name,
+        "preprocessing": dict(entry.preprocessing),
+        "model": entry.model,
+        "model_options": dict(entry.model_options),
+        "trained_heads": heads_record(entry.heads),
+        "label_dataset": dataset,
+        "label_manifest": str(config.manifest_path(dataset)),
+        "url": entry.url,
+        "sha256": entry.sha256,
+        "local_hint": entry.local_hint,
+        "file": str(config.checkpoint_files[name]) if name in config.checkpoint_files else None,
+        "file_key": f"checkpoints.files.{name}",
+        "download_dir": str(config.external_download_dir(name)),
+        "checkpoint": str(config.checkpoint_path(name)),
+        "summary": str(config.run_dir(name) / "final.json"),
+        "head_map": None,
+        "head_map_key": dataset,
+    }
+    if entry.head_map:
+        spec["head_map"] = str(config.head_map_path(config.roles[entry.head_map]))
+    # what shapes the imported weights: not the descriptive fields (title, how to get a file by hand), whose edits
+    # must not re-import and re-evaluate a model (the published numbers are the table's, not the import's)
+    semantic = {key: value for key, value in spec.items() if key != "local_hint"}
+    spec["lineage"] = hashlib.sha256(json.dumps(semantic, sort_keys=True, default=str).encode()).hexdigest()
+    return spec
+
+
 def table_evaluations(config: Config, table: str) -> list[tuple[str, str]]:
     """(run, protocol) pairs a table reads: runs not trained in this configuration are left out."""
     from flux.tables.layout import table_runs
@@ -189,6 +237,8 @@ def table_evaluations(config: Config, table: str) -> list[tuple[str, str]]:
 def table_spec(config: Config, table: str) -> dict[str, Any]:
     if table == "recipe":
         return recipe_table_spec(config)
+    if table == "checkpoints":
+        return checkpoints_table_spec(config)
     if table in config.table_document["tables"]:
         return cells_table_spec(config, table)
     if table in SETTINGS_TABLES:
@@ -280,6 +330,34 @@ def recipe_table_spec(config: Config) -> dict[str, Any]:
         "excluded": [f"{run} (imported from teacher.weights)" for run in imported],
         "config_digest": _table_digest(config),
         "out": str(config.results_dir / "tables" / "recipe.tex"),
+    }
+
+
+def checkpoints_table_spec(config: Config) -> dict[str, Any]:
+    """Every evaluated external checkpoint, the metrics file of each of its protocols, its published numbers."""
+    if not config.evaluated_checkpoints:
+        raise ConfigError("`flux table checkpoints`: no checkpoint is selected; list registry entries under checkpoints.evaluate")
+    checkpoints = []
+    for name in config.evaluated_checkpoints:
+        entry = config.external[name]
+        checkpoints.append(
+            {
+                "name": name,
+                "title": entry.title,
+                "evaluations": [
+                    {"protocol": protocol, "metrics": str(config.metrics_path(name, protocol))}
+                    for protocol in config.evaluated_protocols(name)
+                ],
+                "published": [vars(number) for number in entry.published],
+            }
+        )
+    return {
+        "table": "checkpoints",
+        "kind": "checkpoints",
+        "scale": config.scale,
+        "checkpoints": checkpoints,
+        "config_digest": _table_digest(config),
+        "out": str(config.results_dir / "tables" / "checkpoints.tex"),
     }
 
 
@@ -383,6 +461,8 @@ def run_lineage(config: Config, run_id: str) -> str:
 
 
 def _lineage(config: Config, run_id: str) -> str:
+    if run_id in config.external:
+        return import_spec(config, run_id)["lineage"]
     run = config.runs[run_id]
     parts: dict[str, Any] = {
         "settings": _train_settings(config, run_id),
@@ -437,8 +517,7 @@ def _train_settings(config: Config, run_id: str) -> dict[str, Any]:
     if run.stage == "finetune":
         spec["val_manifest"] = spec["manifests"][run.datasets[0]]
     if run.head_map:
-        labels = config.datasets[run.head_map].annotation_files["labels"]
-        spec["head_map"] = str(config.dataset_dir(run.head_map) / labels).rsplit("/", 1)[0] + "/head_maps.json"
+        spec["head_map"] = str(config.head_map_path(run.head_map))
         spec["head_map_key"] = run.datasets[0]
     return spec
 
@@ -454,6 +533,7 @@ BUILDERS = {
     "pdf": pdf_spec,
     "figure": figure_spec,
     "train": train_spec,
+    "import": import_spec,
 }
 
 

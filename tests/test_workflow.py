@@ -2,6 +2,7 @@
 micro configuration run end to end (synthetic mp4 files -> manifests -> supplementary Table 8, and the
 training chain teacher -> Flux-UMT -> Flux-CLIP stage 1 -> stage 2, Flux-UMT -> K710 -> K400)."""
 
+import csv
 import json
 import os
 import re
@@ -61,6 +62,21 @@ def test_dry_run_plans_every_dataset(tmp_path, configs):
         assert "download" in summary and "build_kinetics710" in summary and "synthesize" not in summary
     else:
         assert "synthesize" in summary and "download" not in summary
+
+
+def test_dry_run_plans_the_released_models_evaluations(tmp_path):
+    """At paper scale, in a fresh checkout (no weights, no data), the checkpoints table plans each released model's
+    import and evaluation; the Google-Drive-only files are checked by the import job, not by the plan."""
+    result = snakemake(workspace(tmp_path), "-n", "results/tables/checkpoints.tex", "--configfile", "config/paper.yaml")
+    planned = set(re.findall(r"results/metrics/(\w+)/model_zoo\.json", result.stdout))
+    assert planned == {
+        "fluxvit_s14_k400",
+        "fluxvit_b14_k400",
+        "internvideo2_dist_s14_k400",
+        "internvideo2_dist_b14_k400",
+        "internvideo2_dist_l14_k400",
+    }
+    assert re.search(r"import_checkpoint\s+5\b", result.stdout) and re.search(r"checkpoints_table\s+1\b", result.stdout)
 
 
 @pytest.mark.parametrize(
@@ -206,6 +222,55 @@ def test_micro_run_builds_its_tables_from_metrics_files(micro_run):
     assert (root / "results" / "figures" / "teaser.png").stat().st_size > 1000
     document = (tables / "all.tex").read_text()
     assert r"\input{main_table6}" in document and "teaser.png" in document
+
+
+def official_layout_checkpoint(path: Path, classes: int) -> None:
+    """The official FluxViT test fixture (official key layout and container, argparse `args` included) with a
+    random classifier of `classes` rows."""
+    import argparse
+
+    fixture = REPO / "tests" / "models" / "fixtures" / "official_fluxvit_tiny.pth"
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        payload = torch.load(fixture, weights_only=True)
+    generator = torch.Generator().manual_seed(0)
+    for head in range(3):
+        payload["model"][f"head.{head}.weight"] = 0.1 * torch.randn(classes, 128, generator=generator)
+        payload["model"][f"head.{head}.bias"] = torch.zeros(classes)
+    torch.save(payload, path)
+
+
+@pytest.mark.slow
+def test_an_external_checkpoint_is_imported_evaluated_and_tabled(micro_run):
+    """A checkpoint registered by a configuration overlay goes through `flux import`, the evaluation rule and the
+    checkpoints table, with its published number beside ours."""
+    root, _ = micro_run
+    classes = json.loads((root / "data" / "manifests" / "synth_k400.report.json").read_text())["classes"]
+    official_layout_checkpoint(root / "official.pth", classes)
+    (root / "released.yaml").write_text(
+        "checkpoints:\n"
+        "  evaluate: [official_tiny]\n"
+        "  files: {official_tiny: official.pth}\n"
+        "  entries:\n"
+        "    official_tiny:\n"
+        "      title: Official-layout FluxViT-T\n"
+        "      model: fluxvit_tiny\n"
+        "      classifier: {role: k400}\n"
+        "      heads: {0: 3072, 1: 2048, 2: 1024}\n"
+        "      source: {local: a test file}\n"
+        "      published: [{protocol: model_zoo, setting: 8x224@2048, metric: top1, value: 50.0, source: a test}]\n"
+    )
+    snakemake(root, "results/tables/checkpoints.csv", "--cores", "2", "--configfile", "config/micro.yaml", "released.yaml")
+    summary = json.loads((root / "results" / "runs" / "official_tiny" / "final.json").read_text())
+    assert summary["imported"]["verified"] is False and summary["load_report"] == "all keys matched"
+    metrics = json.loads((root / "results" / "metrics" / "official_tiny" / "model_zoo.json").read_text())
+    result = metrics["results"]["k400"]["8x224@2048"]
+    assert (metrics["views"], result["head"], result["budget"]) == ([4, 3], 1, 64)
+    with open(root / "results" / "tables" / "checkpoints.csv", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["checkpoint"], row["setting"], row["views"], row["head"]) == ("official_tiny", "8x224@2048", "8x3x4", "1")
+    assert float(row["top1"]) == result["top1"] and float(row["published"]) == 50.0
+    assert float(row["delta"]) == pytest.approx(result["top1"] - 50.0, abs=0.01)
+    assert "Official-layout FluxViT-T" in (root / "results" / "tables" / "checkpoints.tex").read_text()
 
 
 @pytest.mark.slow

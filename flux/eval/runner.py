@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from flux.data.datasets import FrameSampling, VideoClassification, VideoText
 from flux.data.index import read_manifest
+from flux.data.transforms import EvalTransform
 from flux.errors import CheckpointError, ConfigError, FluxError
 from flux.eval.aggregate import aggregate_clips
 from flux.eval.classification import gather_views, multiview_accuracy
@@ -89,6 +90,30 @@ def check_heads(job: dict, metadata: dict) -> None:
         )
 
 
+def check_classes(job: dict, role: dict, metadata: dict) -> None:
+    """A classifier scores a dataset only if its rows are that dataset's classes, in its order (a label file of
+    another order inflates or wrecks top-1 silently: protocols.md, UniFormerV2#42)."""
+    names = metadata.get("class_names") or []
+    if job["task"] != "classification" or not names:
+        return
+    info = read_manifest(Path(role["manifest"]))[1]
+    expected = list(info.class_names or [])
+    if names != expected:
+        differing = next((i for i, (a, b) in enumerate(zip(names, expected)) if a != b), min(len(names), len(expected)))
+        raise FluxError(
+            f"evaluation {job['eval']}: the classifier of {job['checkpoint']} has {len(names)} classes of "
+            f"{metadata.get('label_dataset', 'its training set')}, {role['dataset']} ({role['manifest']}) has "
+            f"{len(expected)}, first difference at class {differing}; a classifier scores only its own label set, "
+            f"in its order"
+        )
+
+
+def eval_transform(metadata: dict) -> EvalTransform:
+    """The test-time normalisation the checkpoint's weights expect (an imported one may name its own)."""
+    preprocessing = metadata.get("preprocessing") or {}
+    return EvalTransform(**{key: tuple(value) for key, value in preprocessing.items()})
+
+
 def load_text(payload: dict, job: dict) -> tuple[TextEncoder, float]:
     """The checkpoint's own text tower (tiny scale) or the configured pretrained encoder, and the learned
     logit scale (zero-shot classification sharpens its per-view class scores with it before averaging)."""
@@ -113,8 +138,17 @@ def encode_texts(encoder: TextEncoder, texts: list[str], batch_size: int = 256) 
 class Evaluator:
     """One dataset of one job: measures (input, variant) pairs, caching every result."""
 
-    def __init__(self, job: dict, role: dict, model: FluxViT, device: torch.device, text: tuple[TextEncoder, float] | None):
+    def __init__(
+        self,
+        job: dict,
+        role: dict,
+        model: FluxViT,
+        device: torch.device,
+        text: tuple[TextEncoder, float] | None,
+        transform: EvalTransform | None = None,
+    ):
         self.job, self.role, self.model, self.device = job, role, model, device
+        self.transform = transform or EvalTransform()
         self.task = job["task"]
         self.clips, self.crops = job["views"]
         self.cache: dict[tuple[int, int, Variant], dict[str, Any]] = {}
@@ -140,6 +174,7 @@ class Evaluator:
             "frames": frames,
             "resolution": resolution,
             "frame_sampling": FrameSampling(self.role.get("frame_sampling", "tsn")),
+            "eval_transform": self.transform,
         }
         if self.task == "retrieval":
             return VideoText(**common)
@@ -299,7 +334,8 @@ def run(job: dict) -> None:
         text = (encoder.to(device), scale)
     results, undecodable, splits = {}, {}, {}
     for role in job["roles"]:
-        evaluator = Evaluator(job, role, model, device, text)
+        check_classes(job, role, payload["metadata"])
+        evaluator = Evaluator(job, role, model, device, text, eval_transform(payload["metadata"]))
         results[role["role"]] = evaluate_role(evaluator, job)
         undecodable[role["role"]] = evaluator.failures
         splits[role["role"]] = {"dataset": role["dataset"], "split": evaluator.split}

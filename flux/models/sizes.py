@@ -43,6 +43,7 @@ SIZES: dict[str, ModelSize] = {
     "internvideo2_tiny": ModelSize(192, 4, 3, reference_grid=(8, 8, 8), pool_heads=3, clip_dim=192, **PLAIN_VIT),
     "internvideo2_s": ModelSize(384, 12, 6, **PLAIN_VIT),
     "internvideo2_b": ModelSize(768, 12, 12, **PLAIN_VIT),
+    "internvideo2_l": ModelSize(1024, 24, 16, **PLAIN_VIT),
     "internvideo2_1b": ModelSize(1408, 40, 16, mlp_ratio=48 / 11, **PLAIN_VIT),
 }
 

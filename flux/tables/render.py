@@ -400,14 +400,21 @@ def recipe_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return render(job)
 
 
+def checkpoints_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    from flux.tables.checkpoints import render
+
+    return render(job)
+
+
 def renderer(job: dict[str, Any]):
     kind = job.get("kind", job["table"])
-    return {"supp_table8": supp_table8, "cells": cells_table, "settings": settings_table, "recipe": recipe_table}[kind]
+    tables = {"supp_table8": supp_table8, "cells": cells_table, "settings": settings_table, "recipe": recipe_table}
+    return {**tables, "checkpoints": checkpoints_table}[kind]
 
 
 def run(job: dict[str, Any]) -> None:
     """`flux table`: render one table to <out>.tex, with its numbers in <out>.json beside it (and the files a
-    renderer adds under `files`, by suffix: the recipe table's CSV)."""
+    renderer adds under `files`, by suffix: the recipe and checkpoints tables' CSV)."""
     tex, data = renderer(job)(job)
     out = Path(job["out"])
     for suffix, text in data.pop("files", {}).items():

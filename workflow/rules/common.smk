@@ -46,7 +46,7 @@ def spec(verb, target=None):
     """A params function: the job spec of `verb` for `target` (default: the `dataset` wildcard)."""
 
     def build(wildcards):
-        return job_spec_json(FLUX, verb, target or wildcards.get("dataset") or wildcards.get("run"))
+        return job_spec_json(FLUX, verb, target or wildcards.get("dataset") or wildcards.get("run") or wildcards.get("name"))
 
     return build
 
@@ -150,6 +150,23 @@ def evaluate_inputs(wildcards):
         "checkpoint": run_checkpoint(wildcards.run),
         "manifests": [manifest(FLUX.roles[role]) for role in roles],
     }
+
+
+def import_inputs(wildcards):
+    """The manifest of the dataset whose classes the classifier's rows are (the import checks the count and
+    records the names), and the Kinetics-710 head map when the rows are cut to them."""
+    entry = FLUX.external[wildcards.name]
+    inputs = {"labels": manifest(FLUX.roles[entry.role])}
+    if entry.head_map:
+        inputs["head_map"] = ready_marker(FLUX.roles[entry.head_map])
+    return inputs
+
+
+def checkpoint_metrics(wildcards):
+    """The metrics files of the checkpoints table: every evaluated checkpoint under each of its protocols."""
+    return [
+        str(FLUX.metrics_path(name, protocol)) for name in FLUX.evaluated_checkpoints for protocol in FLUX.evaluated_protocols(name)
+    ]
 
 
 def evaluate_spec(wildcards):

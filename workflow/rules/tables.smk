@@ -95,6 +95,29 @@ rule recipe_table:
         f"{FLUX_CLI} table --spec {{params.spec:q}} > {{log}} 2>&1"
 
 
+# The released models beside their published numbers (config/checkpoints.yaml, `checkpoints.evaluate`).
+rule checkpoints_table:
+    input:
+        metrics=checkpoint_metrics,
+    output:
+        table=report(f"{RESULTS}/tables/checkpoints.tex", caption="../report/checkpoints_table.rst", category="Tables"),
+        csv=f"{RESULTS}/tables/checkpoints.csv",
+        data=f"{RESULTS}/tables/checkpoints.json",
+    conda:
+        "../envs/flux.yaml"
+    params:
+        spec=spec("table", "checkpoints"),
+    log:
+        f"{LOGS}/tables/checkpoints.log",
+    benchmark:
+        f"{BENCHMARKS}/tables/checkpoints.tsv"
+    threads: threads_for("checkpoints_table")
+    resources:
+        **rule_resources("checkpoints_table", 1000, 10),
+    shell:
+        f"{FLUX_CLI} table --spec {{params.spec:q}} > {{log}} 2>&1"
+
+
 # results/tables/all.tex: one LaTeX document that \inputs every table of this configuration (and shows the
 # figures); `snakemake results/tables/all.pdf` compiles it (needs pdflatex: TeX Live's latex-extra set).
 rule tables_document:
