@@ -1,7 +1,7 @@
 """`flux import`: an external checkpoint (config/checkpoints.yaml) into this pipeline's checkpoint format.
 
-The official FluxViT and InternVideo2 single-modality key layouts are this package's own (checked key by key:
-benchmarks/official_checkpoint_fixture.py), so importing is unwrapping (`model` / `module` containers, wrapper
+The official FluxViT-S/B and InternVideo2 single-modality S/B/L key layouts are this package's own (key by key and
+shape by shape: benchmarks/official_layouts.py), so importing is unwrapping (`model` / `module` containers, wrapper
 prefixes), an optional Kinetics-710 -> target cut of the classifier rows, and a strict load: every key of the
 file must land in the named architecture and every key of the architecture must come from the file. What the
 registry says but the file cannot (which heads were trained, for which budgets; whose classes the rows are; the
