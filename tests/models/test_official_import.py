@@ -201,3 +201,19 @@ def test_the_normalisation_the_weights_expect_is_the_one_evaluation_applies():
     assert eval_transform({}) == EvalTransform()
     transform = eval_transform({"preprocessing": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}})
     assert (transform.mean, transform.std) == ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def test_a_kinetics710_classifier_is_cut_to_the_role_classes_through_the_head_map(tmp_path):
+    """With `head_map`, the classifier rows are those the Kinetics-710 build's head map names for the role's dataset,
+    in the role's class order (here a reversal of the fixture's 5 rows)."""
+    config, job = configure(tmp_path, classifier={"role": "k400", "head_map": "k710"})
+    head_map = config.head_map_path(config.roles["k710"])
+    head_map.parent.mkdir(parents=True, exist_ok=True)
+    head_map.write_text('{"synth_k400": [4, 3, 2, 1, 0]}')
+    summary = import_checkpoint(job)
+    assert "sliced" in summary["load_report"]
+    model, _ = load_model(Path(job["checkpoint"]))
+    case = OUTPUTS["cases"][0]
+    with torch.no_grad():
+        logits = model.forward_head(model.forward_features(case["video"].float(), case["budget"]).tokens, 0)
+    assert torch.allclose(logits, case["logits"][: len(logits)].flip(1), atol=TOLERANCE)
