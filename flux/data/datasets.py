@@ -5,13 +5,17 @@ dataset's default shape). With `repeats` > 1 (the official `--num_sample`), a tr
 and augmented that many times independently; `collate_clips` lays the clips out side by side in the batch.
 An item whose file fails to decode at training time is replaced by another
 (drawn from the item's own seeded generator) at most `max_retries` times in a row, and every failure is
-counted in `failures`. Evaluation never substitutes: an undecodable video yields its views with
-`valid = False`, so the evaluator keeps it in the denominator; a file the index found undecodable is counted
-from the manifest and never opened again (one that crashed the decoder would take the evaluation with it).
+counted in `failures`. A file that failed is never drawn again: the item reports it (`decode_failed`), the
+trainer keeps the list for the rest of the run and its resumes and hands it back to each epoch's datasets
+(`exclude`), so a mid-file corruption the index could not see costs one failure, not a replayed one per
+resume. Evaluation never substitutes: an undecodable video yields its views with `valid = False`, so the
+evaluator keeps it in the denominator; a file the index found undecodable is counted from the manifest and
+never opened again (one that crashed the decoder would take the evaluation with it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +134,11 @@ class ManifestDataset(Dataset):
         self.repeats = repeats
         self.epoch = 0
         self.failures = FailureLog()
+        self.excluded: set[int] = set()  # positions whose file failed at run time: never drawn again
+
+    def exclude(self, media_paths: set[str]) -> None:
+        """Never draw these files (media paths relative to the data directory) again."""
+        self.excluded |= set(np.flatnonzero(self.rows["media_path"].isin(media_paths)).tolist())
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -157,24 +166,46 @@ class ManifestDataset(Dataset):
             return self.train_transform(frames, resolution, rng)
         return torch.stack([self.train_transform(frames, resolution, rng) for _ in range(self.repeats)])
 
-    def _train_item(self, key: Key) -> tuple[int, np.ndarray, int, np.random.Generator, int]:
+    def _replacement(self, rng: np.random.Generator) -> int:
+        """Another position, never an excluded one (without exclusions: the same draw as always)."""
+        if len(self.excluded) >= len(self.rows):
+            raise FluxError(
+                f"{self.info.dataset}/{self.split}: every one of its {len(self.rows)} items failed to decode at run time "
+                f"({self.failures.as_dict()['counts']}); re-run `flux index` and check the report"
+            )
+        while True:
+            position = int(rng.integers(len(self.rows)))
+            if position not in self.excluded:
+                return position
+
+    def _train_item(self, key: Key) -> tuple[int, np.ndarray, int, np.random.Generator, dict[str, Any]]:
         """Decode a training item with a bounded number of replacements.
 
-        Returns (position, frames, R, rng, failures): `failures` goes into the item, because `self.failures`
-        lives in each DataLoader worker's copy of the dataset, out of the trainer's sight.
+        Returns (position, frames, R, rng, report): the report goes into the item, because `self.failures`
+        lives in each DataLoader worker's copy of the dataset, out of the trainer's sight: `decode_failures`
+        (failed attempts) and `decode_failed` (JSON [[media path, kind], ...] of the files that failed).
         """
         position, frames, resolution = key if isinstance(key, tuple) else (key, self.frames, self.resolution)
-        for attempt in range(self.max_retries + 1):
+        failed: list[list[str]] = []
+        attempt = 0
+        while True:
             rng = np.random.default_rng((self.seed, self.epoch, position, attempt))
-            try:
-                return position, self._decode(position, frames, rng, 0, 1), resolution, rng, attempt
-            except DecodeError as error:
-                self.failures.record(error)
-                position = int(rng.integers(len(self.rows)))
-        raise FluxError(
-            f"{self.info.dataset}/{self.split}: {self.max_retries + 1} items in a row failed to decode "
-            f"({self.failures.as_dict()['counts']}); re-run `flux index` and check the report"
-        )
+            if position not in self.excluded:
+                try:
+                    decoded = self._decode(position, frames, rng, 0, 1)
+                    report = {"decode_failures": len(failed), "decode_failed": json.dumps(failed)}
+                    return position, decoded, resolution, rng, report
+                except DecodeError as error:
+                    self.failures.record(error)
+                    self.excluded.add(position)
+                    failed.append([str(self.rows.at[position, "media_path"]), error.kind])
+                    if len(failed) > self.max_retries:
+                        raise FluxError(
+                            f"{self.info.dataset}/{self.split}: {len(failed)} items in a row failed to decode "
+                            f"({self.failures.as_dict()['counts']}); re-run `flux index` and check the report"
+                        ) from None
+            position = self._replacement(rng)
+            attempt += 1
 
 
 class VideoClassification(ManifestDataset):
@@ -198,12 +229,12 @@ class VideoClassification(ManifestDataset):
 
     def __getitem__(self, key: Key) -> dict[str, Any]:
         if self.train:
-            position, frames, resolution, rng, failures = self._train_item(key)
+            position, frames, resolution, rng, report = self._train_item(key)
             return {
                 "video": self._augmented(frames, resolution, rng),
                 "label": int(self.rows.at[position, "label_id"]),
                 "index": position,
-                "decode_failures": failures,
+                **report,
             }
         views = self.num_clips * self.num_crops
         position, view = divmod(int(key), views)
@@ -256,10 +287,10 @@ class VideoText(ManifestDataset):
 
     def __getitem__(self, key: Key) -> dict[str, Any]:
         if self.train:
-            position, frames, resolution, rng, failures = self._train_item(key)
+            position, frames, resolution, rng, report = self._train_item(key)
             video = self.train_transform(frames, resolution, rng)
             texts = self.texts(position)
-            return {"video": video, "text": texts[int(rng.integers(len(texts)))], "index": position, "decode_failures": failures}
+            return {"video": video, "text": texts[int(rng.integers(len(texts)))], "index": position, **report}
         position = int(key)
         try:
             frames = self._decode(position, self.frames, None, 0, 1)
@@ -288,8 +319,8 @@ class VideoClips(ManifestDataset):
     def __getitem__(self, key: Key) -> dict[str, Any]:
         if not self.train:
             raise FluxError("VideoClips serves training clips; evaluate with VideoClassification or VideoText")
-        position, frames, resolution, rng, failures = self._train_item(key)
-        return {"video": self._augmented(frames, resolution, rng), "index": position, "decode_failures": failures}
+        position, frames, resolution, rng, report = self._train_item(key)
+        return {"video": self._augmented(frames, resolution, rng), "index": position, **report}
 
 
 class KeyedConcat(Dataset):
@@ -307,6 +338,10 @@ class KeyedConcat(Dataset):
     def set_epoch(self, epoch: int) -> None:
         for dataset in self.datasets:
             dataset.set_epoch(epoch)
+
+    def exclude(self, media_paths: set[str]) -> None:
+        for dataset in self.datasets:
+            dataset.exclude(media_paths)
 
     def __getitem__(self, key: Key) -> dict[str, Any]:
         index, *shape = key if isinstance(key, tuple) else (key,)

@@ -372,6 +372,7 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.epoch_step = 0
+        self.failed_media: dict[str, str] = {}  # media path -> failure kind: files that failed at run time
         self.backend = build_backend(job, self.modules, self.optimizer, run, topology)
         self.wrapped = self.modules if job.get("backend", "torch") == "deepspeed" else self._distributed(self.modules)
 
@@ -392,6 +393,7 @@ class Trainer:
             "epoch": self.epoch,
             "epoch_step": self.epoch_step,
             "rng": rng_state(),
+            "failed_media": dict(self.failed_media),
         }
 
     def save_state(self, name: str = "latest.pt", local: bool = False) -> Path:
@@ -427,6 +429,7 @@ class Trainer:
         self.backend.load_state_dict(state["backend"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.epoch_step = state["step"], state["epoch"], state["epoch_step"]
+        self.failed_media = dict(state.get("failed_media", {}))
         set_rng_state(state["rng"])
         if self.metrics_path.is_file():  # steps logged after the saved state will be logged again
             kept = [
@@ -458,12 +461,31 @@ class Trainer:
         done = [order[:skip].count(index) for index in range(len(self.sources))]
         iterators = []
         for index, source in enumerate(self.sources):
+            source.dataset.exclude(set(self.failed_media))
             source.dataset.set_epoch(epoch)
             source.sampler.set_epoch(epoch)
             source.sampler.load_state_dict({"epoch": epoch, "batches_done": done[index]})
             iterators.append(iter(self._loader(source, epoch, index)))
         for index in order[skip:]:
             yield next(iterators[index])
+
+    def remember_failures(self, batch: dict) -> None:
+        """Files that failed to decode in this batch's items: never drawn again in this run or its resumes."""
+        for reported in batch.pop("decode_failed", []):
+            for media_path, kind in json.loads(reported):
+                if media_path not in self.failed_media:
+                    self.failed_media[media_path] = kind
+                    logger.warning(
+                        "%s: %s failed to decode (%s) at step %d; it is left out for the rest of the run",
+                        self.run.id, media_path, kind, self.step + 1,
+                    )  # fmt: skip
+
+    def decode_failures(self) -> dict[str, Any]:
+        """What final.json and metrics.jsonl record: how many files failed at run time, by kind."""
+        kinds: dict[str, int] = {}
+        for kind in self.failed_media.values():
+            kinds[kind] = kinds.get(kind, 0) + 1
+        return {"files": len(self.failed_media), "by_kind": dict(sorted(kinds.items()))}
 
     def _to_device(self, batch: dict) -> dict:
         return {
@@ -490,10 +512,12 @@ class Trainer:
             for batch in self.batches(self.epoch, self.epoch_step):
                 if self.step >= self.total_steps:
                     break
+                self.remember_failures(batch)
                 record = self.train_step(self._to_device(batch))
                 self.epoch_step += 1
                 self.step += 1
                 record.update(step=self.step, epoch=self.epoch, seconds=round(time.perf_counter() - started, 4))
+                record["decode_failures"] = self.decode_failures()
                 started = time.perf_counter()
                 if self.topology.is_main and (self.step % log_every == 0 or self.step == self.total_steps):
                     with open(self.metrics_path, "a", encoding="utf-8") as handle:
@@ -680,6 +704,8 @@ def run(job: dict) -> None:
             # measured on the logged steps (every `log_every`-th): tokens through the model per second of step time
             "tokens_per_second": round(sum(r["tokens"] for r in records) / logged_seconds, 1) if logged_seconds else None,
             "final_loss": records[-1]["loss"] if records else None,
+            # files that failed to decode at run time, left out from then on (the index decodes first and last frames)
+            "decode_failures": {**trainer.decode_failures(), "files_failed": dict(sorted(trainer.failed_media.items()))},
             "validation": validation_accuracy(model, training, job, device),
         }
         save_final(training, job, model, objective, facts, summary)

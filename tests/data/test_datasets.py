@@ -49,13 +49,41 @@ def test_decode_failure_in_training_is_replaced_a_bounded_number_of_times(kineti
     dataset._path(0).write_bytes(b"")  # broken after indexing
     item = dataset[0]
     assert item["index"] != 0 and item["decode_failures"] == 1 and dataset.failures.counts == {"empty": 1}
-    # with DataLoader workers the count reaches the trainer through the items
-    batches = list(DataLoader(dataset, batch_size=2, num_workers=2))
+    assert json.loads(item["decode_failed"]) == [[dataset.rows.at[0, "media_path"], "empty"]]
+    # with DataLoader workers (fresh copies of a dataset that has not met the file yet) the failure reaches the
+    # trainer through the items
+    fresh = VideoClassification(data / "manifests" / "toy.parquet", data, "train", train=True, frames=2, resolution=28)
+    batches = list(DataLoader(fresh, batch_size=2, num_workers=2))
     assert sum(int(batch["decode_failures"].sum()) for batch in batches) == 1
+    reported = [json.loads(text) for batch in batches for text in batch["decode_failed"]]
+    assert [failure for failures in reported for failure in failures] == [[fresh.rows.at[0, "media_path"], "empty"]]
     for position in range(len(dataset)):
         dataset._path(position).write_bytes(b"")
-    with pytest.raises(FluxError, match="4 items in a row failed to decode"):
+    with pytest.raises(FluxError, match=f"every one of its {len(dataset)} items failed to decode at run time"):
         dataset[0]
+
+
+def test_a_file_that_failed_is_never_drawn_again(kinetics, tmp_path):
+    """Once a file fails at run time it is out: neither the sampler's draw nor a replacement decodes it again
+    (before, a replacement could draw the file that had just failed, and a small dataset hit it again and again);
+    the trainer hands known failures to a new epoch's datasets by media path (`exclude`)."""
+    source, _ = kinetics
+    data = tmp_path / "data"
+    shutil.copytree(source, data)
+    manifest = data / "manifests" / "toy.parquet"
+    dataset = VideoClassification(manifest, data, "train", train=True, frames=2, resolution=28, max_retries=0)
+    broken = dataset.rows.at[0, "media_path"]
+    dataset._path(0).write_bytes(b"")
+    with pytest.raises(FluxError, match="1 items in a row failed"):  # no retry allowed: the failure surfaces
+        dataset[0]
+    for epoch in range(5):
+        dataset.set_epoch(epoch)
+        items = [dataset[position] for position in range(len(dataset))]
+        assert all(item["index"] != 0 and item["decode_failures"] == 0 for item in items)
+    assert dataset.failures.counts == {"empty": 1}
+    resumed = VideoClassification(manifest, data, "train", train=True, frames=2, resolution=28, max_retries=0)
+    resumed.exclude({broken})
+    assert resumed[0]["index"] != 0 and resumed.failures.counts == {}
 
 
 def test_eval_keeps_undecodable_videos_as_invalid_views(kinetics):

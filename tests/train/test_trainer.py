@@ -2,10 +2,12 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -211,6 +213,52 @@ def test_a_rerun_with_other_threads_resumes_and_the_finished_run_leaves_nothing(
     expected, got = final_weights(whole), final_weights(job)  # equal up to the summation order of 2 threads
     assert all(torch.allclose(expected[key], got[key], atol=1e-5) for key in expected)
     assert not Path(job["state_dir"]).exists()
+
+
+def first_drawn(job: dict) -> str:
+    """The media path of the first item of the run's first batch."""
+    from flux.train.distributed import topology_from_env
+    from flux.train.runs import run_from_dict
+    from flux.train.trainer import build_sources
+
+    (source,), _ = build_sources(run_from_dict(job["run"]), job, topology_from_env())
+    source.sampler.set_epoch(0)
+    position = next(iter(source.sampler))[0][0]
+    return str(source.dataset.rows.at[position, "media_path"])
+
+
+def test_a_file_that_fails_at_run_time_is_left_out_for_the_run_and_its_resumes(k400, tmp_path, monkeypatch):
+    """A file the index called decodable (it decodes first and last frame only) that fails in training is
+    opened once: a resumed run, and the epochs after, never draw it again; final.json and metrics.jsonl count it."""
+    from flux.data import datasets as datasets_module
+    from flux.train import trainer as trainer_module
+
+    data = tmp_path / "data"
+    shutil.copytree(k400[0], data)
+    job = finetune_job(data, data / "manifests" / "k400.parquet", tmp_path / "run", steps_epochs=2.0, method="single")
+    broken = first_drawn(job)
+    path = data / broken
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut after indexing
+    opened = Counter()
+    original = datasets_module.read_video
+
+    def counting(media, *args, **kwargs):
+        opened[Path(media)] += 1
+        return original(media, *args, **kwargs)
+
+    poison_step(monkeypatch, 3)  # stops after the state of step 2, which knows the failure of step 1
+    monkeypatch.setattr(datasets_module, "read_video", counting)
+    with pytest.raises(trainer_module.TrainingError, match="at step 3"):
+        trainer_module.run(job)
+    monkeypatch.undo()
+    monkeypatch.setattr(datasets_module, "read_video", counting)
+    trainer_module.run(job)  # resumes from step 2; its second epoch draws every file again
+    assert opened[path] == 1
+    summary = json.loads(Path(job["summary"]).read_text())["decode_failures"]
+    (kind,) = summary["by_kind"]
+    assert summary == {"files": 1, "by_kind": {kind: 1}, "files_failed": {broken: kind}}
+    records = [json.loads(line) for line in Path(job["metrics"]).read_text().splitlines()]
+    assert [record["decode_failures"] for record in records] == [{"files": 1, "by_kind": {kind: 1}}] * len(records)
 
 
 def test_an_unreadable_resume_state_is_moved_aside_and_training_starts_afresh(k400, tmp_path, caplog):
