@@ -181,6 +181,7 @@ class Config:
     corpora: Mapping[str, tuple[str, ...]]
     local_paths: Mapping[str, Path]
     synthetic: SyntheticSettings
+    thorough_index: bool  # `indexing.thorough`: probes decode every frame
     runs: Mapping[str, ResolvedRun]
     run_seeds: Mapping[str, int]  # runs.<id>.seed: an offset to `seed` (seed replicas)
     selected_runs: tuple[str, ...]
@@ -618,6 +619,7 @@ def build_config(document: Mapping) -> Config:
         corpora=corpora,
         local_paths=local_paths,
         synthetic=synthetic,
+        thorough_index=bool(document["indexing"]["thorough"]),
         runs=runs,
         run_seeds={run: int(entry.get("seed", 0)) for run, entry in runs_document["runs"].items()},
         selected_runs=tuple(closure),

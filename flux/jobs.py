@@ -99,6 +99,8 @@ def index_spec(config: Config, dataset: str) -> dict[str, Any]:
         manifest=str(config.manifest_path(dataset)),
         report=str(config.index_report_path(dataset)),
     )
+    if config.thorough_index:  # only when set: the default spec (and so every manifest's params) stays as it was
+        spec["thorough"] = True
     return spec
 
 

@@ -25,6 +25,21 @@ def write_truncated(source: Path, path: Path) -> Path:
     return path
 
 
+def write_mid_corrupt(source: Path, path: Path) -> Path:
+    """`source` (long: 240 frames at 12 fps are 10 keyframe intervals of write_mp4) with 400 bytes of its media
+    data zeroed half way in: the first and the last frame decode from keyframes far before and after it (an index
+    probe passes the file; the decoder's read-ahead after the first frame stays short of it), the middle fails."""
+    data = bytearray(Path(source).read_bytes())
+    start, end = data.find(b"mdat") + 4, data.find(b"moov")
+    if not 0 < start < end:
+        raise ValueError(f"{source}: expected the media data before the movie header (ffmpeg's default layout)")
+    middle = start + (end - start) // 2
+    data[middle : middle + 400] = bytes(400)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(bytes(data))
+    return Path(path)
+
+
 def write_image(path: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     scenes.write_jpeg(scenes.render_image(scenes.sample_appearance(rng), 80, 60, seed), path)

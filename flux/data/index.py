@@ -115,9 +115,9 @@ class ManifestInfo:
     trim_seconds: float | None
 
 
-def _probe_job(arguments: tuple[str, str]) -> Probe:
-    path, modality = arguments
-    return probe(Path(path), modality)
+def _probe_job(arguments: tuple[str, str, bool]) -> Probe:
+    path, modality, thorough = arguments
+    return probe(Path(path), modality, thorough=thorough)
 
 
 CHUNK_PER_WORKER = 64
@@ -152,20 +152,23 @@ class ProbeCache:
             return None
         return os.path.relpath(path, self.data_dir), stat.st_size, stat.st_mtime_ns
 
-    def lookup(self, path: str) -> Probe | None:
+    def lookup(self, path: str, thorough: bool = False) -> Probe | None:
+        """The cached probe of an unchanged file, if it decoded as much as asked (a thorough probe serves both)."""
         key = self._key(path)
         entry = self.entries.get(key[0]) if key else None
         if entry is None or (entry["size"], entry["mtime_ns"]) != key[1:]:
             return None
+        if thorough and not entry.get("thorough", False):
+            return None
         return Probe(**entry["probe"])
 
-    def store(self, probed: Sequence[tuple[str, Probe]]) -> None:
+    def store(self, probed: Sequence[tuple[str, Probe]], thorough: bool = False) -> None:
         lines = []
         for path, result in probed:
             key = self._key(path)
             if key is None:
                 continue
-            entry = {"path": key[0], "size": key[1], "mtime_ns": key[2], "probe": asdict(result)}
+            entry = {"path": key[0], "size": key[1], "mtime_ns": key[2], "probe": asdict(result), "thorough": thorough}
             self.entries[key[0]] = entry
             lines.append(json.dumps(entry) + "\n")
         if self.path is not None and lines:
@@ -174,17 +177,20 @@ class ProbeCache:
                 handle.writelines(lines)
 
 
-def _probe_isolated(path: str, modality: str) -> Probe:
+def _probe_isolated(path: str, modality: str, thorough: bool) -> Probe:
     """Probe one file in a process of its own, so that a decoder crash only costs that file."""
     with ProcessPoolExecutor(max_workers=1) as pool:
         try:
-            return pool.submit(_probe_job, (path, modality)).result()
+            return pool.submit(_probe_job, (path, modality, thorough)).result()
         except BrokenProcessPool:
             return Probe(False, "crash", "the decoder process died on this file")
 
 
-def probe_all(paths: Sequence[str | None], modality: str, workers: int = 1, cache: ProbeCache | None = None) -> list[Probe]:
-    """Probe files in worker processes, chunk by chunk (None = unresolved: reported as missing).
+def probe_all(
+    paths: Sequence[str | None], modality: str, workers: int = 1, cache: ProbeCache | None = None, thorough: bool = False
+) -> list[Probe]:
+    """Probe files in worker processes, chunk by chunk (None = unresolved: reported as missing); `thorough`:
+    decode every frame of every video.
 
     Order is preserved. A worker that dies (a decoder segfault) fails its chunk, whose files are then
     probed one process each: the culprit is recorded as `crash`, the others as they are.
@@ -194,7 +200,7 @@ def probe_all(paths: Sequence[str | None], modality: str, workers: int = 1, cach
     for position, path in enumerate(paths):
         if path is None:
             results[position] = Probe(False, "missing", "no file matches the annotation")
-        elif cache is not None and (cached := cache.lookup(path)) is not None:
+        elif cache is not None and (cached := cache.lookup(path, thorough)) is not None:
             results[position] = cached
         else:
             todo.append(position)
@@ -205,18 +211,18 @@ def probe_all(paths: Sequence[str | None], modality: str, workers: int = 1, cach
         try:
             for start in range(0, len(todo), chunk_size):
                 chunk = todo[start : start + chunk_size]
-                jobs = [(paths[position], modality) for position in chunk]
+                jobs = [(paths[position], modality, thorough) for position in chunk]
                 try:
                     probed = list(pool.map(_probe_job, jobs, chunksize=4))
                 except BrokenProcessPool:
                     logger.warning("a probe worker died; probing %d files one process each", len(jobs))
                     pool.shutdown(wait=False, cancel_futures=True)
                     pool = ProcessPoolExecutor(max_workers=workers)
-                    probed = [_probe_isolated(path, modality) for path, _ in jobs]
+                    probed = [_probe_isolated(path, modality, thorough) for path, _, _ in jobs]
                 for position, result in zip(chunk, probed):
                     results[position] = result
                 if cache is not None:
-                    cache.store([(paths[position], result) for position, result in zip(chunk, probed)])
+                    cache.store([(paths[position], result) for position, result in zip(chunk, probed)], thorough)
                 progress.update(len(chunk))
         finally:
             pool.shutdown()
@@ -232,6 +238,7 @@ def build_manifest(
     modality: str,
     workers: int = 1,
     cache: ProbeCache | None = None,
+    thorough: bool = False,
 ) -> pd.DataFrame:
     """Resolve every record's media under its root (the source dataset's for derived datasets) and probe it."""
     class_index = {name: position for position, name in enumerate(parsed.class_names or [])}
@@ -256,7 +263,7 @@ def build_manifest(
         shown.append(os.path.relpath(full, data_dir))
         if record.label_name is not None and record.label_name not in class_index:
             raise AnnotationError(f"{dataset}: record {record.sample_id} has label '{record.label_name}' outside the class list")
-    probes = probe_all(paths, modality, workers, cache)
+    probes = probe_all(paths, modality, workers, cache, thorough)
     rows = [
         _row(dataset, record, media_path, result, class_index, modality)
         for record, media_path, result in zip(parsed.records, shown, probes)
@@ -355,7 +362,8 @@ def run(job: dict) -> None:
     media_roots = {name: Path(root) for name, root in job["media_roots"].items()}
     data_dir = Path(job["data_dir"])
     cache = ProbeCache(data_dir, Path(job["probe_cache"]), [Path(path) for path in job["reuse_probes"]])
-    frame = build_manifest(spec.id, parsed, media_roots, data_dir, spec.modality, job.get("threads", 1), cache)
+    thorough = bool(job.get("thorough", False))
+    frame = build_manifest(spec.id, parsed, media_roots, data_dir, spec.modality, job.get("threads", 1), cache, thorough)
     info = ManifestInfo(
         dataset=spec.id,
         modality=spec.modality,
@@ -366,7 +374,7 @@ def run(job: dict) -> None:
         allow_flip=spec.allow_flip,
         trim_seconds=spec.trim_seconds,
     )
-    report = summarize(frame, info)
+    report = {**summarize(frame, info), "probe": "every frame" if thorough else "first and last frame"}
     write_manifest(frame, info, Path(job["manifest"]))
     atomic_write_json(Path(job["report"]), report)
     logger.info("%s: %d items, %d undecodable %s", spec.id, report["items"], report["undecodable"], report["error_kinds"] or "")

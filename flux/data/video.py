@@ -5,7 +5,8 @@ Failure kinds (the manifest's `error_kind`, the index report's counts):
   empty            zero bytes
   not_video        the bytes are no known container and decoding fails (HTML error pages, text, ...)
   truncated        a known container that cannot be opened or read to its last frame
-  corrupt          frames that fail to decode when a clip is read (training / evaluation time)
+  corrupt          frames that fail to decode when a clip is read (training / evaluation time, or a thorough
+                   index, which decodes every frame)
   no_frames        opens but reports zero frames
   not_image        an image entry that Pillow cannot read
   crash            the decoder process died on the file (indexing probes each file in a worker process)
@@ -114,8 +115,13 @@ def _precheck(path: Path, modality: str) -> tuple[Probe | None, str | None, bool
     return None, container, extension_ok
 
 
-def probe_video(path: Path, num_threads: int = 1) -> Probe:
-    """Open with decord and decode the first and last frame (a truncated file fails on the last)."""
+THOROUGH_CHUNK = 64  # frames decoded at a time by a thorough probe (bounded memory on hour-long videos)
+
+
+def probe_video(path: Path, num_threads: int = 1, thorough: bool = False) -> Probe:
+    """Open with decord and decode the first and last frame (a truncated file fails on the last); `thorough`:
+    decode every frame, which also finds a file corrupt in the middle (about the cost of one training epoch's
+    decoding of the file, against two frames)."""
     import decord
 
     failure, container, extension_ok = _precheck(path, "video")
@@ -133,6 +139,14 @@ def probe_video(path: Path, num_threads: int = 1) -> Probe:
         frames = reader.get_batch([0, num_frames - 1]).asnumpy()
     except (RuntimeError, decord.DECORDError) as error:
         return Probe(False, "truncated", f"last frame unreadable: {_first_line(error)}", num_frames=num_frames, fps=fps)
+    if thorough:
+        for start in range(0, num_frames, THOROUGH_CHUNK):
+            stop = min(num_frames, start + THOROUGH_CHUNK)
+            try:
+                reader.get_batch(list(range(start, stop)))
+            except (RuntimeError, decord.DECORDError) as error:
+                detail = f"frames {start}-{stop - 1} of {num_frames} unreadable: {_first_line(error)}"
+                return Probe(False, "corrupt", detail, num_frames=num_frames, fps=fps)
     height, width = frames.shape[1:3]
     kind, detail = (None, None) if extension_ok else ("wrong_extension", f"{container} content in a {path.suffix} file")
     return Probe(True, kind, detail, num_frames, fps, num_frames / fps if fps > 0 else 0.0, int(width), int(height))
@@ -154,8 +168,8 @@ def probe_image(path: Path) -> Probe:
     return Probe(True, kind, detail, 1, 0.0, 0.0, width, height)
 
 
-def probe(path: Path, modality: str, num_threads: int = 1) -> Probe:
-    return probe_video(path, num_threads) if modality == "video" else probe_image(path)
+def probe(path: Path, modality: str, num_threads: int = 1, thorough: bool = False) -> Probe:
+    return probe_video(path, num_threads, thorough) if modality == "video" else probe_image(path)
 
 
 IndexFunction = Callable[[int, float], Sequence[int]]

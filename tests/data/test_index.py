@@ -8,7 +8,7 @@ import yaml
 
 from flux.data.index import MediaIndex, media_stem, read_manifest, run, summarize
 from flux.errors import AnnotationError, DatasetMissingError
-from tests.media import write_clip, write_truncated
+from tests.media import write_clip, write_mid_corrupt, write_truncated
 
 ENTRY = yaml.safe_load(
     """
@@ -107,7 +107,7 @@ def test_index_keeps_every_item_and_counts_failures(dataset):
         "error_kinds": {"truncated": 1, "empty": 1, "missing": 1, "wrong_extension": 1},
     }
     assert report["splits"]["val"]["undecodable"] == 1
-    assert report == summarize(frame, info)
+    assert report == {**summarize(frame, info), "probe": "first and last frame"}
 
 
 def test_single_worker_gives_the_same_manifest(dataset, tmp_path):
@@ -190,6 +190,25 @@ def test_probe_cache_resumes_and_notices_changed_files(dataset):
     assert read_manifest(dataset["manifest"])[0].equals(frame)
 
 
+def test_a_thorough_index_finds_a_file_corrupt_in_the_middle_and_probes_again(dataset):
+    """The default probe decodes the first and last frame, so a file corrupt in the middle passes (training then
+    meets it); `indexing.thorough` decodes every frame. Probes cached by a default index do not stand in for
+    thorough ones."""
+    media = dataset["media_roots"]["toy"]
+    good = f"{media}/train/jumping/aaaaaaaaaaa_000000_000010.mp4"
+    write_mid_corrupt(write_clip(f"{media}/../corrupt.mp4", num_frames=240), good)
+    run({**dataset, "threads": 1})
+    sample = "aaaaaaaaaaa_000000_000010"
+    first = read_manifest(dataset["manifest"])[0].set_index("sample_id").loc[sample]
+    assert first.decodable, first.to_dict()
+    run({**dataset, "threads": 1, "thorough": True})
+    row = read_manifest(dataset["manifest"])[0].set_index("sample_id").loc[sample]
+    assert not row.decodable and row.error_kind == "corrupt" and "unreadable" in row.error_detail
+    report = json.loads(open(dataset["report"]).read())
+    assert report["probe"] == "every frame" and report["error_kinds"]["corrupt"] == 1
+    assert [line["thorough"] for line in cache_lines(dataset)] == [False] * 6 + [True] * 6
+
+
 def test_a_decoder_crash_costs_only_its_file(dataset, monkeypatch):
     import os
 
@@ -197,10 +216,10 @@ def test_a_decoder_crash_costs_only_its_file(dataset, monkeypatch):
 
     real_probe = index_module.probe
 
-    def crashing_probe(path, modality, num_threads=1):
+    def crashing_probe(path, modality, num_threads=1, thorough=False):
         if str(path).endswith("ccccccccccc_000005_000015.mp4"):
             os._exit(11)  # what a segfaulting decoder does to its process
-        return real_probe(path, modality, num_threads)
+        return real_probe(path, modality, num_threads, thorough)
 
     monkeypatch.setattr(index_module, "probe", crashing_probe)
     run({**dataset, "threads": 2})

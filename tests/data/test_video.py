@@ -5,7 +5,7 @@ import pytest
 
 from flux.data.video import FailureLog, probe, read_image, read_video, sniff_container
 from flux.errors import DecodeError
-from tests.media import write_clip, write_image, write_truncated
+from tests.media import write_clip, write_image, write_mid_corrupt, write_truncated
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +51,14 @@ def test_failure_kinds(media, name, kind, decodable):
     result = probe(media[name], "video")
     assert (result.error_kind, result.decodable) == (kind, decodable)
     assert result.error_detail
+
+
+def test_a_thorough_probe_decodes_every_frame(media, tmp_path):
+    corrupt = write_mid_corrupt(write_clip(tmp_path / "long.mp4", num_frames=240), tmp_path / "mid.mp4")
+    assert probe(corrupt, "video").decodable  # first and last frame decode
+    result = probe(corrupt, "video", thorough=True)
+    assert (result.decodable, result.error_kind) == (False, "corrupt") and "of 240 unreadable" in result.error_detail
+    assert probe(media["good"], "video", thorough=True) == probe(media["good"], "video")
 
 
 def test_images(media):
