@@ -60,6 +60,16 @@ RULES = (
 # Table 8 of the supplement lists these pre-training sources, in this order.
 TABLE8_ROLES = ("k710", "coco", "vg", "sbu", "cc3m", "cc12m", "smit", "webvid2m", "webvid10m", "internvid2m")
 
+# The kind of dataset each of the paper's roles needs (workflow/schemas/config.schema.yaml lists the same roles):
+# a retrieval set bound as `ucf101` would otherwise fail, or score nonsense, deep inside a job.
+CLASSIFICATION = ("classification",)
+CAPTIONED = ("video_text", "image_text")
+ROLE_TASKS = {
+    **dict.fromkeys(("k400", "k600", "k700", "k710", "ssv2", "coin", "ucf101", "mit"), CLASSIFICATION),
+    **dict.fromkeys(("msrvtt", "didemo", "anet", "lsmdc", "msvd"), ("video_text",)),
+    **dict.fromkeys(("coco", "vg", "sbu", "cc3m", "cc12m", "smit", "webvid2m", "webvid10m", "internvid2m"), CAPTIONED),
+}
+
 # Which annotation format each synthetic layout writes.
 SYNTHETIC_FORMATS = {
     "kinetics": "kinetics_csv",
@@ -249,6 +259,22 @@ class Config:
         """The protocols an external checkpoint is scored under: the configured ones, then its published ones."""
         published = [number.protocol for number in self.external[name].published]
         return list(dict.fromkeys([*self.checkpoint_protocols, *published]))
+
+    def missing_files(self) -> list[str]:
+        """Files the configuration names that do not exist yet, with the key and how to get them: jobs fail on
+        them (the placeholder rules teacher_weights / text_encoder, the import), so `snakemake -n` says so first.
+        Not errors: a fresh checkout plans the paper's jobs before `dvc pull`."""
+        stages = {self.runs[run].stage for run in self.selected_runs}
+        wanted = []
+        if self.teacher.weights and "teacher" in stages:
+            wanted.append(("teacher.weights", self.teacher.weights, "`dvc pull` it or copy the checkpoint there"))
+        if self.teacher.text_encoder and "clip" in stages:
+            wanted.append(("teacher.text_encoder", self.teacher.text_encoder, "`dvc pull` it or put a Hugging Face folder there"))
+        for name in self.evaluated_checkpoints:
+            if name in self.checkpoint_files:
+                hint = self.external[name].local_hint or f"download {self.external[name].url}"
+                wanted.append((f"checkpoints.files.{name}", self.checkpoint_files[name], hint))
+        return [f"{key}: {path} does not exist yet; {fix}" for key, path, fix in wanted if not Path(path).exists()]
 
     def runs_of_stage(self, stage: str) -> list[str]:
         return [run for run in self.selected_runs if self.runs[run].stage == stage]
@@ -481,6 +507,12 @@ def build_config(document: Mapping) -> Config:
             raise ConfigError(
                 f"roles.{role}: unknown dataset '{dataset}'; use one of the ids in {registry_path} ({known}) "
                 f"or add an entry there"
+            )
+    for role, dataset in roles.items():
+        if datasets[dataset].task not in ROLE_TASKS[role]:
+            raise ConfigError(
+                f"roles.{role}: {dataset} is a {datasets[dataset].task} dataset; the role {role} needs a "
+                f"{' or '.join(ROLE_TASKS[role])} dataset"
             )
     for dataset, spec in datasets.items():
         if spec.derived is not None:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flux.config import load_config, merge
+from flux.config import ROLE_TASKS, load_config, merge
 from flux.errors import ConfigError
 from tests.paths import REPO
 
@@ -62,6 +62,39 @@ def bad(tmp_path: Path, override: dict) -> str:
 def test_unknown_dataset_names_the_role(tmp_path):
     message = bad(tmp_path, {"roles": {"k400": "kinetics4000"}})
     assert "roles.k400: unknown dataset 'kinetics4000'" in message and "config/datasets.yaml" in message
+
+
+@pytest.mark.parametrize(
+    ("role", "dataset", "message"),
+    [
+        ("ucf101", "synth_msrvtt", "roles.ucf101: synth_msrvtt is a video_text dataset; the role ucf101 needs a classification"),
+        ("msrvtt", "synth_k400", "roles.msrvtt: synth_k400 is a classification dataset; the role msrvtt needs a video_text"),
+        ("coco", "synth_ssv2", "the role coco needs a video_text or image_text dataset"),
+    ],
+)
+def test_a_role_bound_to_a_dataset_of_another_task_names_the_role(tmp_path, role, dataset, message):
+    assert message in bad(tmp_path, {"roles": {role: dataset}})
+
+
+def test_every_role_of_the_schema_has_a_task():
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert set(schema["properties"]["roles"]["properties"]) == set(ROLE_TASKS)
+
+
+def test_files_jobs_need_later_are_named_with_their_key_when_missing(tmp_path):
+    """A fresh checkout plans the paper's jobs (the files come from `dvc pull`), but says which are missing."""
+    config = load_config([PAPER], {"paths": {"data": str(tmp_path)}})
+    missing = "\n".join(config.missing_files())
+    for key in ("teacher.weights", "teacher.text_encoder", "checkpoints.files.fluxvit_s14_k400"):
+        assert f"{key}: " in missing and "does not exist yet" in missing
+    config = load_config(
+        [PAPER],
+        {
+            "teacher": {"weights": str(PAPER), "text_encoder": str(tmp_path)},
+            "checkpoints": {"files": {"fluxvit_s14_k400": str(PAPER), "fluxvit_b14_k400": str(PAPER)}},
+        },
+    )
+    assert config.missing_files() == []
 
 
 def bad_run_input(tmp_path: Path, run: str, change: dict) -> str:

@@ -60,6 +60,10 @@ def test_dry_run_plans_every_dataset(tmp_path, configs):
     assert "index" in summary and "supp_table8" in summary
     if configs == ["config/paper.yaml"]:
         assert "download" in summary and "build_kinetics710" in summary and "synthesize" not in summary
+        # what jobs need later and a fresh checkout lacks is said now, under its key; its placeholder job is planned
+        for key in ("teacher.weights", "teacher.text_encoder", "checkpoints.files.fluxvit_s14_k400"):
+            assert f"flux: {key}: " in result.stderr
+        assert re.search(r"^text_encoder\s+1\b", summary, flags=re.M)
     else:
         assert "synthesize" in summary and "download" not in summary
 
@@ -88,6 +92,7 @@ def test_dry_run_plans_the_released_models_evaluations(tmp_path):
         ("training: {stages: {finetune: {epochs: 0}}}", "epochs"),
         ("local_paths: {kinetics400: /nonexistent/k400}", "local_paths.kinetics400: directory /nonexistent/k400 does not exist"),
         ("registry: config/missing.yaml", "config/missing.yaml does not exist"),
+        ("roles: {ucf101: synth_msrvtt}", "roles.ucf101: synth_msrvtt is a video_text dataset"),
     ],
 )
 def test_bad_config_fails_the_dry_run_with_the_key(tmp_path, override, message):

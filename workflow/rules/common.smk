@@ -13,6 +13,8 @@ try:
     FLUX = build_config(config)
 except ConfigError as error:
     raise WorkflowError(f"configuration error: {error}") from None
+for missing in FLUX.missing_files():  # files a job needs later: said now, not when that job starts
+    print(f"flux: {missing}", file=sys.stderr)
 
 # Jobs run with the interpreter that runs Snakemake (whether or not its environment is activated), except
 # under `--sdm conda`, where each rule's environment (workflow/envs/flux.yaml) provides `python`.
@@ -124,6 +126,13 @@ def teacher_weights(wildcards):
     return []
 
 
+def text_encoder(wildcards):
+    """The pretrained text encoder (`teacher.text_encoder`), for Flux-CLIP runs (ancient, as the teacher weights)."""
+    if FLUX.runs[wildcards.run].stage == "clip" and FLUX.teacher.text_encoder:
+        return [ancient(str(FLUX.teacher.text_encoder))]
+    return []
+
+
 def train_launcher(rule_name):
     """How training jobs start their processes (config `training.launcher`, flux.cluster.launcher_command)."""
     python = "python" if FLUX_CLI.startswith("python ") else sys.executable
@@ -146,10 +155,13 @@ def evaluate_inputs(wildcards):
 
     protocol = FLUX.table_document["protocols"][wildcards.protocol]
     roles = evaluation_roles(FLUX, wildcards.run, protocol)
-    return {
+    inputs = {
         "checkpoint": run_checkpoint(wildcards.run),
         "manifests": [manifest(FLUX.roles[role]) for role in roles],
     }
+    if protocol["task"] != "classification" and FLUX.teacher.text_encoder:
+        inputs["text_encoder"] = ancient(str(FLUX.teacher.text_encoder))
+    return inputs
 
 
 def import_inputs(wildcards):

@@ -57,6 +57,26 @@ rule train_umt:
         f"{train_launcher('train_umt')} train --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"
 
 
+if FLUX.teacher.text_encoder:
+
+    rule text_encoder:
+        """The pretrained text encoder is not produced here: it comes from `dvc pull` or is copied in."""
+        output:
+            encoder=directory(str(FLUX.teacher.text_encoder)),
+        conda:
+            "../envs/flux.yaml"
+        log:
+            f"{LOGS}/text_encoder.log",
+        benchmark:
+            f"{BENCHMARKS}/text_encoder.tsv"
+        resources:
+            mem_mb=100,
+            runtime=1,
+        shell:
+            "echo 'missing {output.encoder}: the text encoder of Flux-CLIP (a local Hugging Face model folder). Run "
+            "`dvc pull` for it, or put the folder there (config: teacher.text_encoder)' | tee {log} >&2; exit 1"
+
+
 if FLUX.teacher.weights:
 
     rule teacher_weights:
