@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,10 +115,24 @@ def decoded_lines(path: Path) -> Iterator[str]:
             yield text.removeprefix("\ufeff") if number == 1 else text
 
 
+STRAY_QUOTE = "a stray quote opens a field that runs on: remove it (no field of these files spans lines)"
+
+
 def read_csv_rows(path: Path, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
-    """Yield (1-based line number, fields), skipping blank lines; tolerant of CRLF and quoting."""
+    """Yield (1-based line number, fields), skipping blank lines; tolerant of CRLF and quoting. A record that
+    spans lines (an unbalanced quote swallowing the rows after it; in a large file, until the csv module's field
+    limit) is an error at the line where it starts."""
     reader = csv.reader(decoded_lines(path), delimiter=delimiter)
-    for fields in reader:
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise malformed(path, start, f"unreadable CSV record ({error})", STRAY_QUOTE) from None
+        if reader.line_num > start and any("\n" in value for value in fields):
+            raise malformed(path, start, f"a quoted field opened here runs to line {reader.line_num}", STRAY_QUOTE)
         if not fields or all(not value.strip() for value in fields):
             continue
         yield reader.line_num, [value.strip() for value in fields]
@@ -145,6 +161,9 @@ def load_json(path: Path) -> object:
     try:
         with open(path, encoding="utf-8-sig") as handle:
             return json.load(handle)
+    except RecursionError:
+        problem = "JSON nested deeper than any annotation file is"
+        raise malformed(path, 1, problem, "this is not an annotation file; re-download it") from None
     except json.JSONDecodeError as error:
         problem = f"invalid JSON ({error.msg} at column {error.colno})"
         raise malformed(path, error.lineno, problem, "re-download the file") from None
@@ -154,11 +173,26 @@ def load_json(path: Path) -> object:
         raise not_utf8(path, line, error) from None
 
 
-def parse_int(path: Path, line: int, text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise malformed(path, line, f"{what} '{text}' is not an integer", "fix the row") from None
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def parse_int(path: Path, line: int | str, text: object, what: str) -> int:
+    """An integer written in ASCII digits (Python's int() also takes other scripts' digits, and a JSON file may
+    hold a number or a string); anything else is an error at `line` (a line number, or where in a JSON file)."""
+    if isinstance(text, bool) or not (isinstance(text, int) or (isinstance(text, str) and _INTEGER.fullmatch(text.strip()))):
+        raise malformed(path, line, f"{what} {text!r} is not an integer", "fix the entry")
+    return int(text)
+
+
+def parse_number(path: Path, line: int | str, text: object, what: str) -> float:
+    """A finite decimal number (`1e400` overflows to infinity and `nan` compares false: both refused)."""
+    valid = isinstance(text, (int, float)) and not isinstance(text, bool)
+    valid = valid or (isinstance(text, str) and _NUMBER.fullmatch(text.strip()) is not None)
+    value = float(text) if valid else math.nan
+    if not math.isfinite(value):
+        raise malformed(path, line, f"{what} {text!r} is not a finite number", "fix the entry")
+    return value
 
 
 def malformed(path: Path, line: int, problem: str, fix: str) -> AnnotationError:

@@ -13,6 +13,7 @@ from flux.data.annotations.base import (
     load_json,
     malformed,
     parse_int,
+    parse_number,
     read_csv_rows,
     read_lines,
     register,
@@ -52,11 +53,7 @@ def parse_ssv2(files: AnnotationFiles) -> ParsedAnnotations:
         raise malformed(labels_path, 1, "expected a JSON object {template: index}", "use something-something-v2-labels.json")
     by_index: dict[int, str] = {}
     for template, index in mapping.items():
-        if not str(index).isdigit():
-            raise AnnotationError(
-                f"{labels_path}: template '{template}' has index '{index}', not a number; use the official labels file"
-            )
-        position = int(index)
+        position = parse_int(labels_path, f"template '{template}'", index, "index")
         if position in by_index:
             raise malformed(labels_path, 1, f"index {position} used twice", "use the official labels file")
         by_index[position] = template
@@ -105,7 +102,7 @@ def parse_ucf101(files: AnnotationFiles) -> ParsedAnnotations:
     class_names: list[str] = []
     for line, text in read_lines(classes_path):
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) != len(class_names) + 1:
+        if len(parts) != 2 or not parts[0].isascii() or not parts[0].isdigit() or int(parts[0]) != len(class_names) + 1:
             raise malformed(
                 classes_path, line, f"expected '{len(class_names) + 1} <ClassName>', got '{text}'", "use classInd.txt"
             )
@@ -181,7 +178,8 @@ def coin_class_names(files: AnnotationFiles, database: dict) -> list[str]:
         return [str(label) for label in pairs["Target Label"]]
     by_id: dict[int, str] = {}
     for video_id, entry in database.items():
-        recipe, name = int(entry["recipe_type"]), str(entry["class"])
+        recipe = parse_int(files.path("annotations"), f"database entry '{video_id}'", entry["recipe_type"], "recipe_type")
+        name = str(entry["class"])
         if by_id.setdefault(recipe, name) != name:
             raise AnnotationError(f"{files.path('annotations')}: video {video_id}: recipe_type {recipe} names two classes")
     return [by_id[index] for index in sorted(by_id)]
@@ -210,7 +208,8 @@ def parse_coin(files: AnnotationFiles) -> ParsedAnnotations:
             ) from None
         if subset not in SUBSET_TO_SPLIT or label not in known:
             raise AnnotationError(f"{path}: database entry '{video_id}': unknown subset '{subset}' or class '{label}'")
-        recipe = int(entry.get("recipe_type", class_names.index(label)))
+        where = f"database entry '{video_id}'"
+        recipe = parse_int(path, where, entry.get("recipe_type", class_names.index(label)), "recipe_type")
         if not 0 <= recipe < len(class_names) or class_names[recipe] != label:
             expected = class_names[recipe] if 0 <= recipe < len(class_names) else "out of range"
             raise AnnotationError(
@@ -223,8 +222,8 @@ def parse_coin(files: AnnotationFiles) -> ParsedAnnotations:
                 split=SUBSET_TO_SPLIT[subset],
                 media=f"{video_id}.mp4",
                 label_name=label,
-                start_sec=float(entry["start"]) if "start" in entry else None,
-                end_sec=float(entry["end"]) if "end" in entry else None,
+                start_sec=parse_number(path, where, entry["start"], "start") if "start" in entry else None,
+                end_sec=parse_number(path, where, entry["end"], "end") if "end" in entry else None,
             )
         )
     return ParsedAnnotations(records, class_names)
@@ -251,9 +250,9 @@ def parse_path_label(files: AnnotationFiles) -> ParsedAnnotations:
             if has_header and position == 0:
                 continue
             fields = [value for value in fields if value] if separator == " " else fields
-            if len(fields) < 2 or not fields[-1].lstrip("-").isdigit():
+            if len(fields) < 2:
                 raise malformed(path, line, f"expected '<path>{separator}<integer label>'", "fix the row")
-            media, label = fields[0], int(fields[-1])
+            media, label = fields[0], parse_int(path, line, fields[-1], "label")
             if label < 0 or (class_names is not None and label >= len(class_names)):
                 raise malformed(path, line, f"label {label} out of range", "check the number of classes")
             check_unique(path, line, media, seen)

@@ -17,6 +17,7 @@ from flux.data.annotations.base import (
     ParsedAnnotations,
     class_names_from_file,
     malformed,
+    parse_number,
     read_csv_rows,
     register,
 )
@@ -49,11 +50,8 @@ def read_kinetics_csv(path: Path, split: str) -> list[AnnotationRecord]:
         if len(fields) != len(header):
             raise malformed(path, line, f"{len(fields)} fields where the header has {len(header)}", "fix or drop the row")
         youtube_id = fields[columns["youtube_id"]]
-        try:
-            start = int(float(fields[columns["time_start"]]))
-            end = int(float(fields[columns["time_end"]]))
-        except ValueError:
-            raise malformed(path, line, "time_start/time_end are not numbers", "fix the row") from None
+        start = int(parse_number(path, line, fields[columns["time_start"]], "time_start"))
+        end = int(parse_number(path, line, fields[columns["time_end"]], "time_end"))
         if not youtube_id or end <= start:
             raise malformed(path, line, f"invalid clip '{youtube_id}' [{start}, {end}]", "fix the row")
         sample_id = clip_id(youtube_id, start, end)

@@ -21,6 +21,7 @@ Formats (roles in parentheses; a role named after a split is that split's annota
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
@@ -393,7 +394,7 @@ def parse_anet(files: AnnotationFiles) -> ParsedAnnotations:
             sentences, duration = entry.get("sentences"), entry.get("duration")
             if not isinstance(sentences, list) or not sentences:
                 raise _item_error(path, where, "'sentences' is missing or empty", fix)
-            if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration <= 0:
+            if isinstance(duration, bool) or not isinstance(duration, (int, float)) or not 0 < duration < math.inf:
                 raise _item_error(path, where, f"'duration' {duration!r} is not a positive number", fix)
             timestamps = entry.get("timestamps")
             if timestamps is not None and (not isinstance(timestamps, list) or len(timestamps) != len(sentences)):

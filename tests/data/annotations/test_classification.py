@@ -60,7 +60,7 @@ def test_kinetics_real_label_map_must_cover_labels():
     "body, problem",
     [
         ("label,youtube_id,time_start,time_end,split\nx,abc,1,11,train\nx,abc,1\n", ":3: 3 fields"),
-        ("label,youtube_id,time_start,time_end,split\nx,abc,one,11,train\n", ":2: time_start/time_end are not numbers"),
+        ("label,youtube_id,time_start,time_end,split\nx,abc,one,11,train\n", ":2: time_start 'one' is not a finite number"),
         ("label,youtube_id,time_start,time_end,split\nx,abc,5,5,train\n", ":2: invalid clip"),
         (
             "label,youtube_id,time_start,time_end,split\nx,abc,1,11,train\nx,abc,1,11,train\n",
@@ -194,7 +194,7 @@ def test_path_label_lists_with_space_and_comma(tmp_path):
     assert [(r.media, r.label_name) for r in parsed.records] == [("k400/a.mp4", "0"), ("k400/b.mp4", "2")]
     assert parsed.class_names == ["0", "1", "2"]
     write(tmp_path / "val.csv", "k400/a.mp4,zero\n")
-    with pytest.raises(AnnotationError, match=r"val.csv:1: expected '<path>,<integer label>'"):
+    with pytest.raises(AnnotationError, match=r"val.csv:1: label 'zero' is not an integer"):
         parse("path_label_csv", files(tmp_path, val="val.csv"))
 
 
@@ -211,7 +211,7 @@ def test_ucf101_bad_label_ids_are_file_line_errors(tmp_path, label_id, problem):
 
 def test_ssv2_non_numeric_label_index_and_duplicate_items(tmp_path):
     write(tmp_path / "labels.json", json.dumps({"Moving something up": "zero"}))
-    with pytest.raises(AnnotationError, match="has index 'zero', not a number"):
+    with pytest.raises(AnnotationError, match="template 'Moving something up': index 'zero' is not an integer"):
         parse("ssv2_json", files(tmp_path, labels="labels.json"))
     write(tmp_path / "labels.json", json.dumps({"Moving something up": "0"}))
     write(tmp_path / "train.json", json.dumps([{"id": "1", "template": "Moving [something] up"}] * 2))
