@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--spec", help="job spec JSON, as the Snakemake rules pass it")
         if verb in ("index", "train", "evaluate"):
             sub.add_argument("--threads", type=int, default=1, help="CPU threads (rules pass theirs); index: probe processes")
+    check = verbs.add_parser(
+        "check",
+        help="load and validate configuration files as Snakemake would (file:line for YAML errors, which Snakemake omits)",
+    )
+    check.add_argument("--config", action="append", default=[], metavar="FILE", help="config file(s), later ones win")
     verbs.add_parser(
         "pull",
         add_help=False,
@@ -104,6 +109,23 @@ def resolve_spec(verb: str, target: str | None, config_files: Sequence[str], spe
     return job_spec(load_config(config_files), verb, target)
 
 
+def check_config(files: Sequence[str]) -> int:
+    """`flux check --config A --config B`: the configuration Snakemake would build from `--configfile A B` (over
+    config/config.yaml, as the Snakefile loads it), with every error as `file:line` or `key`, and the files jobs
+    will need that do not exist yet."""
+    from flux.config import load_config
+
+    try:
+        config = load_config(["config/config.yaml", *files])
+    except FluxError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    for missing in config.missing_files():
+        print(f"flux: {missing}", file=sys.stderr)
+    print(f"{' + '.join(['config/config.yaml', *files])}: valid ({config.scale} scale, {len(config.selected_runs)} runs)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments, rest = parser.parse_known_args(argv)
@@ -117,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return main_pull(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if arguments.verb == "check":
+        return check_config(arguments.config)
     logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     try:
         spec = resolve_spec(arguments.verb, arguments.target, arguments.config, arguments.spec)

@@ -21,6 +21,7 @@ from flux.data.download import RemoteFile
 from flux.errors import ConfigError
 from flux.external import ExternalCheckpoint, check_selected, load_external
 from flux.models.sizes import SIZES
+from flux.train.inheritance import HEAD_BUDGETS
 from flux.train.runs import ResolvedRun, UnitScale, resolve_runs
 
 
@@ -551,6 +552,7 @@ def build_config(document: Mapping) -> Config:
     validate_schema(runs_document, schema_path("runs.schema.yaml"))
     training_raw = document["training"]
     scale = UnitScale(frames=document["unit_scale"]["frames"], resolution=document["unit_scale"]["resolution"])
+    _check_unit_scale(scale)
     runs = resolve_runs(
         runs_document,
         roles=roles,
@@ -670,6 +672,23 @@ def build_config(document: Mapping) -> Config:
     )
     _check_synthetic_classes(config)
     return config
+
+
+def _check_unit_scale(scale: UnitScale) -> None:
+    """A scale so small that the paper's inputs collapse (one patch a frame; the three heads' budgets on one token
+    count) would run, and mean nothing: refused with the smallest factors that keep them apart."""
+    side = scale.pixels(224)
+    if side < 2 * scale.patch_size:
+        raise ConfigError(
+            f"unit_scale.resolution: {scale.resolution} maps the paper's 224 px to {side} px, one patch a frame, so every "
+            f"input collapses to one token per frame; use at least {2 * scale.patch_size / 224} (2 x 2 patches)"
+        )
+    budgets = [scale.tokens(budget) for budget in HEAD_BUDGETS]
+    if len(set(budgets)) < len(budgets):
+        raise ConfigError(
+            f"unit_scale: the paper's budgets {list(HEAD_BUDGETS)} become {budgets} tokens, so FluxViT's output heads "
+            f"no longer serve different budgets; raise unit_scale.frames or unit_scale.resolution"
+        )
 
 
 def _check_synthetic_classes(config: Config) -> None:

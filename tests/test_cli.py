@@ -20,3 +20,20 @@ def test_unknown_arguments_and_bad_specs_fail_cleanly():
     assert result.returncode == 2 and "--spec is not valid JSON" in result.stderr and "Traceback" not in result.stderr
     result = flux("index", "synth_k400")
     assert result.returncode == 2 and "needs a target and --config FILE" in result.stderr
+
+
+def test_check_names_the_line_of_a_yaml_error_that_snakemake_does_not(tmp_path):
+    """Snakemake's own message for a broken --configfile is 'Config file is not valid JSON or YAML'; `flux check`
+    loads the same files (over config/config.yaml, as the Snakefile does) and says where."""
+    from tests.paths import REPO
+
+    broken = tmp_path / "bad.yaml"
+    broken.write_text("seed: 0\nroles: {k400: synth_k400\ntables: []\n")
+    run = lambda *files: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "flux", "check", *(f"--config={file}" for file in files)],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    result = run(broken)
+    assert result.returncode == 2 and f'"{broken}", line 3, column 7' in result.stderr and "Traceback" not in result.stderr
+    result = run("config/micro.yaml")
+    assert result.returncode == 0 and "config/config.yaml + config/micro.yaml: valid (micro scale" in result.stdout

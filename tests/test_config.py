@@ -1,5 +1,6 @@
 """Configuration: the three shipped configs load; every wrong value fails with the key and the fix."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,14 @@ def test_a_key_written_twice_is_an_error_naming_file_and_line(tmp_path):
     merged = tmp_path / "merged.yaml"
     merged.write_text("base: &base {a: 1, b: 2}\nchild: {<<: *base, b: 3}\n")
     assert read_yaml_file(merged)["child"] == {"a": 1, "b": 3}
+
+
+@pytest.mark.parametrize(
+    ("scale", "message"),
+    [
+        ({"resolution": 0.05}, "maps the paper's 224 px to 14 px, one patch a frame"),
+        ({"resolution": 0.125, "frames": 0.001}, r"budgets \[3072, 2048, 1024\] become \[1, 1, 1\] tokens"),
+    ],
+)
+def test_a_unit_scale_that_collapses_the_inputs_is_refused(tmp_path, scale, message):
+    assert re.search(message, bad(tmp_path, {"unit_scale": scale}))

@@ -199,6 +199,18 @@ def malformed(path: Path, line: int, problem: str, fix: str) -> AnnotationError:
     return AnnotationError(f"{path}:{line}: {problem}; {fix}")
 
 
+def check_disjoint(records: list[AnnotationRecord], files: AnnotationFiles) -> None:
+    """The same media in two splits is a leak (and two records with one sample_id): refuse it."""
+    split_of: dict[str, str] = {}
+    for record in records:
+        other = split_of.setdefault(record.sample_id, record.split)
+        if other != record.split:
+            raise AnnotationError(
+                f"{files.root}: '{record.sample_id}' is in both the {other} and the {record.split} split "
+                f"({files.files.get(other)}, {files.files.get(record.split)}); use split files of one release"
+            )
+
+
 def class_names_from_file(path: Path) -> list[str]:
     """A label map with one class name per line (index = line order), duplicates rejected."""
     names: list[str] = []

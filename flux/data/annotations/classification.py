@@ -9,6 +9,7 @@ from flux.data.annotations.base import (
     AnnotationFiles,
     AnnotationRecord,
     ParsedAnnotations,
+    check_disjoint,
     class_names_from_file,
     load_json,
     malformed,
@@ -261,4 +262,5 @@ def parse_path_label(files: AnnotationFiles) -> ParsedAnnotations:
             records.append(AnnotationRecord(sample_id=media.rsplit(".", 1)[0], split=split, media=media, label_name=name))
     if class_names is None:
         class_names = [str(index) for index in range(max_label + 1)]
+    check_disjoint(records, files)
     return ParsedAnnotations(records, class_names)

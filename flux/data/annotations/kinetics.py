@@ -15,6 +15,7 @@ from flux.data.annotations.base import (
     AnnotationFiles,
     AnnotationRecord,
     ParsedAnnotations,
+    check_disjoint,
     class_names_from_file,
     malformed,
     parse_number,
@@ -83,6 +84,7 @@ def parse_kinetics_csv(files: AnnotationFiles) -> ParsedAnnotations:
     records: list[AnnotationRecord] = []
     for split in files.split_roles():
         records.extend(read_kinetics_csv(files.path(split), split))
+    check_disjoint(records, files)
     labels_path = files.optional_path("labels")
     observed = sorted({record.label_name for record in records if record.label_name is not None})
     if labels_path is None:

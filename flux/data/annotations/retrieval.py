@@ -30,6 +30,7 @@ from flux.data.annotations.base import (
     AnnotationFiles,
     AnnotationRecord,
     ParsedAnnotations,
+    check_disjoint,
     load_json,
     malformed,
     read_csv_rows,
@@ -136,18 +137,6 @@ def _restrict(annotated: Mapping[str, object], listed: list[str], list_path: Pat
             _examples(unlisted),
         )
     return [name for name in listed if name in annotated]
-
-
-def _check_disjoint(records: list[AnnotationRecord], files: AnnotationFiles) -> None:
-    """The same media in two splits is a leak (and two records with one sample_id): refuse it."""
-    split_of: dict[str, str] = {}
-    for record in records:
-        other = split_of.setdefault(record.sample_id, record.split)
-        if other != record.split:
-            raise AnnotationError(
-                f"{files.root}: '{record.sample_id}' is in both the {other} and the {record.split} split "
-                f"({files.files.get(other)}, {files.files.get(record.split)}); use split files of one release"
-            )
 
 
 def _require_splits(files: AnnotationFiles, allowed: tuple[str, ...]) -> list[str]:
@@ -266,7 +255,7 @@ def parse_msrvtt(files: AnnotationFiles) -> ParsedAnnotations:
             records.append(
                 AnnotationRecord(sample_id=video_id, split=split, media=f"{video_id}.mp4", captions=tuple(captions[video_id]))
             )
-    _check_disjoint(records, files)
+    check_disjoint(records, files)
     return ParsedAnnotations(records, None)
 
 
@@ -359,7 +348,7 @@ def parse_didemo(files: AnnotationFiles) -> ParsedAnnotations:
             )
         if not keys:
             raise AnnotationError(f"{path}: no video is left after applying {list_path}; use files of one release")
-    _check_disjoint(records, files)
+    check_disjoint(records, files)
     return ParsedAnnotations(records, None)
 
 
@@ -425,7 +414,7 @@ def parse_anet(files: AnnotationFiles) -> ParsedAnnotations:
                     end_sec=duration,
                 )
             )
-    _check_disjoint(records, files)
+    check_disjoint(records, files)
     return ParsedAnnotations(records, None)
 
 
@@ -490,7 +479,7 @@ def parse_lsmdc(files: AnnotationFiles) -> ParsedAnnotations:
             )
         if not seen:
             raise AnnotationError(f"{path}: no clips listed; re-download the LSMDC file")
-    _check_disjoint(records, files)
+    check_disjoint(records, files)
     return ParsedAnnotations(records, None)
 
 
@@ -551,7 +540,7 @@ def parse_msvd(files: AnnotationFiles) -> ParsedAnnotations:
     unlisted = [video_id for video_id in captions if video_id not in listed]
     if unlisted:
         logger.info("%s: %d captioned video(s) are in no configured split list", captions_path, len(unlisted))
-    _check_disjoint(records, files)
+    check_disjoint(records, files)
     return ParsedAnnotations(records, None)
 
 
@@ -624,5 +613,5 @@ def parse_vindlu(files: AnnotationFiles) -> ParsedAnnotations:
             AnnotationRecord(sample_id=sample_id, split=split, media=media_of[sample_id][0], captions=tuple(texts))
             for sample_id, texts in captions.items()
         )
-    _check_disjoint(records, files)
+    check_disjoint(records, files)
     return ParsedAnnotations(records, None)

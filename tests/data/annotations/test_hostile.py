@@ -59,3 +59,17 @@ def test_an_activitynet_duration_of_1e400_is_named(tmp_path):
     (tmp_path / "train.json").write_text('{"v_abc": {"duration": 1e400, "timestamps": [[0, 1]], "sentences": ["a"]}}')
     with pytest.raises(AnnotationError, match=r"train\.json: key 'v_abc': 'duration' inf is not a positive number"):
         parse("anet_json", AnnotationFiles(tmp_path, {"train": "train.json"}))
+
+
+def test_a_kinetics_clip_in_two_splits_is_a_leak(tmp_path):
+    (tmp_path / "train.csv").write_text(HEADER + kinetics_rows(3), encoding="utf-8")
+    (tmp_path / "val.csv").write_text(HEADER + kinetics_rows(2, start=2), encoding="utf-8")
+    with pytest.raises(AnnotationError, match=r"'00000000002_000002_000012' is in both the train and the val split"):
+        parse("kinetics_csv", AnnotationFiles(tmp_path, {"train": "train.csv", "val": "val.csv"}))
+
+
+def test_a_path_label_video_in_two_splits_is_a_leak(tmp_path):
+    (tmp_path / "train.csv").write_text("a.mp4,0\nb.mp4,1\n", encoding="utf-8")
+    (tmp_path / "val.csv").write_text("b.mp4,1\n", encoding="utf-8")
+    with pytest.raises(AnnotationError, match=r"'b' is in both the train and the val split"):
+        parse("path_label_csv", AnnotationFiles(tmp_path, {"train": "train.csv", "val": "val.csv"}))
