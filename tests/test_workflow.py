@@ -229,6 +229,23 @@ def test_micro_run_builds_its_tables_from_metrics_files(micro_run):
     assert r"\input{main_table6}" in document and "teaser.png" in document
 
 
+@pytest.mark.slow
+def test_an_edited_annotation_file_reindexes_its_dataset(micro_run):
+    """An annotation file edited after its dataset's fetch (a corrected label, a local dataset's new list) re-indexes
+    that dataset, and only it; put back as it was fetched, nothing is left to do."""
+    root, _ = micro_run
+    edited = sorted((root / "data" / "raw" / "synth_ucf101").rglob("*.txt"))[0]
+    original = edited.read_bytes()
+    plan = ("data/manifests/synth_ucf101.parquet", "-n", "--cores", "2", "--configfile", "config/micro.yaml")
+    edited.write_bytes(original + b"\n")
+    try:
+        result = snakemake(root, *plan)
+    finally:
+        edited.write_bytes(original)
+    assert re.search(r"^index\s+1\b", result.stdout, flags=re.M) and "synth_ucf101" in result.stdout
+    assert "Nothing to be done" in (lambda done: done.stdout + done.stderr)(snakemake(root, *plan))
+
+
 def official_layout_checkpoint(path: Path, classes: int) -> None:
     """The official FluxViT test fixture (official key layout and container, argparse `args` included) with a
     random classifier of `classes` rows."""

@@ -222,7 +222,8 @@ def run(job: dict) -> None:
     )
     write_ready_marker(
         Path(job["ready"]),
-        spec.id,
+        spec,
+        dataset_dir,
         "derived",
         {"fetched": fetched, "outputs": {key: str(path) for key, path in outputs.items()}, "report": result.report},
     )

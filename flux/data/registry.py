@@ -6,6 +6,8 @@ A dataset is ready when `<data>/ready/<id>.json` exists: written last, atomicall
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import time
@@ -14,7 +16,7 @@ from typing import Any
 
 from flux import __version__
 from flux.config import DatasetSpec, dataset_spec_from_entry
-from flux.data.download import download
+from flux.data.download import download, sha256_of
 from flux.errors import ConfigError, DatasetMissingError
 from flux.io import atomic_write_json
 
@@ -43,10 +45,50 @@ def require_dataset_dir(spec: DatasetSpec, dataset_dir: Path) -> Path:
     return dataset_dir
 
 
-def write_ready_marker(path: Path, dataset: str, kind: str, details: dict[str, Any]) -> None:
+ANNOTATION_HASH_LIMIT = 64 << 20  # larger annotation files (WebVid's, CC12M's lists) are compared by size only
+AS_FETCHED = "as fetched"
+
+
+def annotation_state(spec: DatasetSpec, dataset_dir: Path) -> dict[str, dict[str, Any] | None]:
+    """What indexing reads, per annotation role: size and (up to 64 MB) sha256, None where the file is absent."""
+    state: dict[str, dict[str, Any] | None] = {}
+    for role, relative in sorted(spec.annotation_files.items()):
+        path = dataset_dir / relative
+        if not path.is_file():
+            state[role] = None
+            continue
+        size = path.stat().st_size
+        state[role] = {"size": size, "sha256": sha256_of(path) if size <= ANNOTATION_HASH_LIMIT else None}
+    return state
+
+
+def annotations_since_fetch(spec: DatasetSpec, dataset_dir: Path, marker: Path) -> str:
+    """A param of the index rule: "as fetched" while the annotation files are those the ready marker recorded,
+    else a digest of what they are now. Snakemake reruns a job whose params change, so an edited annotation file
+    re-indexes its dataset, while an unfetched dataset (no marker yet) and a fetched one give the same value (an
+    input-file list would differ between the two and re-index every dataset once after its first fetch)."""
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8"))["annotations"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return AS_FETCHED
+    current = annotation_state(spec, dataset_dir)
+    if current == recorded:
+        return AS_FETCHED
+    return hashlib.sha256(json.dumps(current, sort_keys=True).encode()).hexdigest()
+
+
+def write_ready_marker(path: Path, spec: DatasetSpec, dataset_dir: Path, kind: str, details: dict[str, Any]) -> None:
+    """Written last: the dataset's fetch is complete. Records its annotation files as fetched (annotations_since_fetch)."""
     atomic_write_json(
         path,
-        {"dataset": dataset, "kind": kind, "flux_version": __version__, "created_unix": int(time.time()), **details},
+        {
+            "dataset": spec.id,
+            "kind": kind,
+            "flux_version": __version__,
+            "created_unix": int(time.time()),
+            "annotations": annotation_state(spec, dataset_dir),
+            **details,
+        },
     )
 
 
@@ -104,4 +146,4 @@ def run(job: dict[str, Any]) -> None:
             logger.warning(
                 "%s: %s has no published checksum; recorded sha256 %s in the ready marker", spec.id, remote.path, result.sha256
             )
-    write_ready_marker(Path(job["ready"]), spec.id, "fetch", {"files": files, "local": link})
+    write_ready_marker(Path(job["ready"]), spec, dataset_dir, "fetch", {"files": files, "local": link})

@@ -477,5 +477,9 @@ def run(job: dict[str, Any]) -> None:
     seconds = time.perf_counter() - started
     logger.info("%s: %d media, %d texts in %.1f s", spec.id, counts["media"], counts["texts"], seconds)
     write_ready_marker(
-        Path(job["ready"]), spec.id, "synthetic", {"counts": counts, "settings": raw, "seconds": round(seconds, 2)}
+        Path(job["ready"]),
+        spec,
+        Path(job["dataset_dir"]),
+        "synthetic",
+        {"counts": counts, "settings": raw, "seconds": round(seconds, 2)},
     )

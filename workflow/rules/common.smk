@@ -76,6 +76,15 @@ def index_inputs(wildcards):
     return inputs
 
 
+def annotations_edited(wildcards):
+    """Whether the dataset's annotation files changed since its fetch (flux.data.registry.annotations_since_fetch):
+    an edited label list or a local dataset's new annotations re-index it."""
+    from flux.data.registry import annotations_since_fetch
+
+    dataset = wildcards.dataset
+    return annotations_since_fetch(FLUX.datasets[dataset], FLUX.dataset_dir(dataset), FLUX.ready_marker(dataset))
+
+
 def table8_manifests(wildcards):
     datasets = {FLUX.roles[row] for row in TABLE8_ROLES if row in FLUX.roles}
     for members in FLUX.corpora.values():

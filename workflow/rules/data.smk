@@ -73,6 +73,7 @@ rule index:
         "../envs/flux.yaml"
     params:
         spec=spec("index"),
+        annotations=annotations_edited,
     log:
         f"{LOGS}/index/{{dataset}}.log",
     benchmark:
