@@ -10,11 +10,15 @@ per module, tokens/s). A NaN or infinite loss saves the state and stops the run 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import random
 import re
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -618,8 +622,8 @@ def discard_resume_state(job: dict) -> None:
     as unreadable go too (inspected or not, they are a failed attempt's)."""
     state_dir = Path(job["state_dir"])
     leftovers = [*state_dir.glob("nonfinite-step*.pt"), *state_dir.glob("corrupt-*-latest.pt")]
-    for path in [state_dir / "latest.pt", state_dir / "metrics.jsonl", *leftovers]:
-        path.unlink(missing_ok=True)
+    for path in [state_dir / "latest.pt", state_dir / "metrics.jsonl", state_dir / LOCK_NAME, *leftovers]:
+        path.unlink(missing_ok=True)  # the lock file too: its holder (this process) still holds it until it exits
     if state_dir.is_dir() and not any(state_dir.iterdir()):
         state_dir.rmdir()
 
@@ -670,6 +674,48 @@ def import_teacher(run: ResolvedRun, job: dict) -> None:
     )
 
 
+LOCK_NAME = "lock"
+
+
+@contextlib.contextmanager
+def run_lock(state_dir: Path, run_id: str, is_main: bool) -> Iterator[None]:
+    """Hold an exclusive lock on the run (its state directory's `lock`, flock: released when the process ends,
+    however it ends) while it trains, so that a second trainer of the same run (another checkout sharing results/,
+    an orphaned job after `snakemake --unlock`) stops at once, naming the holder, instead of interleaving its state
+    and metrics with the first. Rank 0 locks for all ranks. On a shared file system this needs flock support
+    (NFSv4, Lustre mounted with `flock`)."""
+    if not is_main:
+        yield
+        return
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / LOCK_NAME
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "an unknown process"
+        handle.close()
+        raise TrainingError(
+            f"{run_id}: another trainer is training this run ({holder}; lock {path}); two trainers would interleave "
+            f"its state and metrics: wait for it to finish, or stop it and rerun"
+        ) from None
+    holder = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "slurm_job": os.environ.get("SLURM_JOB_ID"),
+    }
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps(holder) + "\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()
+
+
 def run(job: dict) -> None:
     """`flux train`: one run from its spec."""
     training = run_from_dict(job["run"])
@@ -681,38 +727,41 @@ def run(job: dict) -> None:
     if training.stage == "teacher" and job.get("teacher_weights"):
         import_teacher(training, job)
         return
-    sources, facts = build_sources(training, job, topology)
-    teacher = load_teacher(job) if training.stage == "umt" else None
-    text = build_text(training, job, facts.get("captions", [])) if training.stage in ("teacher", "clip") else None
-    model = build_student(training, job, facts, text.embed_dim if text else None, teacher)
-    objective = build_objective(training, job, facts, text, teacher)
-    trainer = Trainer(training, job, model, objective, sources, topology)
-    started = time.perf_counter()
-    trainer.fit()
-    seconds = time.perf_counter() - started
-    if topology.is_main:
-        records = (
-            [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()] if trainer.metrics_path.is_file() else []
-        )
-        logged_seconds = sum(record["seconds"] for record in records)
-        summary = {
-            "run": training.id,
-            "stage": training.stage,
-            "steps": trainer.step,
-            "epochs": trainer.epochs,
-            "train_seconds": round(seconds, 2),
-            # measured on the logged steps (every `log_every`-th): tokens through the model per second of step time
-            "tokens_per_second": round(sum(r["tokens"] for r in records) / logged_seconds, 1) if logged_seconds else None,
-            "final_loss": records[-1]["loss"] if records else None,
-            # files that failed to decode at run time, left out from then on (the index decodes first and last frames)
-            "decode_failures": {**trainer.decode_failures(), "files_failed": dict(sorted(trainer.failed_media.items()))},
-            "validation": validation_accuracy(model, training, job, device),
-        }
-        save_final(training, job, model, objective, facts, summary)
-        discard_resume_state(job)
-        logger.info("%s: %s", training.id, json.dumps({k: v for k, v in summary.items() if k != "validation"}))
-        if summary["validation"]:
-            logger.info("%s: validation %s", training.id, summary["validation"])
+    with run_lock(Path(job["state_dir"]), training.id, topology.is_main):
+        sources, facts = build_sources(training, job, topology)
+        teacher = load_teacher(job) if training.stage == "umt" else None
+        text = build_text(training, job, facts.get("captions", [])) if training.stage in ("teacher", "clip") else None
+        model = build_student(training, job, facts, text.embed_dim if text else None, teacher)
+        objective = build_objective(training, job, facts, text, teacher)
+        trainer = Trainer(training, job, model, objective, sources, topology)
+        started = time.perf_counter()
+        trainer.fit()
+        seconds = time.perf_counter() - started
+        if topology.is_main:
+            records = (
+                [json.loads(line) for line in trainer.metrics_path.read_text().splitlines()]
+                if trainer.metrics_path.is_file()
+                else []
+            )
+            logged_seconds = sum(record["seconds"] for record in records)
+            summary = {
+                "run": training.id,
+                "stage": training.stage,
+                "steps": trainer.step,
+                "epochs": trainer.epochs,
+                "train_seconds": round(seconds, 2),
+                # measured on the logged steps (every `log_every`-th): tokens through the model per second of step time
+                "tokens_per_second": round(sum(r["tokens"] for r in records) / logged_seconds, 1) if logged_seconds else None,
+                "final_loss": records[-1]["loss"] if records else None,
+                # files that failed to decode at run time, left out from then on (the index decodes first and last frames)
+                "decode_failures": {**trainer.decode_failures(), "files_failed": dict(sorted(trainer.failed_media.items()))},
+                "validation": validation_accuracy(model, training, job, device),
+            }
+            save_final(training, job, model, objective, facts, summary)
+            discard_resume_state(job)
+            logger.info("%s: %s", training.id, json.dumps({k: v for k, v in summary.items() if k != "validation"}))
+            if summary["validation"]:
+                logger.info("%s: validation %s", training.id, summary["validation"])
     if topology.distributed:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()

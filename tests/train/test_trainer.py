@@ -261,6 +261,40 @@ def test_a_file_that_fails_at_run_time_is_left_out_for_the_run_and_its_resumes(k
     assert [record["decode_failures"] for record in records] == [{"files": 1, "by_kind": {kind: 1}}] * len(records)
 
 
+def test_a_second_trainer_of_a_run_stops_at_once_naming_the_holder(k400, tmp_path):
+    """Two trainers on one run would interleave its state and metrics: the second stops before touching either,
+    naming who holds the run; after the holder is gone, the run trains (and leaves no lock behind)."""
+    from flux.train.trainer import TrainingError, run, run_lock
+
+    data, manifest = k400
+    job = finetune_job(data, manifest, tmp_path, steps_epochs=1.0, method="single")
+    with run_lock(Path(job["state_dir"]), "toy", is_main=True):
+        with pytest.raises(TrainingError, match=rf"toy: another trainer is training this run \(.*\"pid\": {os.getpid()}"):
+            run(job)
+        assert not (Path(job["state_dir"]) / "metrics.jsonl").exists() and not Path(job["checkpoint"]).exists()
+    run(job)
+    assert Path(job["checkpoint"]).is_file() and not Path(job["state_dir"]).exists()
+
+
+def test_a_trainer_killed_holding_the_lock_does_not_block_the_rerun(k400, tmp_path):
+    """flock is released by the kernel when its process dies: a `kill -9`ed trainer leaves a lock file, not a lock."""
+    data, manifest = k400
+    job = finetune_job(data, manifest, tmp_path, steps_epochs=1.0, method="single")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from flux.train.trainer import run_lock\n"
+         f"with run_lock(Path({job['state_dir']!r}), 'toy', True):\n    print('held', flush=True); time.sleep(600)"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert (Path(job["state_dir"]) / "lock").is_file()
+    from flux.train.trainer import run
+
+    run(job)
+    assert Path(job["checkpoint"]).is_file()
+
+
 def test_an_unreadable_resume_state_is_moved_aside_and_training_starts_afresh(k400, tmp_path, caplog):
     from flux.train.trainer import run
 
