@@ -407,8 +407,14 @@ class Trainer:
         collective = self.backend.collective_state_dict and not local
         state = self.state(local=local) if (collective or self.topology.is_main or local) else None
         if self.topology.is_main or local:
-            with atomic_path(path) as temporary:
-                torch.save(state, temporary)
+            try:
+                with atomic_path(path) as temporary:
+                    torch.save(state, temporary)
+            except OSError as error:  # a full disk, a directory made read-only under a running job
+                raise TrainingError(
+                    f"{self.run.id}: cannot write its resume state {path} ({error.strerror or error}); free space or make "
+                    f"{self.state_dir} writable, then rerun: it resumes from the last state written"
+                ) from None
         return path
 
     def resume(self) -> bool:
@@ -687,9 +693,15 @@ def run_lock(state_dir: Path, run_id: str, is_main: bool) -> Iterator[None]:
     if not is_main:
         yield
         return
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / LOCK_NAME
-    handle = open(path, "a+", encoding="utf-8")
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+", encoding="utf-8")
+    except OSError as error:
+        raise TrainingError(
+            f"{run_id}: cannot write its state directory {state_dir} ({error.strerror or error}); training saves its "
+            f"resume state there: make it writable, or set paths.results to a writable place"
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -276,6 +276,19 @@ def test_a_second_trainer_of_a_run_stops_at_once_naming_the_holder(k400, tmp_pat
     assert Path(job["checkpoint"]).is_file() and not Path(job["state_dir"]).exists()
 
 
+def test_a_state_directory_that_cannot_be_written_is_named(k400, tmp_path):
+    from flux.train.trainer import TrainingError, run
+
+    data, manifest = k400
+    (tmp_path / "blocked").write_text("a file where the state directory's parent should be")
+    job = {
+        **finetune_job(data, manifest, tmp_path, steps_epochs=1.0, method="single"),
+        "state_dir": str(tmp_path / "blocked" / "toy"),
+    }
+    with pytest.raises(TrainingError, match=r"toy: cannot write its state directory .*blocked/toy \(Not a directory\)"):
+        run(job)
+
+
 def test_a_trainer_killed_holding_the_lock_does_not_block_the_rerun(k400, tmp_path):
     """flock is released by the kernel when its process dies: a `kill -9`ed trainer leaves a lock file, not a lock."""
     data, manifest = k400
