@@ -86,6 +86,13 @@ class RemoteFile:
             )
 
 
+# How a file is known to be whole: its sha256 matched the registry's; its size matched the length the server (or
+# the local mirror) declared; nothing (a server that sends no length, a registry without sha256: a transfer cut
+# short cannot be told from a whole file); or it was present before and, without a sha256, not checked again.
+COMPLETE_SHA256, COMPLETE_LENGTH, COMPLETE_UNVERIFIABLE, COMPLETE_PRESENT = "sha256", "length", "unverifiable", "present"
+UNVERIFIED = (COMPLETE_UNVERIFIABLE, COMPLETE_PRESENT)
+
+
 @dataclass(frozen=True)
 class DownloadResult:
     path: Path  # final file path
@@ -94,6 +101,7 @@ class DownloadResult:
     resumed: bool  # bytes from an earlier partial transfer were reused
     skipped: bool  # the file was already present and verified; no network used
     extracted_to: Path | None
+    completeness: str = COMPLETE_SHA256  # one of the COMPLETE_* values
 
 
 def sha256_of(path: Path, chunk_bytes: int = 1 << 20) -> str:
@@ -131,8 +139,9 @@ def download(
     present = _verify_present(remote, dest, kept, chunk_bytes)
     if present is not None:
         digest, resumed, skipped = present, False, True
+        completeness = COMPLETE_SHA256 if remote.sha256 is not None else COMPLETE_PRESENT
     else:
-        digest, resumed = _fetch(
+        digest, resumed, completeness = _fetch(
             remote,
             dest,
             retries=retries,
@@ -149,7 +158,13 @@ def download(
         suffix = archive_suffix(remote.path)
         assert suffix is not None  # RemoteFile.__post_init__ guarantees it
         extracted_to = _extract(dest, digest, suffix)
-    return DownloadResult(dest, digest, size, resumed, skipped, extracted_to)
+    if completeness == COMPLETE_UNVERIFIABLE:
+        logger.warning(
+            "%s: the server sent no length and %s gives no sha256, so a transfer cut short cannot be told from the "
+            "whole file (%d bytes received); it is recorded as unverifiable",
+            remote.url, remote.registry, size,
+        )  # fmt: skip
+    return DownloadResult(dest, digest, size, resumed, skipped, extracted_to, completeness)
 
 
 # --------------------------------------------------------------------------- already present
@@ -258,8 +273,8 @@ def _fetch(
     chunk_bytes: int,
     progress: bool,
     sleep: Callable[[float], None],
-) -> tuple[str, bool]:
-    """Transfer into `<dest>.part`, verify, then rename; returns (sha256, resumed)."""
+) -> tuple[str, bool, str]:
+    """Transfer into `<dest>.part`, verify, then rename; returns (sha256, resumed, completeness)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = _Part(_sibling(dest, PART_SUFFIX), chunk_bytes)
     if part.size:
@@ -282,9 +297,9 @@ def _fetch(
         while True:
             try:
                 if is_file_url:
-                    resumed = _copy_local(remote.url, part, chunk_bytes, bar)
+                    resumed, length_known = _copy_local(remote.url, part, chunk_bytes, bar), True
                 else:
-                    resumed = _http_attempt(remote.url, part, timeout_s, chunk_bytes, bar)
+                    resumed, length_known = _http_attempt(remote.url, part, timeout_s, chunk_bytes, bar)
                 break
             except _Transient as err:
                 if attempt >= retries:
@@ -315,11 +330,14 @@ def _fetch(
         raise ChecksumMismatchError(_mismatch_message(remote, actual, kept, origin))
     os.replace(part.path, dest)
     logger.info("downloaded %s (%d bytes, sha256 %s)", dest, part.size, actual)
-    return actual, resumed
+    if remote.sha256 is not None:
+        return actual, resumed, COMPLETE_SHA256
+    return actual, resumed, COMPLETE_LENGTH if length_known else COMPLETE_UNVERIFIABLE
 
 
-def _http_attempt(url: str, part: _Part, timeout_s: float, chunk_bytes: int, bar: tqdm) -> bool:
-    """One request; returns whether earlier bytes were reused. Raises _Transient to retry."""
+def _http_attempt(url: str, part: _Part, timeout_s: float, chunk_bytes: int, bar: tqdm) -> tuple[bool, bool]:
+    """One request; returns (whether earlier bytes were reused, whether the server declared the file's length).
+    Raises _Transient to retry."""
     start = part.size
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if start:
@@ -358,10 +376,10 @@ def _http_attempt(url: str, part: _Part, timeout_s: float, chunk_bytes: int, bar
         part.append_from(response, expected, chunk_bytes, bar)
     if total is not None and part.size != total:
         raise _Transient(f"have {part.size} of {total} bytes")
-    return resumed
+    return resumed, total is not None
 
 
-def _http_error(url: str, err: urllib.error.HTTPError, part: _Part, bar: tqdm) -> bool:
+def _http_error(url: str, err: urllib.error.HTTPError, part: _Part, bar: tqdm) -> tuple[bool, bool]:
     """Classify an HTTP error status: complete (416 on a full part), transient, or fatal."""
     status = err.code
     if status == 416 and part.size:
@@ -369,7 +387,7 @@ def _http_error(url: str, err: urllib.error.HTTPError, part: _Part, bar: tqdm) -
         if unsatisfied is not None and int(unsatisfied.group(1)) == part.size:
             bar.reset(total=part.size)
             bar.update(part.size)
-            return True  # the part already holds the whole file
+            return True, True  # the part already holds the whole file, whose length the server declared
         have = part.size
         part.reset()
         raise _Transient(

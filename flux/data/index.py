@@ -354,6 +354,23 @@ def summarize(frame: pd.DataFrame, info: ManifestInfo) -> dict[str, Any]:
     }
 
 
+def unverified_downloads(ready: Path) -> list[dict[str, Any]]:
+    """The dataset's downloaded files that nothing showed to be whole (no sha256 in the registry and no length from
+    the server, or present before and not checked again), from its ready marker: said in the report, so that a
+    truncated annotation file or archive is not taken for the whole one silently."""
+    from flux.data.download import UNVERIFIED
+
+    try:
+        files = json.loads(ready.read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError):
+        return []
+    return [
+        {"path": item["path"], "completeness": item["completeness"], "size": item.get("size")}
+        for item in files
+        if item.get("completeness") in UNVERIFIED
+    ]
+
+
 def run(job: dict) -> None:
     """`flux index`: parse annotations, resolve and probe media, write manifest + report."""
     spec = spec_from_job(job)
@@ -374,7 +391,11 @@ def run(job: dict) -> None:
         allow_flip=spec.allow_flip,
         trim_seconds=spec.trim_seconds,
     )
-    report = {**summarize(frame, info), "probe": "every frame" if thorough else "first and last frame"}
+    report = {
+        **summarize(frame, info),
+        "probe": "every frame" if thorough else "first and last frame",
+        "unverified_downloads": unverified_downloads(Path(job["ready"])) if job.get("ready") else [],
+    }
     write_manifest(frame, info, Path(job["manifest"]))
     atomic_write_json(Path(job["report"]), report)
     logger.info("%s: %d items, %d undecodable %s", spec.id, report["items"], report["undecodable"], report["error_kinds"] or "")

@@ -138,6 +138,7 @@ def run(job: dict[str, Any]) -> None:
                 "path": remote.path,
                 "sha256": result.sha256,
                 "verified": remote.sha256 is not None,
+                "completeness": result.completeness,  # flux.data.download.COMPLETE_*
                 "size": result.size,
                 "extracted_to": str(result.extracted_to) if result.extracted_to else None,
             }

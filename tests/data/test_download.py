@@ -43,6 +43,7 @@ class Behaviour:
     stall: int = 0  # the next `stall` GETs send half the body, then hang
     ignore_range: bool = False  # always answer 200 with the whole file
     wrong_range: int = 0  # the next `wrong_range` Range GETs answer 206 starting at byte 0
+    no_length: bool = False  # send no Content-Length (the body ends when the connection closes)
 
 
 @dataclass
@@ -105,7 +106,8 @@ def _handler(state: FixtureServer) -> type[BaseHTTPRequestHandler]:
             else:
                 self.send_response(200)
             body = data[start:]
-            self.send_header("Content-Length", str(len(body)))
+            if not how.no_length:
+                self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             try:
                 if nth <= how.drop:
@@ -167,7 +169,7 @@ def test_fresh_download_is_verified_and_atomic(
     result = fetch(RemoteFile(url, "sub/a.bin", sha(DATA).upper()), tmp_path, sleeps, progress=True)
 
     dest = tmp_path / "sub" / "a.bin"
-    assert result == DownloadResult(dest, sha(DATA), len(DATA), False, False, None)
+    assert result == DownloadResult(dest, sha(DATA), len(DATA), False, False, None, "sha256")
     assert dest.read_bytes() == DATA
     assert sorted(p.name for p in dest.parent.iterdir()) == ["a.bin"]  # no .part left behind
     assert server.ranges("a.bin") == [None]
@@ -183,6 +185,26 @@ def test_without_registry_checksum_the_observed_hash_is_returned(
     assert result.sha256 == sha(DATA)
     assert result.size == len(DATA)
     assert (tmp_path / "a.bin").read_bytes() == DATA
+
+
+@pytest.mark.parametrize(
+    ("registry_sha256", "no_length", "drop", "completeness", "size"),
+    [
+        (True, True, 0, "sha256", len(DATA)),  # a registry sha256 proves the file whole
+        (False, False, 0, "length", len(DATA)),  # the server's length does
+        (False, True, 0, "unverifiable", len(DATA)),  # neither: a whole file cannot be told ...
+        (False, True, 1, "unverifiable", len(DATA) // 2),  # ... from one cut short, which is accepted, but said
+    ],
+)
+def test_how_a_download_is_known_to_be_whole_is_recorded(
+    server: FixtureServer, tmp_path: Path, sleeps: list[float], caplog, registry_sha256, no_length, drop, completeness, size
+) -> None:
+    url = server.add("a.bin", no_length=no_length, drop=drop)
+    result = fetch(RemoteFile(url, "a.bin", sha(DATA) if registry_sha256 else None), tmp_path, sleeps)
+    assert (result.completeness, result.size) == (completeness, size)
+    assert ("recorded as unverifiable" in caplog.text) == (completeness == "unverifiable")
+    again = fetch(RemoteFile(url, "a.bin", sha(DATA) if registry_sha256 else None), tmp_path, sleeps)
+    assert again.skipped and again.completeness == ("sha256" if registry_sha256 else "present")
 
 
 # --------------------------------------------------------------------------- resume

@@ -107,7 +107,7 @@ def test_index_keeps_every_item_and_counts_failures(dataset):
         "error_kinds": {"truncated": 1, "empty": 1, "missing": 1, "wrong_extension": 1},
     }
     assert report["splits"]["val"]["undecodable"] == 1
-    assert report == {**summarize(frame, info), "probe": "first and last frame"}
+    assert report == {**summarize(frame, info), "probe": "first and last frame", "unverified_downloads": []}
 
 
 def test_single_worker_gives_the_same_manifest(dataset, tmp_path):

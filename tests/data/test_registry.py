@@ -67,6 +67,33 @@ def test_download_links_and_marks_ready(tmp_path, published):
     assert (root / "media").resolve() == elsewhere.resolve()
 
 
+def test_the_marker_records_the_annotations_as_fetched_and_how_files_are_known_whole(tmp_path, published):
+    """The ready marker says how each file is known to be whole, the index report lists those nothing showed whole,
+    and an annotation file edited after the fetch is noticed (the index rule's params: annotations_since_fetch)."""
+    from flux.data.index import unverified_downloads
+    from flux.data.registry import AS_FETCHED, annotations_since_fetch
+
+    remote, videos = published
+    unchecked = {**remote, "sha256": None}
+    spec = job(tmp_path, entry([unchecked], {"links": "media", "hint": "a folder of clips"}), videos)
+    run(spec)
+    marker_path = tmp_path / "data" / "ready" / "toy.json"
+    marker = json.loads(marker_path.read_text())
+    assert marker["files"][0]["completeness"] == "length"  # a local mirror's size is known
+    assert marker["annotations"]["val"]["sha256"] == remote["sha256"]
+    assert unverified_downloads(marker_path) == []
+    marker["files"][0]["completeness"] = "unverifiable"
+    marker_path.write_text(json.dumps(marker))
+    assert unverified_downloads(marker_path) == [{"path": "annotations/val.csv", "completeness": "unverifiable", "size": 64}]
+    dataset = dataset_spec_from_entry("toy", spec["entry"])
+    root = tmp_path / "data" / "raw" / "toy"
+    assert annotations_since_fetch(dataset, root, marker_path) == AS_FETCHED
+    (root / "annotations" / "val.csv").write_text("label,youtube_id,time_start,time_end,split\nrunning,abc,0,10,val\n")
+    edited = annotations_since_fetch(dataset, root, marker_path)
+    assert edited != AS_FETCHED and edited == annotations_since_fetch(dataset, root, marker_path)
+    assert annotations_since_fetch(dataset, root, tmp_path / "no_marker.json") == AS_FETCHED
+
+
 def test_a_real_directory_is_never_replaced_by_a_link(tmp_path, published):
     remote, videos = published
     (tmp_path / "data" / "raw" / "toy" / "media").mkdir(parents=True)
