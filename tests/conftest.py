@@ -20,8 +20,9 @@ def kinetics(tmp_path_factory):
         video = f"vid{position:08d}"
         write_clip(media / f"{video}_000000_000010.mp4", motion=label, num_frames=12 + 4 * position, seed=position)
         rows.append(f"{label},{video},0,10,{'train' if position < 4 else 'val'}")
-    (media / "vidbroken0_000000_000010.mp4").write_bytes(b"")
-    rows += ["moving left,vidbroken0,0,10,train", "moving right,vidbroken0,0,10,val"]
+    for broken in ("vidbroken0", "vidbroken1"):
+        (media / f"{broken}_000000_000010.mp4").write_bytes(b"")
+    rows += ["moving left,vidbroken0,0,10,train", "moving right,vidbroken1,0,10,val"]
     entry = {
         "title": "toy",
         "modality": "video",

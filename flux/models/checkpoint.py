@@ -230,8 +230,3 @@ def write_payload(payload: Mapping[str, Any], path: Path) -> None:
     after the (random) temporary file, so equal payloads give byte-identical files (DVC hashes stay stable)."""
     with atomic_path(Path(path)) as temporary, open(temporary, "wb") as handle:
         torch.save(dict(payload), handle)
-
-
-def save_checkpoint(model: nn.Module, path: Path, metadata: Mapping[str, Any] | None = None) -> None:
-    """Weights (and JSON-able metadata) under `model`, written atomically; loadable with weights_only=True."""
-    write_payload({"model": model.state_dict(), "metadata": dict(metadata or {})}, path)

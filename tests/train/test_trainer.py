@@ -165,6 +165,59 @@ def test_metrics_record_losses_gradients_and_throughput(k400, tmp_path):
     assert payload["metadata"]["num_classes"] == 8 and len(payload["metadata"]["class_names"]) == 8
 
 
+def test_validation_accuracy_is_the_hand_counted_one(k400, tmp_path):
+    """A model that always says class c is right on exactly the decodable val videos of class c (counted from the
+    manifest), out of all val videos, at the run's head and budget."""
+    from flux.data.index import read_manifest
+    from flux.models.fluxvit import build_model
+    from flux.train.runs import run_from_dict
+    from flux.train.trainer import validation_accuracy
+
+    data, manifest = k400
+    job = finetune_job(data, manifest, tmp_path, method="single")
+    run = run_from_dict(job["run"])
+    frame = read_manifest(manifest)[0]
+    val = frame[frame["split"] == "val"]
+    for favoured in (0, 3):
+        model = build_model("fluxvit_tiny", num_classes=8, output_heads=3)
+        with torch.no_grad():
+            for head in model.head:
+                head.weight.zero_()
+                head.bias.copy_(torch.nn.functional.one_hot(torch.tensor(favoured), 8).float())
+        result = validation_accuracy(model, run, job, torch.device("cpu"))
+        expected = int(((val["label_id"] == favoured) & val["decodable"]).sum()) / len(val)
+        assert (result["top1"], result["videos"], result["head"], result["budget"]) == (expected, len(val), 1, 12)
+        assert expected > 0  # the fixture has val videos of the class: the check is not vacuous
+
+
+def test_a_trained_checkpoint_is_what_evaluation_loads(k400, tmp_path):
+    """The production path, end to end: the trainer's final checkpoint, read by evaluation's own loader, holds the
+    trained weights and scores the validation split exactly as the trainer's in-memory model did."""
+    from flux.eval.runner import load_model
+    from flux.eval.runner import run as evaluate
+    from flux.train.trainer import run as train
+
+    data, manifest = k400
+    job = finetune_job(data, manifest, tmp_path, steps_epochs=1.0, method="single")
+    train(job)
+    model, payload = load_model(Path(job["checkpoint"]))
+    assert all(torch.equal(value, payload["model"][key]) for key, value in model.state_dict().items())
+    assert payload["metadata"]["trained_heads"] == job["trained_heads"] and model.num_classes == 8
+    validation = json.loads(Path(job["summary"]).read_text())["validation"]
+    frames, resolution = job["reference_input"]
+    out = tmp_path / "metrics.json"
+    evaluate(
+        {"eval": "toy/check", "run": "toy", "protocol": "check", "task": "classification", "views": [1, 1],
+         "roles": [{"role": "k400", "dataset": "k400", "manifest": str(manifest), "splits": [validation["split"]]}],
+         "settings": [{"key": "reference", "frames": frames, "resolution": resolution, "budget": validation["budget"],
+                       "head": validation["head"]}],
+         "token_optimization": [], "prompts": [], "checkpoint": job["checkpoint"], "text_encoder": None,
+         "data_dir": str(data), "seed": 0, "workers": 0, "lineage": "test", "out": str(out)}
+    )  # fmt: skip
+    result = json.loads(out.read_text())["results"]["k400"]["reference"]
+    assert result["top1"] == pytest.approx(100 * validation["top1"], abs=1e-3) and result["videos"] == validation["videos"]
+
+
 def poison_step(monkeypatch, step: int) -> None:
     """Make the classification loss NaN at the `step`-th call (steps count from 1)."""
     from flux.train.objectives import Classification
