@@ -219,6 +219,15 @@ class VideoClassification(ManifestDataset):
             raise FluxError(f"{self.info.dataset}/{self.split} has unlabelled items; it cannot be trained on")
         self.num_clips = num_clips
         self.num_crops = num_crops
+        # the last decoded test clip: a video's crops of one clip are consecutive keys, so they share one decode
+        self._last_clip: tuple[tuple[int, int], np.ndarray] | None = None
+
+    def _test_clip(self, position: int, clip_index: int) -> np.ndarray:
+        if self._last_clip is None or self._last_clip[0] != (position, clip_index):
+            self._last_clip = None  # a failing decode must not leave another clip's frames to be reused
+            frames = self._decode(position, self.frames, None, clip_index, self.num_clips)
+            self._last_clip = ((position, clip_index), frames)
+        return self._last_clip[1]
 
     @property
     def num_classes(self) -> int:
@@ -241,7 +250,7 @@ class VideoClassification(ManifestDataset):
         clip_index, crop_index = divmod(view, self.num_crops)
         item = {"label": int(self.rows.at[position, "label_id"]), "index": position, "clip": clip_index, "crop": crop_index}
         try:
-            frames = self._decode(position, self.frames, None, clip_index, self.num_clips)
+            frames = self._test_clip(position, clip_index)
         except DecodeError as error:
             self.failures.record(error)
             blank = torch.zeros(3, self.frames, self.resolution, self.resolution)

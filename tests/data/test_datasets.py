@@ -101,6 +101,23 @@ def test_eval_keeps_undecodable_videos_as_invalid_views(kinetics):
     assert all(i["video"].shape == (3, 4, 32, 32) for i in good)
 
 
+def test_the_crops_of_a_test_clip_share_one_decode(kinetics, monkeypatch):
+    """Views are clip-major (view = clip x crops + crop): a video's crops of one clip are decoded once, not once
+    per crop, and give exactly the views of a decode each."""
+    import flux.data.datasets as datasets_module
+
+    data, manifest = kinetics
+    options = {"train": False, "frames": 4, "resolution": 32, "num_clips": 2, "num_crops": 3}
+    separately = [VideoClassification(manifest, data, "val", **options)[key] for key in range(18)]
+    decodes = []
+    original = datasets_module.read_video
+    monkeypatch.setattr(datasets_module, "read_video", lambda path, *a, **k: decodes.append(path) or original(path, *a, **k))
+    dataset = VideoClassification(manifest, data, "val", **options)
+    together = [dataset[key] for key in range(18)]
+    assert len(decodes) == 2 * 2  # 2 decodable videos x 2 clips (the third video is indexed undecodable)
+    assert all(torch.equal(a["video"], b["video"]) and a["valid"] == b["valid"] for a, b in zip(separately, together))
+
+
 def test_eval_counts_indexed_undecodable_files_without_opening_them(kinetics, monkeypatch):
     """A file indexed as undecodable (e.g. `crash`: it killed the decoder process) must not be decoded again in
     the evaluation process: it is counted from the manifest."""
