@@ -20,8 +20,7 @@ import yaml
 from flux.data.download import RemoteFile
 from flux.errors import ConfigError
 from flux.external import ExternalCheckpoint, check_selected, load_external
-from flux.models.sizes import SIZES
-from flux.train.inheritance import HEAD_BUDGETS
+from flux.models.sizes import HEAD_BUDGETS, SIZES
 from flux.train.runs import ResolvedRun, UnitScale, resolve_runs
 
 

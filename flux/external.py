@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from flux.errors import ConfigError
-from flux.models.sizes import SIZES
-from flux.train.runs import MODEL_SWITCHES, UnitScale
+from flux.models.sizes import MODEL_SWITCHES, SIZES
+from flux.train.runs import UnitScale
 
 KINETICS710_BUILDER = "kinetics710"
 
@@ -37,7 +37,7 @@ class ExternalCheckpoint:
     name: str
     title: str
     model: str  # an architecture of flux.models.sizes.SIZES
-    model_options: Mapping[str, Any]  # architecture switches (flux.train.runs.MODEL_SWITCHES)
+    model_options: Mapping[str, Any]  # architecture switches (flux.models.sizes.MODEL_SWITCHES)
     role: str  # the classifier's rows are this role's dataset's classes, in its class order
     head_map: str | None  # role of the Kinetics-710 dataset whose head map cuts K710 rows to `role`'s classes
     heads: Mapping[int, int]  # trained output head -> tokens it serves, in this configuration's units

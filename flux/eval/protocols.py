@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from flux.errors import ConfigError
+from flux.models.sizes import PATCH_SIZE
 from flux.train.inheritance import nearest_head
 from flux.train.runs import UnitScale
 
-PATCH = 14
-TOKENS_PER_FRAME_224 = (224 // PATCH) ** 2  # 256: the unmasked frame count of a budget is budget / 256
+TOKENS_PER_FRAME_224 = (224 // PATCH_SIZE) ** 2  # 256: the unmasked frame count of a budget is budget / 256
 
 
 def paper_tokens(frames: int, resolution: int) -> int:
-    return frames * (resolution // PATCH) ** 2
+    return frames * (resolution // PATCH_SIZE) ** 2
 
 
 def setting_key(frames: int, resolution: int, budget: int | None = None, merge: Sequence[int] | None = None) -> str:

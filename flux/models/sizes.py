@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 Grid = tuple[int, int, int]
 
+PATCH_SIZE = 14  # every model of the paper: 14 x 14 pixel patches, tubelet 1
+HEAD_BUDGETS = (3072, 2048, 1024)  # FluxViT's output heads 0/1/2 serve these token counts (paper units; the engine's pairing)
+# the FluxViT modules, switchable one by one (main Table 3 ablations); a checkpoint records them
+MODEL_SWITCHES = ("dual_patch_norm", "global_pe", "local_pe", "rope", "output_heads")
+
 
 @dataclass(frozen=True)
 class ModelSize:
@@ -14,7 +19,7 @@ class ModelSize:
     depth: int
     num_heads: int
     mlp_ratio: float = 4.0
-    patch_size: int = 14
+    patch_size: int = PATCH_SIZE
     reference_grid: Grid = (8, 16, 16)  # the learnable position embedding's (T, h, w)
     pool_heads: int = 16
     clip_dim: int = 768  # attention-pooling output width

@@ -32,7 +32,6 @@ from flux.errors import ConfigError
 if TYPE_CHECKING:
     from flux.train.runs import ResolvedRun
 
-HEAD_BUDGETS = (3072, 2048, 1024)  # FluxViT's pooling heads 0/1/2 serve these token counts (paper units)
 
 # Key groups a parent load may leave out (child keys the parent lacks) or drop (parent keys the child lacks).
 KEY_GROUPS = {

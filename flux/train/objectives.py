@@ -16,6 +16,7 @@ from torch import nn
 
 from flux.models.fluxvit import FluxViT
 from flux.models.selector import nested_subset
+from flux.models.sizes import PATCH_SIZE
 from flux.models.text import TextEncoder
 from flux.train.optim import VideoMixup, freeze_all_but
 from flux.train.runs import ResolvedRun, teacher_layers
@@ -85,7 +86,7 @@ class Classification(Objective):
         self.label_smoothing = augment.get("label_smoothing", 0.0)
 
     def tokens_in(self, batch: dict) -> int:
-        patches = _patches(batch["video"], 14)
+        patches = _patches(batch["video"], PATCH_SIZE)
         budgets = self.run.budgets or (patches,)
         return batch["video"].shape[0] * sum(min(b, patches) for b in budgets)
 
@@ -188,7 +189,7 @@ class VideoTextContrastive(Objective):
             )
 
     def tokens_in(self, batch: dict) -> int:
-        patches = _patches(batch["video"], 14)
+        patches = _patches(batch["video"], PATCH_SIZE)
         budget = self.run.budgets[0] if self.run.budgets else patches
         return batch["video"].shape[0] * min(budget, patches)
 

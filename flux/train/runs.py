@@ -15,20 +15,19 @@ from typing import Any
 
 from flux.data.sampling import FlexibleSpec
 from flux.errors import ConfigError
-from flux.models.sizes import SELECTOR_NAMES, SIZES
-from flux.train.inheritance import HEAD_BUDGETS, nearest_head
+from flux.models.sizes import HEAD_BUDGETS, MODEL_SWITCHES, PATCH_SIZE, PLAIN_VIT, SELECTOR_NAMES, SIZES
+from flux.train.inheritance import nearest_head
 from flux.train.optim import OptimSettings
 
 STAGES = ("teacher", "umt", "clip", "finetune")
 STAGE_OPTIM_OVERRIDES = ("epochs", "batch_size", "lr", "lr_reference_batch", "warmup_epochs")
-MODEL_SWITCHES = ("dual_patch_norm", "global_pe", "local_pe", "rope", "output_heads")
 
 
 @dataclass(frozen=True)
 class UnitScale:
     frames: float = 1.0
     resolution: float = 1.0
-    patch_size: int = 14
+    patch_size: int = PATCH_SIZE
 
     def frame(self, count: int) -> int:
         return max(1, round(count * self.frames))
@@ -234,7 +233,7 @@ def resolve_run(
     options = dict(raw.get("model_options", {}))
     switches = {}
     if options.pop("plain_vit", False):
-        switches = {"dual_patch_norm": False, "global_pe": False, "local_pe": False, "output_heads": 1}
+        switches = dict(PLAIN_VIT)
     switches.update({key: options.pop(key) for key in MODEL_SWITCHES if key in options})
     method = raw.get("method")
     budgets = tuple(scale.tokens(b) for b in raw.get("budgets", ()))

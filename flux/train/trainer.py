@@ -47,6 +47,7 @@ from flux.errors import CheckpointError, FluxError
 from flux.io import atomic_path, atomic_write_json, atomic_write_text
 from flux.models.checkpoint import copy_pooling_heads, load_checkpoint, read_payload, read_state_dict, write_payload
 from flux.models.fluxvit import DistillHeads, FluxViT, build_model
+from flux.models.sizes import MODEL_SWITCHES, PATCH_SIZE
 from flux.models.text import TextEncoder, TinyTextConfig, TinyTextEncoder, WordTokenizer, build_text_encoder
 from flux.provenance import provenance
 from flux.train.distributed import Topology, device_for, init_process_group, topology_from_env
@@ -149,7 +150,7 @@ def build_sources(run: ResolvedRun, job: dict, topology: Topology) -> tuple[list
         resolution = run.input.image_resolution or max(run.input.spec.resolutions)
         parts = [ImageText(manifests[d], train_transform=_transform(run, infos[d].allow_flip), **common) for d in images]
         dataset = KeyedConcat(parts)
-        image_spec = FlexibleSpec((1,), (resolution,), 1, (resolution // 14) ** 2, 14)
+        image_spec = FlexibleSpec((1,), (resolution,), 1, (resolution // PATCH_SIZE) ** 2, PATCH_SIZE)
         sources.append(Source("images", dataset, sampler(len(dataset), image_spec)))
     captions = [caption for d in run.datasets for caption in read_manifest(manifests[d])[0]["captions"].explode().dropna()]
     return sources, {"num_classes": 0, "captions": captions}
@@ -636,11 +637,7 @@ def discard_resume_state(job: dict) -> None:
 
 def save_final(run: ResolvedRun, job: dict, model: FluxViT, objective: Objective | None, facts: dict, summary: dict) -> None:
     out = Path(job["checkpoint"])
-    switches = {
-        key: value
-        for key, value in run.model_options.items()
-        if key in ("dual_patch_norm", "global_pe", "local_pe", "rope", "output_heads")
-    }
+    switches = {key: value for key, value in run.model_options.items() if key in MODEL_SWITCHES}
     payload: dict[str, Any] = {
         # fp32 whatever the training precision (DeepSpeed bf16 keeps its master weights in the optimiser)
         "model": {key: value.float() if value.is_floating_point() else value for key, value in model.state_dict().items()},
