@@ -33,9 +33,10 @@ from flux.eval.grid import full_grid, token_optimization_search
 from flux.eval.retrieval import retrieval_metrics
 from flux.eval.zeroshot import prompt_embeddings, zero_shot_scores
 from flux.io import atomic_write_json
-from flux.models.checkpoint import load_checkpoint, read_payload
+from flux.models.checkpoint import read_payload
 from flux.models.flops import gflops
-from flux.models.fluxvit import FluxViT, build_model
+from flux.models.fluxvit import FluxViT
+from flux.models.saved import model_from_checkpoint, text_encoder_from_checkpoint
 from flux.models.text import TextEncoder, build_text_encoder
 from flux.models.vid_tldr import VidTLDR, forward_with_merging
 from flux.provenance import provenance
@@ -59,18 +60,8 @@ def load_model(checkpoint: Path) -> tuple[FluxViT, dict]:
         payload = read_payload(checkpoint, "checkpoint", f"train its run (snakemake {checkpoint} --force) or `dvc pull` it")
     except CheckpointError as error:
         raise FluxError(str(error)) from None
-    metadata = payload["metadata"]
-    state = payload["model"]
-    text_dim = state["vision_proj.weight"].shape[0] if "vision_proj.weight" in state else None
-    model = build_model(
-        metadata["model"],
-        num_classes=metadata.get("num_classes", 0),
-        text_dim=text_dim,
-        selector=metadata.get("selector", "group_dynamic_l2"),
-        **metadata.get("model_switches", {}),
-    )
     try:
-        load_checkpoint(model, payload, strict=True)
+        model = model_from_checkpoint(payload)
     except CheckpointError as error:
         raise FluxError(f"{checkpoint}: the checkpoint does not fit its own metadata: {error}") from None
     return model.eval(), payload
@@ -117,13 +108,10 @@ def eval_transform(metadata: dict) -> EvalTransform:
 def load_text(payload: dict, job: dict) -> tuple[TextEncoder, float]:
     """The checkpoint's own text tower (tiny scale) or the configured pretrained encoder, and the learned
     logit scale (zero-shot classification sharpens its per-view class scores with it before averaging)."""
-    from flux.train.trainer import load_text_encoder
-
-    if payload.get("text"):
-        encoder: TextEncoder = load_text_encoder(payload)
-    elif job.get("text_encoder"):
+    encoder: TextEncoder | None = text_encoder_from_checkpoint(payload)
+    if encoder is None and job.get("text_encoder"):
         encoder = build_text_encoder("huggingface", path=job["text_encoder"])
-    else:
+    if encoder is None:
         raise FluxError(
             f"{job['checkpoint']} carries no text tower and teacher.text_encoder is not set; a video-text run is needed"
         )

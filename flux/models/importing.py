@@ -33,9 +33,9 @@ from flux.models.checkpoint import (
     slice_classifier,
     strip_prefixes,
     unwrap,
-    write_payload,
 )
 from flux.models.fluxvit import build_model
+from flux.models.saved import write_run_checkpoint
 from flux.models.sizes import SIZES
 from flux.provenance import provenance
 
@@ -157,7 +157,7 @@ def import_checkpoint(job: Mapping[str, Any]) -> dict[str, Any]:
         "preprocessing": dict(job["preprocessing"]),
         "source": source,
     }
-    write_payload({"model": model.state_dict(), "metadata": metadata}, Path(job["checkpoint"]))
+    write_run_checkpoint(Path(job["checkpoint"]), model, metadata)
     summary = {
         "run": job["name"],
         "stage": "import",

@@ -45,10 +45,11 @@ from flux.data.sampling import FlexibleBatchSampler, FlexibleSpec
 from flux.data.transforms import TrainTransform
 from flux.errors import CheckpointError, FluxError
 from flux.io import atomic_path, atomic_write_json, atomic_write_text
-from flux.models.checkpoint import copy_pooling_heads, load_checkpoint, read_payload, read_state_dict, write_payload
+from flux.models.checkpoint import copy_pooling_heads, load_checkpoint, read_payload, read_state_dict
 from flux.models.fluxvit import DistillHeads, FluxViT, build_model
+from flux.models.saved import model_from_checkpoint, text_encoder_from_checkpoint, write_run_checkpoint
 from flux.models.sizes import MODEL_SWITCHES, PATCH_SIZE
-from flux.models.text import TextEncoder, TinyTextConfig, TinyTextEncoder, WordTokenizer, build_text_encoder
+from flux.models.text import TextEncoder, build_text_encoder
 from flux.provenance import provenance
 from flux.train.distributed import Topology, device_for, init_process_group, topology_from_env
 from flux.train.inheritance import KEY_GROUPS, ParentPlan
@@ -183,42 +184,22 @@ def _checkpoint(path: str | None, what: str) -> dict:
         raise TrainingError(str(error)) from None
 
 
-def load_text_encoder(payload: dict) -> TinyTextEncoder:
-    """The tiny text tower saved with the teacher (or a Flux-CLIP run): config, tokenizer and weights."""
-    text = payload.get("text")
-    if not text:
-        raise TrainingError("the checkpoint carries no text tower; set teacher.text_encoder to a local encoder")
-    encoder = TinyTextEncoder(TinyTextConfig(**text["config"]), WordTokenizer.from_dict(text["tokenizer"]))
-    encoder.load_state_dict(text["state"])
-    return encoder
-
-
-def text_payload(encoder: TextEncoder) -> dict | None:
-    if not isinstance(encoder, TinyTextEncoder):
-        return None
-    from dataclasses import asdict
-
-    return {"config": asdict(encoder.config), "tokenizer": encoder.tokenizer.to_dict(), "state": encoder.state_dict()}
-
-
 def build_text(run: ResolvedRun, job: dict, captions: list[str]) -> TextEncoder:
     if run.stage == "teacher":
         return build_text_encoder("tiny", corpus=captions, seed=job["seed"])
     if job.get("text_encoder"):
         return build_text_encoder("huggingface", path=job["text_encoder"])
-    parent = _checkpoint(job.get("parent_checkpoint"), "parent")
-    if parent.get("text"):
-        return load_text_encoder(parent)
-    return load_text_encoder(_checkpoint(job.get("teacher_checkpoint"), "teacher"))
+    for which in ("parent", "teacher"):  # the parent's tower (stage 2 after stage 1), else the teacher's
+        encoder = text_encoder_from_checkpoint(_checkpoint(job.get(f"{which}_checkpoint"), which))
+        if encoder is not None:
+            return encoder
+    raise TrainingError("neither parent nor teacher checkpoint carries a text tower; set teacher.text_encoder to a local encoder")
 
 
 def load_teacher(job: dict) -> FluxViT:
     payload = _checkpoint(job["teacher_checkpoint"], "teacher")
-    metadata = payload["metadata"]
-    teacher = build_model(metadata["model"], num_classes=metadata.get("num_classes", 0), **metadata.get("model_switches", {}))
     # strict, but for the text projection of a video-text teacher: distillation reads its vision features only
-    load_checkpoint(teacher, payload, strict=True, allow_unexpected=[KEY_GROUPS["text_projection"]])
-    return teacher
+    return model_from_checkpoint(payload, leave_out=[KEY_GROUPS["text_projection"]])
 
 
 def build_student(run: ResolvedRun, job: dict, facts: dict, text_dim: int | None, teacher: FluxViT | None) -> FluxViT:
@@ -637,25 +618,19 @@ def discard_resume_state(job: dict) -> None:
 
 def save_final(run: ResolvedRun, job: dict, model: FluxViT, objective: Objective | None, facts: dict, summary: dict) -> None:
     out = Path(job["checkpoint"])
-    switches = {key: value for key, value in run.model_options.items() if key in MODEL_SWITCHES}
-    payload: dict[str, Any] = {
-        # fp32 whatever the training precision (DeepSpeed bf16 keeps its master weights in the optimiser)
-        "model": {key: value.float() if value.is_floating_point() else value for key, value in model.state_dict().items()},
-        "metadata": {
-            "run": run.id,
-            "stage": run.stage,
-            "model": run.model,
-            "model_switches": switches,
-            "num_classes": facts.get("num_classes", 0),
-            "class_names": facts.get("class_names", []),
-            "selector": run.selector,
-            "trained_heads": job["trained_heads"],
-        },
+    metadata = {
+        "run": run.id,
+        "stage": run.stage,
+        "model": run.model,
+        "model_switches": {key: value for key, value in run.model_options.items() if key in MODEL_SWITCHES},
+        "num_classes": facts.get("num_classes", 0),
+        "class_names": facts.get("class_names", []),
+        "selector": run.selector,
+        "trained_heads": job["trained_heads"],
     }
-    if objective is not None and "text" in objective.extra_modules:
-        payload["text"] = text_payload(objective.extra_modules["text"])
-        payload["logit_scale"] = float(objective.extra_modules["logit_scale"]())
-    write_payload(payload, out)
+    extra = objective.extra_modules if objective is not None else {}
+    text, logit_scale = (extra["text"], extra["logit_scale"]()) if "text" in extra else (None, None)
+    write_run_checkpoint(out, model, metadata, text, logit_scale)
     metrics = Path(job["state_dir"]) / "metrics.jsonl"
     atomic_write_text(Path(job["metrics"]), metrics.read_text(encoding="utf-8") if metrics.is_file() else "")
     atomic_write_json(
