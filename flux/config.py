@@ -332,7 +332,7 @@ def read_yaml_file(path: Path) -> object:
             raise ConfigError(f"{path}: not valid YAML: {error}") from None
 
 
-def _read_yaml(path: Path, what: str) -> dict:
+def read_yaml_mapping(path: Path, what: str) -> dict:
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist; check the path (relative to the working directory)")
     content = read_yaml_file(path)
@@ -364,7 +364,7 @@ def validate_schema(document: dict, schema: Path) -> None:
 
 
 def load_registry(path: Path) -> dict[str, DatasetSpec]:
-    document = _read_yaml(path, "dataset registry")
+    document = read_yaml_mapping(path, "dataset registry")
     validate_schema(document, schema_path("datasets.schema.yaml"))
     return {dataset: dataset_spec_from_entry(dataset, entry, path) for dataset, entry in document["datasets"].items()}
 
@@ -439,7 +439,7 @@ def dataset_spec_from_entry(dataset: str, entry: dict, registry: Path | str = "<
 
 def load_paper_numbers(path: Path, table: str) -> dict[str, Any]:
     """One table's entry of config/paper_numbers.yaml, schema-checked."""
-    document = _read_yaml(Path(path), "paper numbers file")
+    document = read_yaml_mapping(Path(path), "paper numbers file")
     validate_schema(document, schema_path("paper_numbers.schema.yaml"))
     if table not in document:
         raise ConfigError(f"{path}: no entry for {table}; transcribe its paper numbers there")
@@ -451,7 +451,7 @@ SETTINGS_TABLES = ("supp_table5", "supp_table6", "supp_table7")  # rendered from
 
 def load_table_document(path: Path, wanted: Sequence[str], runs: Mapping[str, Any], roles: Mapping[str, str]) -> dict:
     """config/tables.yaml, schema-checked, with every protocol, run and role it names checked to exist."""
-    document = _read_yaml(path, "tables file")
+    document = read_yaml_mapping(path, "tables file")
     validate_schema(document, schema_path("tables.schema.yaml"))
     protocols, tables = document["protocols"], document["tables"]
     for table in wanted:
@@ -488,7 +488,7 @@ def load_config(paths: Sequence[str | Path], overrides: Mapping | None = None) -
         raise ConfigError("no configuration file given; pass --config config/config.yaml")
     document: dict = {}
     for path in paths:
-        document = merge(document, _read_yaml(Path(path), "configuration file"))
+        document = merge(document, read_yaml_mapping(Path(path), "configuration file"))
     if overrides:
         document = merge(document, overrides)
     validate_schema(document, schema_path("config.schema.yaml"))
@@ -547,7 +547,7 @@ def build_config(document: Mapping) -> Config:
     if unknown_models:
         raise ConfigError(f"models: {unknown_models} are not in the model registry ({', '.join(SIZES)})")
     runs_path = Path(document["runs_file"])
-    runs_document = _read_yaml(runs_path, "runs file")
+    runs_document = read_yaml_mapping(runs_path, "runs file")
     validate_schema(runs_document, schema_path("runs.schema.yaml"))
     training_raw = document["training"]
     scale = UnitScale(frames=document["unit_scale"]["frames"], resolution=document["unit_scale"]["resolution"])

@@ -144,9 +144,9 @@ def check_selected(
 def load_external(registry: Path, entries: Mapping[str, Any], scale: UnitScale) -> dict[str, ExternalCheckpoint]:
     """The registry file's entries and the configuration's own (`checkpoints.entries`, which may not redefine a
     registry entry: a silent override would evaluate other weights under a released model's name)."""
-    from flux.config import _read_yaml, schema_path, validate_schema
+    from flux.config import read_yaml_mapping, schema_path, validate_schema
 
-    document = _read_yaml(registry, "checkpoint registry")
+    document = read_yaml_mapping(registry, "checkpoint registry")
     validate_schema(document, schema_path("checkpoints.schema.yaml"))
     validate_schema({"checkpoints": dict(entries)}, schema_path("checkpoints.schema.yaml"))
     clashes = sorted(set(entries) & set(document["checkpoints"]))
