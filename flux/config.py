@@ -21,7 +21,8 @@ from flux.data.download import RemoteFile
 from flux.errors import ConfigError
 from flux.external import ExternalCheckpoint, check_selected, load_external
 from flux.models.sizes import HEAD_BUDGETS, SIZES
-from flux.train.runs import ResolvedRun, UnitScale, resolve_runs
+from flux.train.runs import ResolvedRun, resolve_runs
+from flux.units import UnitScale
 
 
 def schema_path(name: str) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 
 from flux.errors import ConfigError
 from flux.models.sizes import MODEL_SWITCHES, SIZES
-from flux.train.runs import UnitScale
+from flux.units import UnitScale
 
 KINETICS710_BUILDER = "kinetics710"
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flux.errors import ConfigError
-from flux.models.sizes import PATCH_SIZE
-from flux.train.inheritance import nearest_head
-from flux.train.runs import UnitScale
+from flux.models.sizes import PATCH_SIZE, nearest_head
+from flux.units import UnitScale
 
 TOKENS_PER_FRAME_224 = (224 // PATCH_SIZE) ** 2  # 256: the unmasked frame count of a budget is budget / 256
 

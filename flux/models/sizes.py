@@ -3,7 +3,10 @@ validated without importing torch)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from flux.errors import ConfigError
 
 Grid = tuple[int, int, int]
 
@@ -64,3 +67,11 @@ SELECTOR_NAMES = (
     "random",
     "official",
 )
+
+
+def nearest_head(tokens: int, heads: Mapping[int, int]) -> int:
+    """The head (of `heads`: head -> tokens it serves) trained for the budget nearest `tokens`; a tie goes to
+    the larger budget (more tokens seen in training)."""
+    if not heads:
+        raise ConfigError("no trained head to choose from")
+    return min(heads, key=lambda head: (abs(heads[head] - tokens), -heads[head], head))

@@ -14,7 +14,7 @@ from typing import Any
 
 from flux.errors import FluxError
 from flux.provenance import latex_comment, provenance
-from flux.tables.render import SCALE_NOTE, environment, latex_escape
+from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 
 COLUMNS = (
     "checkpoint",

@@ -18,7 +18,7 @@ from typing import Any
 from flux.errors import FluxError
 from flux.io import atomic_path, atomic_write_text
 from flux.provenance import latex_comment, provenance
-from flux.tables.render import SCALE_NOTE, latex_escape
+from flux.tables.latex import SCALE_NOTE, latex_escape
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
-"""LaTeX rendering with jinja2 + pandas: ours beside the paper's numbers, with a tolerance verdict.
-
-Templates use LaTeX-safe delimiters (`<< var >>`, `%% for ...` line statements) and StrictUndefined, so
-a missing number fails the build instead of printing an empty cell.
+"""`flux table`: the dispatcher to each kind of table, and the two kinds rendered here: the grid tables (cells of
+metrics files, ours beside the paper's with a tolerance verdict) and supplementary Table 8 (dataset statistics).
+What every table shares (escaping, templates, the scale note) is in flux.tables.latex, which the table modules
+import, so that none of them imports this dispatcher back.
 """
 
 from __future__ import annotations
@@ -13,57 +13,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from flux.config import load_paper_numbers
 from flux.errors import ConfigError
 from flux.io import atomic_write_json, atomic_write_text
 from flux.provenance import latex_comment, provenance
+from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-LATEX_SPECIALS = {
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\\": r"\textbackslash{}",
-}
-SCALE_NOTE = {
-    "micro": "micro scale: synthetic stand-ins for every dataset, a few videos each; the numbers are what this run produced",
-    "tiny": "tiny scale (embedded default): synthetic stand-ins for every dataset; the numbers are what this run produced",
-    "paper": "paper scale",
-}
 _COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KM]?)\s*$")
 COUNT_UNITS = {"": 1, "K": 1_000, "M": 1_000_000}
 COUNT_NAMES = {"media": "images/videos", "texts": "texts"}
 TABLE_TITLE = re.compile(r"^(main|supp)_table([0-9]+)$")
-
-
-def latex_escape(text: str) -> str:
-    return "".join(LATEX_SPECIALS.get(character, character) for character in str(text))
-
-
-def environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        variable_start_string="<<",
-        variable_end_string=">>",
-        block_start_string="<%",
-        block_end_string="%>",
-        line_statement_prefix="%%",
-        comment_start_string="<#",
-        comment_end_string="#>",
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
 
 
 def format_count(count: float) -> str:

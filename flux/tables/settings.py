@@ -10,7 +10,7 @@ from typing import Any
 
 from flux.config import load_paper_numbers
 from flux.provenance import latex_comment, provenance
-from flux.tables.render import SCALE_NOTE, environment, latex_escape
+from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 
 
 def _range(values: list[int]) -> str:

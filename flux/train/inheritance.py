@@ -1,9 +1,9 @@
 """What a run inherits from its parent, and which output heads evaluation may read (torch-free: resolved from the
 configuration alone, so `snakemake -n` and the tests can check every table cell without data or training).
 
-FluxViT has three attention-pooling heads, each with its classifier (head i serves `HEAD_BUDGETS[i]` tokens:
-3072 / 2048 / 1024, the official engine's pairing); InternVideo2-style models have one. A run trains the heads of
-its budgets (`ResolvedRun.heads`, flux.train.runs). Two sets follow from the run graph:
+FluxViT has three attention-pooling heads, each with its classifier (head i serves `HEAD_BUDGETS[i]` tokens of
+flux.models.sizes: 3072 / 2048 / 1024, the official engine's pairing); InternVideo2-style models have one. A run
+trains the heads of its budgets (`ResolvedRun.heads`, flux.train.runs). Two sets follow from the run graph:
 
 - pooling heads: heads whose attention pooling was trained by the run or an ancestor with the same head count.
   A child that trains a head its parent never trained starts that head's pooling from the parent's trained
@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flux.errors import ConfigError
+from flux.models.sizes import nearest_head
 
 if TYPE_CHECKING:
     from flux.train.runs import ResolvedRun
@@ -41,14 +41,6 @@ KEY_GROUPS = {
     "text_projection": r"^vision_proj\.",
 }
 TEXT_STAGES = ("teacher", "clip")  # stages whose models carry a text projection (vision_proj)
-
-
-def nearest_head(tokens: int, heads: Mapping[int, int]) -> int:
-    """The head (of `heads`: head -> tokens it serves) trained for the budget nearest `tokens`; a tie goes to
-    the larger budget (more tokens seen in training)."""
-    if not heads:
-        raise ConfigError("no trained head to choose from")
-    return min(heads, key=lambda head: (abs(heads[head] - tokens), -heads[head], head))
 
 
 def own_heads(run: ResolvedRun) -> dict[int, int]:

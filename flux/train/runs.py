@@ -15,36 +15,12 @@ from typing import Any
 
 from flux.data.sampling import FlexibleSpec
 from flux.errors import ConfigError
-from flux.models.sizes import HEAD_BUDGETS, MODEL_SWITCHES, PATCH_SIZE, PLAIN_VIT, SELECTOR_NAMES, SIZES
-from flux.train.inheritance import nearest_head
+from flux.models.sizes import HEAD_BUDGETS, MODEL_SWITCHES, PLAIN_VIT, SELECTOR_NAMES, SIZES, nearest_head
 from flux.train.optim import OptimSettings
+from flux.units import UnitScale
 
 STAGES = ("teacher", "umt", "clip", "finetune")
 STAGE_OPTIM_OVERRIDES = ("epochs", "batch_size", "lr", "lr_reference_batch", "warmup_epochs")
-
-
-@dataclass(frozen=True)
-class UnitScale:
-    frames: float = 1.0
-    resolution: float = 1.0
-    patch_size: int = PATCH_SIZE
-
-    def frame(self, count: int) -> int:
-        return max(1, round(count * self.frames))
-
-    def pixels(self, size: int) -> int:
-        """A paper-unit frame side in this configuration (a whole number of patches). The paper-unit side must be
-        a whole number of patches itself: rounding 230 to 224 silently would run another input than named."""
-        if size % self.patch_size:
-            below = size // self.patch_size * self.patch_size
-            raise ConfigError(
-                f"{size} px is not a multiple of the patch size {self.patch_size}; the nearest are {below} and "
-                f"{below + self.patch_size}"
-            )
-        return max(self.patch_size, round(size * self.resolution / self.patch_size) * self.patch_size)
-
-    def tokens(self, count: int) -> int:
-        return max(1, round(count * self.frames * self.resolution**2))
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import pytest
 
 from flux.errors import ConfigError
 from flux.eval.protocols import expand_protocol, setting_key, unmasked_frames
-from flux.train.runs import UnitScale
+from flux.units import UnitScale
 
 PAPER = UnitScale()
 TINY = UnitScale(frames=0.5, resolution=0.25)

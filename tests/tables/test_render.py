@@ -8,13 +8,13 @@ import pytest
 
 from flux.data.index import ManifestInfo, write_manifest
 from flux.errors import ConfigError
+from flux.tables.latex import latex_escape
 from flux.tables.render import (
     corpus_mismatches,
     count_step,
     count_verdict,
     format_count,
     format_like,
-    latex_escape,
     parse_count,
     run,
 )

@@ -11,9 +11,10 @@ import torch
 from flux.config import load_config
 from flux.jobs import evaluate_spec, figure_spec, train_spec
 from flux.models.fluxvit import build_model
+from flux.models.sizes import nearest_head
 from flux.tables.cells import cell_variables
 from flux.tables.layout import cell_key, columns_of, fill, row_runs, rows_of
-from flux.train.inheritance import ParentPlan, nearest_head, parent_plan, pooling_heads, trained_heads
+from flux.train.inheritance import ParentPlan, parent_plan, pooling_heads, trained_heads
 from flux.train.runs import run_from_dict
 from flux.train.trainer import TrainingError, load_parent
 from tests.paths import REPO

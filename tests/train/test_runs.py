@@ -5,7 +5,8 @@ import yaml
 
 from flux.config import load_config
 from flux.errors import ConfigError
-from flux.train.runs import UnitScale, expand, run_from_dict, run_to_dict
+from flux.train.runs import expand, run_from_dict, run_to_dict
+from flux.units import UnitScale
 from tests.paths import REPO
 
 
