@@ -1,0 +1,52 @@
+"""Import directions that must hold (issue 14): the data flows data -> models -> train -> eval -> tables, and a
+package reads a lower one, never a higher one. Checked on the source (every import statement, also those inside
+functions), so a lazy import cannot hide a circle."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.paths import REPO
+
+PACKAGE = REPO / "flux"
+
+
+def imports_of(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return {name for name in found if name == "flux" or name.startswith("flux.")}
+
+
+def modules(folder: str) -> list[Path]:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize(
+    ("folder", "forbidden"),
+    [
+        ("models", ("flux.train", "flux.eval", "flux.tables")),
+        ("eval", ("flux.train", "flux.tables")),
+    ],
+)
+def test_a_package_does_not_import_a_higher_one(folder, forbidden):
+    offenders = {
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in modules(folder)
+        for name in imports_of(path)
+        if name.startswith(forbidden)
+    }
+    assert not offenders, sorted(offenders)
+
+
+def test_table_modules_do_not_import_the_dispatcher():
+    offenders = [
+        str(path.relative_to(REPO))
+        for path in modules("tables")
+        if path.name != "render.py" and "flux.tables.render" in imports_of(path)
+    ]
+    assert not offenders, offenders
