@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -40,15 +39,7 @@ def import_internvideo2(folder: Path):
     source = folder / "models" / "internvideo2.py"
     if not source.is_file():
         raise SystemExit(f"{source} not found: --internvideo2 must be InternVideo2/single_modality of OpenGVLab/InternVideo")
-    for name in (*parity.OFFICIAL_CUDA_MODULES, *EXTRA_STUBS):
-        sys.modules.setdefault(name, parity._stub(name))
-    spec = importlib.util.spec_from_file_location(
-        "official_internvideo2", folder / "models" / "__init__.py", submodule_search_locations=[str(folder / "models")]
-    )
-    package = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = package
-    spec.loader.exec_module(package)
-    return sys.modules[f"{spec.name}.internvideo2"]
+    return parity.import_models_package(folder, "official_internvideo2", "internvideo2", EXTRA_STUBS)
 
 
 def compare(module, official_name: str, ours_name: str) -> bool:

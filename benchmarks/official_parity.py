@@ -149,20 +149,29 @@ def import_official(folder: Path) -> types.ModuleType:
     source = folder / "models" / "fluxvit.py"
     if not source.is_file():
         raise SystemExit(f"{source} not found: --official must be the single_modality folder of OpenGVLab/FluxViT")
-    if importlib.util.find_spec("flash_attn") is None:
-        for name in OFFICIAL_CUDA_MODULES:
-            sys.modules.setdefault(name, _stub(name))
+    return import_models_package(folder, "official_fluxvit", "fluxvit")
+
+
+def import_models_package(folder: Path, name: str, module: str, extra_stubs: tuple[str, ...] = ()) -> types.ModuleType:
+    """`folder/models` imported as package `name` (its relative imports work), returning its submodule `module`;
+    the CUDA-only packages it imports at load time are stubbed when absent."""
+    installed = sys.modules.get("flash_attn")
+    real = not getattr(installed, "flux_stub", False) if installed else importlib.util.find_spec("flash_attn") is not None
+    if not real:  # (a second official package imported in the same process finds the first one's stubs)
+        for stubbed in (*OFFICIAL_CUDA_MODULES, *extra_stubs):
+            sys.modules.setdefault(stubbed, _stub(stubbed))
     spec = importlib.util.spec_from_file_location(
-        "official_fluxvit", folder / "models" / "__init__.py", submodule_search_locations=[str(folder / "models")]
+        name, folder / "models" / "__init__.py", submodule_search_locations=[str(folder / "models")]
     )
     package = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = package
     spec.loader.exec_module(package)
-    return sys.modules[f"{spec.name}.fluxvit"]
+    return sys.modules[f"{spec.name}.{module}"]
 
 
 def _stub(name: str) -> types.ModuleType:
     module = types.ModuleType(name)
+    module.flux_stub = True
 
     def missing(attribute: str):
         def unavailable(*args, **kwargs):

@@ -122,26 +122,29 @@ def test_a_missing_local_file_says_how_to_get_it(tmp_path):
         import_checkpoint(job)
 
 
-def test_a_kinetics710_classifier_without_a_head_map_names_the_fix(tmp_path):
+def fixture_variant(path: Path, change) -> Path:
+    """The official fixture file with `change(payload)` applied, saved at `path`."""
     with torch.serialization.safe_globals([argparse.Namespace]):
         payload = torch.load(CHECKPOINT, weights_only=True)
-    for head in range(3):
-        payload["model"][f"head.{head}.weight"] = torch.zeros(710, 128)
-        payload["model"][f"head.{head}.bias"] = torch.zeros(710)
-    path = tmp_path / "k710.pth"
+    change(payload)
     torch.save(payload, path)
-    _, job = configure(tmp_path, file=path)
+    return path
+
+
+def test_a_kinetics710_classifier_without_a_head_map_names_the_fix(tmp_path):
+    def k710(payload):
+        for head in range(3):
+            payload["model"][f"head.{head}.weight"] = torch.zeros(710, 128)
+            payload["model"][f"head.{head}.bias"] = torch.zeros(710)
+
+    _, job = configure(tmp_path, file=fixture_variant(tmp_path / "k710.pth", k710))
     with pytest.raises(CheckpointError, match="710 classes, synth_k400 .* has 5; a Kinetics-710 classifier needs a head map"):
         import_checkpoint(job)
 
 
 def test_a_file_holding_other_pickled_objects_is_refused_with_the_reason(tmp_path):
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        payload = torch.load(CHECKPOINT, weights_only=True)
-    payload["args"] = Path("/somewhere")  # a class weights-only loading does not allow
-    path = tmp_path / "pickled.pth"
-    torch.save(payload, path)
-    _, job = configure(tmp_path, file=path)
+    pickled = fixture_variant(tmp_path / "pickled.pth", lambda payload: payload.update(args=Path("/somewhere")))
+    _, job = configure(tmp_path, file=pickled)  # a Path: a class weights-only loading does not allow
     refused = r"not a weights-only checkpoint: it holds a pickled pathlib.PosixPath, .*weights_only=False"
     with pytest.raises(CheckpointError, match=refused):
         import_checkpoint(job)
