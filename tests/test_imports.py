@@ -3,6 +3,8 @@ package reads a lower one, never a higher one. Checked on the source (every impo
 functions), so a lazy import cannot hide a circle."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,10 @@ def test_table_modules_do_not_import_the_dispatcher():
         if path.name != "render.py" and "flux.tables.render" in imports_of(path)
     ]
     assert not offenders, offenders
+
+
+def test_evaluation_does_not_import_timm():
+    """timm pulls torchvision and torch._dynamo (~2 s a job); only training uses it (optimiser, mixup, drop path)."""
+    probe = "import sys, flux.eval.runner, flux.models.importing; print(sorted({'timm', 'torchvision'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]", loaded

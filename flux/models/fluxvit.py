@@ -22,14 +22,18 @@ from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
 from torch import nn
 
 from flux.errors import ConfigError
 from flux.models.heads import DECODERS, AlignmentProjector, AttentionPooling
+from flux.models.initialisation import trunc_normal_
 from flux.models.posembed import Grid, ResizeCache, resize_grid, sincos_3d
 from flux.models.selector import build_selector
 from flux.models.sizes import SIZES, ModelSize
+
+# The official init: timm's trunc_normal_(std=0.02) with its default absolute limits ±2 (100 std: no truncation)
+INIT_STD = 0.02
+INIT_LIMIT = 2.0
 
 
 class ChannelAffine(nn.Module):
@@ -161,7 +165,12 @@ class Block(nn.Module):
         self.norm2 = nn.RMSNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, size.mlp_hidden)
         self.ls2 = LayerScale(dim, layer_scale)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        if drop_path > 0:
+            from timm.layers import DropPath  # only a trained model needs it; timm costs ~2 s to import
+
+            self.drop_path = DropPath(drop_path)
+        else:
+            self.drop_path = nn.Identity()
 
     def forward(
         self,
@@ -285,10 +294,10 @@ class FluxViT(nn.Module):
         self.pos_embed.data[0, 1:] = sincos_3d(self.size.embed_dim, self.size.reference_grid)
         if self.distill is not None:
             self.clip_pos_embed.data[0, 1:] = sincos_3d(self.size.embed_dim, self.size.reference_grid)
-        trunc_normal_(self.cls_token, std=0.02)
+        trunc_normal_(self.cls_token, std=INIT_STD, limit_in_std=INIT_LIMIT / INIT_STD)
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                trunc_normal_(module.weight, std=0.02)
+                trunc_normal_(module.weight, std=INIT_STD, limit_in_std=INIT_LIMIT / INIT_STD)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.LayerNorm):
