@@ -13,83 +13,28 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from flux.errors import FluxError
+from flux.verbs import VERBS, resolve
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def _runner(verb: str) -> Callable[[dict], object]:
-    # imported lazily: `flux --help` and light verbs must not pay for torch/decord imports
-    if verb == "synth":
-        from flux.data.synthetic import run
-    elif verb == "download":
-        from flux.data.registry import run
-    elif verb == "kinetics710":
-        from flux.data.kinetics710 import run
-    elif verb == "index":
-        from flux.data.index import run
-    elif verb == "table":
-        from flux.tables.render import run
-    elif verb == "train":
-        from flux.train.trainer import run
-    elif verb == "evaluate":
-        from flux.eval.runner import run
-    elif verb == "import":
-        from flux.models.importing import run
-    elif verb == "document":
-        from flux.tables.document import run_document as run
-    elif verb == "pdf":
-        from flux.tables.document import run_pdf as run
-    elif verb == "figure":
-        from flux.tables.figures import run
-    else:
-        raise FluxError(f"unknown verb {verb}")
-    return run
-
-
-DESCRIPTIONS = {
-    "synth": "generate a synthetic dataset (real h264 mp4 files + annotations in the real format)",
-    "download": "fetch a dataset: download its URL files (resumable, verified) and link its local directory",
-    "kinetics710": "build Kinetics-710 lists, label map and head maps from the K400/K600/K700 annotations",
-    "index": "probe every media file of a dataset and write its manifest (parquet) and report",
-    "table": "render a paper table as LaTeX",
-    "train": "train one run of config/runs.yaml (resumes from its latest state)",
-    "import": "import an external checkpoint of config/checkpoints.yaml as results/runs/<name>/final.pt",
-    "evaluate": "evaluate a checkpoint under a protocol of config/tables.yaml (target: <run>/<protocol>)",
-    "figure": "draw a figure of config/tables.yaml as PNG from training logs and metrics files",
-    "document": "write results/tables/all.tex, which inputs every table and figure",
-    "pdf": "compile results/tables/all.tex with pdflatex",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flux", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     verbs = parser.add_subparsers(dest="verb", required=True)
-    for verb, description in DESCRIPTIONS.items():
-        sub = verbs.add_parser(verb, help=description, description=description)
+    for entry in VERBS.values():
+        if not entry.is_job:  # a command: its own parser reads the rest of the line
+            verbs.add_parser(entry.name, add_help=False, help=entry.help)
+            continue
+        sub = verbs.add_parser(entry.name, help=entry.help, description=entry.help)
         sub.add_argument("target", nargs="?", help="dataset, run, checkpoint or table id (with --config)")
         sub.add_argument("--config", action="append", default=[], metavar="FILE", help="config file(s), later ones win")
         sub.add_argument("--spec", help="job spec JSON, as the Snakemake rules pass it")
-        if verb in ("index", "train", "evaluate"):
+        if entry.threads:
             sub.add_argument("--threads", type=int, default=1, help="CPU threads (rules pass theirs); index: probe processes")
-    check = verbs.add_parser(
-        "check",
-        help="load and validate configuration files as Snakemake would (file:line for YAML errors, which Snakemake omits)",
-    )
-    check.add_argument("--config", action="append", default=[], metavar="FILE", help="config file(s), later ones win")
-    verbs.add_parser(
-        "pull",
-        add_help=False,
-        help="dvc pull data and checkpoints; on failure, name every missing or corrupted file (`flux pull --help`)",
-    )
-    verbs.add_parser(
-        "flops",
-        add_help=False,
-        help="analytic per-view GFLOPs of a model at a token count (`flux flops --help`); the number is the last line",
-    )
     return parser
 
 
@@ -109,10 +54,13 @@ def resolve_spec(verb: str, target: str | None, config_files: Sequence[str], spe
     return job_spec(load_config(config_files), verb, target)
 
 
-def check_config(files: Sequence[str]) -> int:
+def main_check(argv: Sequence[str]) -> int:
     """`flux check --config A --config B`: the configuration Snakemake would build from `--configfile A B` (over
     config/config.yaml, as the Snakefile loads it), with every error as `file:line` or `key`, and the files jobs
     will need that do not exist yet."""
+    parser = argparse.ArgumentParser(prog="flux check", description=VERBS["check"].help)
+    parser.add_argument("--config", action="append", default=[], metavar="FILE", help="config file(s), later ones win")
+    files = parser.parse_args(argv).config
     from flux.config import load_config
 
     try:
@@ -129,24 +77,17 @@ def check_config(files: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     arguments, rest = parser.parse_known_args(argv)
-    if arguments.verb == "flops":  # its own parser: flux.models.flops.main_flops
-        from flux.models.flops import main_flops
-
-        return main_flops(rest)
-    if arguments.verb == "pull":
-        from flux.artifacts import main_pull
-
-        return main_pull(rest)
+    entry = VERBS[arguments.verb]
+    if not entry.is_job:
+        return resolve(entry.run)(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if arguments.verb == "check":
-        return check_config(arguments.config)
     logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     try:
         spec = resolve_spec(arguments.verb, arguments.target, arguments.config, arguments.spec)
-        if arguments.verb in ("index", "train", "evaluate"):
+        if entry.threads:
             spec = {**spec, "threads": arguments.threads}
-        _runner(arguments.verb)(spec)
+        resolve(entry.run)(spec)
     except FluxError as error:
         logging.getLogger("flux").error("%s", error)
         return 2

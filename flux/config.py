@@ -23,6 +23,7 @@ from flux.external import ExternalCheckpoint, check_selected, load_external
 from flux.models.sizes import HEAD_BUDGETS, SIZES
 from flux.train.runs import ResolvedRun, resolve_runs
 from flux.units import UnitScale
+from flux.verbs import RESOURCE_KEYS
 
 
 def schema_path(name: str) -> Path:
@@ -36,27 +37,6 @@ def schema_path(name: str) -> Path:
 
 
 # Rules that may carry per-rule resources in `resources:`; `default` applies to all of them.
-RULES = (
-    "default",
-    "synthesize",
-    "download",
-    "build_kinetics710",
-    "index",
-    "supp_table8",
-    "train_teacher",
-    "train_umt",
-    "train_clip",
-    "train_finetune",
-    "evaluate",
-    "import_checkpoint",
-    "checkpoints_table",
-    "table",
-    "settings_table",
-    "recipe_table",
-    "tables_document",
-    "tables_pdf",
-    "figure",
-)
 
 # Table 8 of the supplement lists these pre-training sources, in this order.
 TABLE8_ROLES = ("k710", "coco", "vg", "sbu", "cc3m", "cc12m", "smit", "webvid2m", "webvid10m", "internvid2m")
@@ -594,9 +574,9 @@ def build_config(document: Mapping) -> Config:
         raise ConfigError(f"synthetic.fps: {list(synthetic.fps)} is an empty range; use [min, max]")
 
     resources = dict(document.get("resources", {}))
-    unknown_rules = sorted(set(resources) - set(RULES))
+    unknown_rules = sorted(set(resources) - set(RESOURCE_KEYS))
     if unknown_rules:
-        raise ConfigError(f"resources: unknown rule(s) {unknown_rules}; known: {', '.join(RULES)}")
+        raise ConfigError(f"resources: unknown rule(s) {unknown_rules}; known: {', '.join(RESOURCE_KEYS)}")
 
     paper_numbers_path = Path(document["paper_numbers"])
     if not paper_numbers_path.is_file():

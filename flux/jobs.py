@@ -16,6 +16,8 @@ from flux.config import SETTINGS_TABLES, TABLE8_ROLES, Config
 from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
 from flux.train.inheritance import heads_record, parent_plan, trained_heads
+from flux.verbs import resolve
+from flux.verbs import verb as verb_entry
 
 # Registry fields that change no data job's output (descriptions; the split evaluation scores and the frame
 # sampling, which training and evaluation specs carry themselves): kept out of data specs, so that editing
@@ -524,23 +526,11 @@ def _train_settings(config: Config, run_id: str) -> dict[str, Any]:
     return spec
 
 
-BUILDERS = {
-    "synth": synth_spec,
-    "download": download_spec,
-    "kinetics710": kinetics710_spec,
-    "index": index_spec,
-    "table": table_spec,
-    "evaluate": evaluate_spec,
-    "document": document_spec,
-    "pdf": pdf_spec,
-    "figure": figure_spec,
-    "train": train_spec,
-    "import": import_spec,
-}
-
-
 def job_spec(config: Config, verb: str, target: str) -> dict[str, Any]:
-    return BUILDERS[verb](config, target)
+    entry = verb_entry(verb)
+    if not entry.is_job:
+        raise ConfigError(f"`flux {verb}` is a command, not a job: it has no job spec")
+    return resolve(entry.spec)(config, target)
 
 
 def job_spec_json(config: Config, verb: str, target: str) -> str:

@@ -37,3 +37,30 @@ def test_check_names_the_line_of_a_yaml_error_that_snakemake_does_not(tmp_path):
     assert result.returncode == 2 and f'"{broken}", line 3, column 7' in result.stderr and "Traceback" not in result.stderr
     result = run("config/micro.yaml")
     assert result.returncode == 0 and "config/config.yaml + config/micro.yaml: valid (micro scale" in result.stdout
+
+
+def test_the_verb_table_is_the_one_list_of_verbs_and_their_rules():
+    """flux.verbs names each verb's functions (they must exist) and the rules that run it: exactly the workflow
+    rules whose command is `flux <verb>` (rules defined in a loop over the training stages included)."""
+    import re
+
+    from flux.train.runs import STAGES
+    from flux.verbs import VERBS, resolve
+    from tests.paths import REPO
+
+    for entry in VERBS.values():
+        assert callable(resolve(entry.run)) and (entry.spec is None or callable(resolve(entry.spec))), entry.name
+    called = {}
+    for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
+        rule = None
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
+            declared = re.match(r"^\s*rule (\w+):", line)
+            if declared or re.match(r"^\s*name:$", line):
+                rule = declared.group(1) if declared else lines[number + 1].strip().removeprefix("f").strip('"')
+            command = re.search(r"\} (\w+) --(?:threads|spec)", line)
+            if command:
+                for stage in STAGES if "{stage}" in rule else [None]:
+                    called[rule.format(stage=stage)] = command.group(1)
+    listed = {rule: entry.name for entry in VERBS.values() for rule in entry.rules}
+    assert called == listed

@@ -177,22 +177,27 @@ def test_registry_source_must_be_one_kind(tmp_path):
 
 
 def test_resource_keys_are_the_workflow_rules():
-    """`resources:` keys (flux.config.RULES) are exactly the rules that read them, each under its own name: every
-    `rule_resources("<name>", ...)` of the workflow sits in rule <name> (indented rules included)."""
+    """`resources:` keys (flux.verbs.RESOURCE_KEYS) are exactly the rules that read them, each under its own name: every
+    `rule_resources("<name>", ...)` of the workflow sits in rule <name> (indented rules, and the training rules
+    defined in a loop over the stages, included)."""
     import re
 
-    from flux.config import RULES
+    from flux.train.runs import STAGES
+    from flux.verbs import RESOURCE_KEYS
 
     readers = {}
     for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
         rule = None
-        for line in path.read_text().splitlines():
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
             declared = re.match(r"^\s*rule (\w+):", line)
-            rule = declared.group(1) if declared else rule
-            for name in re.findall(r"rule_resources\(\"(\w+)\"", line):
-                readers[name] = rule
+            if declared or re.match(r"^\s*name:$", line):
+                rule = declared.group(1) if declared else lines[number + 1].strip().removeprefix("f").strip('"')
+            for name in re.findall(r"rule_resources\(f?\"([\w{}]+)\"", line):
+                for stage in STAGES if "{stage}" in name else [None]:
+                    readers[name.format(stage=stage)] = rule.format(stage=stage)
     assert {name: rule for name, rule in readers.items() if name != rule} == {}
-    assert set(RULES) == set(readers) | {"default"}
+    assert set(RESOURCE_KEYS) == set(readers) | {"default"}
 
 
 def test_a_seed_replica_differs_only_in_its_seed(tmp_path):
