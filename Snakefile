@@ -25,9 +25,7 @@ onstart:
 
 
 include: "workflow/rules/data.smk"
-include: "workflow/rules/pretrain.smk"
-include: "workflow/rules/clip.smk"
-include: "workflow/rules/finetune.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
 

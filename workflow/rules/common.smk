@@ -8,6 +8,7 @@ from flux.config import SETTINGS_TABLES, TABLE8_ROLES, build_config
 from flux.cluster import check_site_settings, job_resources, launcher_command, site_resources
 from flux.errors import ConfigError
 from flux.jobs import figure_inputs, job_spec_json
+from flux.train.runs import STAGES
 
 try:
     FLUX = build_config(config)
