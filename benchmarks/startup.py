@@ -1,0 +1,56 @@
+"""Per-job start-up: how long a `flux` job takes to reach its first line of real work, against `import torch`.
+
+    python benchmarks/startup.py [--repeats 5]
+
+For every verb of flux.verbs, side by side in one run (interleaved, median of the repeats): `python -m flux
+<verb> --help`, and a minimal job: a fresh interpreter that imports the function the verb runs (what every job
+of that verb pays before it reads its spec; for `train`, also timm's optimiser and scheduler, which it imports
+before its first step). The baseline is `python -c "import torch"`; the issue's goal is a
+job at most 2 s from its start to its work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+from flux.verbs import VERBS
+
+# imported inside a verb's function before its first unit of work (lazy imports the module import does not count)
+LAZY = {"train": "import timm.optim, timm.scheduler"}
+
+
+def seconds(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    repeats = parser.parse_args().repeats
+    python = sys.executable
+    commands = {"import torch": [python, "-c", "import torch"]}
+    for entry in VERBS.values():
+        if entry.is_job:
+            commands[f"{entry.name} --help"] = [python, "-m", "flux", entry.name, "--help"]
+        module, _, function = entry.run.partition(":")
+        lazy = f"; {LAZY[entry.name]}" if entry.name in LAZY else ""
+        commands[f"{entry.name} job"] = [python, "-c", f"from {module} import {function}{lazy}"]
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, command in commands.items():
+            times[name].append(seconds(command))
+    torch_s = statistics.median(times["import torch"])
+    print(f"{'':24s} {'median s':>9s} {'vs torch':>9s} {'- torch s':>9s}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name:24s} {median:9.2f} {median / torch_s:8.2f}x {median - torch_s:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
