@@ -8,6 +8,7 @@ naming the key and the fix, so `snakemake -n` fails before any job runs.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -322,17 +323,6 @@ def read_yaml_mapping(path: Path, what: str) -> dict:
     return content
 
 
-def merge(base: dict, update: Mapping) -> dict:
-    """Recursive dict update, as Snakemake merges several --configfile files."""
-    result = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), dict):
-            result[key] = merge(result[key], value)
-        else:
-            result[key] = value
-    return result
-
-
 def validate_schema(document: dict, schema: Path) -> None:
     """JSON-schema validation with defaults filled in (snakemake.utils.validate semantics)."""
     from snakemake.exceptions import WorkflowError
@@ -467,11 +457,13 @@ def load_config(paths: Sequence[str | Path], overrides: Mapping | None = None) -
     """Merge config files (later ones win, as Snakemake's --configfile), validate, build."""
     if not paths:
         raise ConfigError("no configuration file given; pass --config config/config.yaml")
+    from snakemake.utils import update_config  # how Snakemake merges several --configfile files
+
     document: dict = {}
     for path in paths:
-        document = merge(document, read_yaml_mapping(Path(path), "configuration file"))
+        update_config(document, read_yaml_mapping(Path(path), "configuration file"))
     if overrides:
-        document = merge(document, overrides)
+        update_config(document, copy.deepcopy(dict(overrides)))
     validate_schema(document, schema_path("config.schema.yaml"))
     return build_config(document)
 

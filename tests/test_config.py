@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flux.config import ROLE_TASKS, load_config, merge
+from flux.config import ROLE_TASKS, load_config
 from flux.errors import ConfigError
 from tests.paths import REPO
 
@@ -48,8 +48,12 @@ def test_paper_binds_real_datasets():
     assert sorted(config.datasets_of_kind("derived")) == ["kinetics710"]
 
 
-def test_merge_is_recursive():
-    assert merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 3}
+def test_later_files_update_nested_keys_and_keep_their_siblings(tmp_path):
+    """As Snakemake merges `--configfile A B`: B's `training.workers` replaces A's, A's other training keys stay."""
+    later = tmp_path / "later.yaml"
+    later.write_text("training: {workers: 3}\n")
+    config = load_config(["config/config.yaml", later])
+    assert config.training.workers == 3 and config.training.checkpoint_every == 20
 
 
 def bad(tmp_path: Path, override: dict) -> str:

@@ -9,6 +9,7 @@ a ConfigError naming `runs.<id>.<key>`, raised when the config is loaded, so `sn
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,9 +90,11 @@ def teacher_layers(depth: int, count: int, interval: float) -> list[int]:
 
 
 def merge(base: Mapping, update: Mapping) -> dict:
-    result = dict(base)
-    for key, value in update.items():
-        result[key] = merge(result[key], value) if isinstance(value, Mapping) and isinstance(result.get(key), Mapping) else value
+    """`update` over `base`, recursively (Snakemake's config merge), leaving both as they were."""
+    from snakemake.utils import update_config
+
+    result = copy.deepcopy(dict(base))
+    update_config(result, copy.deepcopy(dict(update)))
     return result
 
 
