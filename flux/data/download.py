@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import logging
 import os
-import posixpath
 import re
 import shutil
 import sys
@@ -492,35 +491,16 @@ def _unsafe_member(archive: Path, member: str, why: str) -> DownloadError:
     )
 
 
-def _check_tar_member(archive: Path, member: tarfile.TarInfo) -> None:
-    if _escapes(member.name):
-        raise _unsafe_member(archive, member.name, "absolute path or '..' component")
-    if member.issym():
-        link = member.linkname
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(member.name), link))
-        if posixpath.isabs(link) or PureWindowsPath(link).drive or resolved == ".." or resolved.startswith("../"):
-            raise _unsafe_member(archive, member.name, f"symlink to {member.linkname!r} points outside the target")
-        if not hasattr(tarfile, "data_filter") and ".." in PurePosixPath(member.linkname).parts:
-            # Without tarfile's extraction-time checks, chained links could escape; be strict.
-            raise _unsafe_member(archive, member.name, "symlink with '..' component")
-    elif member.islnk():
-        if _escapes(member.linkname):
-            raise _unsafe_member(archive, member.name, f"hard link to {member.linkname!r} points outside the target")
-    elif not (member.isfile() or member.isdir()):
-        raise _unsafe_member(archive, member.name, "device, FIFO or other special file")
-
-
 def _extract_tar(archive: Path, staging: Path) -> None:
+    """tarfile's `data` filter refuses absolute or `..` paths, links that leave the target (also through a chain
+    of links) and device files; the caller removes the half-written staging directory."""
+    if not hasattr(tarfile, "data_filter"):
+        raise DownloadError(f"{archive}: safe tar extraction needs Python >= 3.10.12 (tarfile's data filter); upgrade Python")
     try:
         with tarfile.open(archive) as tar:
-            members = tar.getmembers()
-            for member in members:  # check all before writing anything
-                _check_tar_member(archive, member)
-            if hasattr(tarfile, "data_filter"):
-                # Second line of defence: catches link chains that only escape once resolved.
-                tar.extractall(staging, members=members, filter="data")
-            else:
-                tar.extractall(staging, members=members)
+            tar.extractall(staging, filter="data")
+    except tarfile.FilterError as err:
+        raise _unsafe_member(archive, err.tarinfo.name, str(err)) from err
     except (tarfile.TarError, OSError) as err:
         raise DownloadError(
             f"{archive}: extraction failed: {err}; nothing was extracted. If the archive is "
