@@ -1,4 +1,5 @@
-"""Typed configuration: the only place YAML is read.
+"""Typed configuration: the configuration files, the runs file and the tables file, merged, validated and built
+(YAML is read through flux.yamlfiles; the dataset registry's entries are flux.data.spec's).
 
 The Snakefile validates `config` with `snakemake.utils.validate` and builds a `Config` from it; the CLI
 loads the same files through `load_config`, which runs the same validation. Semantic checks that a JSON
@@ -16,28 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from flux.data.download import RemoteFile
+from flux.data.spec import DatasetSpec, SyntheticSettings, load_registry
 from flux.errors import ConfigError
 from flux.external import ExternalCheckpoint, check_selected, load_external
 from flux.models.sizes import HEAD_BUDGETS, SIZES
 from flux.train.runs import ResolvedRun, resolve_runs
 from flux.units import UnitScale
 from flux.verbs import RESOURCE_KEYS
-
-
-def schema_path(name: str) -> Path:
-    """A schema of workflow/schemas: beside the package (editable install), else in the working directory
-    (a wheel install run from the checkout, where the Snakefile is)."""
-    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
-        candidate = root / "workflow" / "schemas" / name
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"workflow/schemas/{name} not found; run flux from the repository checkout (where the Snakefile is)")
-
-
-# Rules that may carry per-rule resources in `resources:`; `default` applies to all of them.
+from flux.yamlfiles import read_yaml_mapping, schema_path, validate_schema
 
 # Table 8 of the supplement lists these pre-training sources, in this order.
 TABLE8_ROLES = ("k710", "coco", "vg", "sbu", "cc3m", "cc12m", "smit", "webvid2m", "webvid10m", "internvid2m")
@@ -51,92 +38,6 @@ ROLE_TASKS = {
     **dict.fromkeys(("msrvtt", "didemo", "anet", "lsmdc", "msvd"), ("video_text",)),
     **dict.fromkeys(("coco", "vg", "sbu", "cc3m", "cc12m", "smit", "webvid2m", "webvid10m", "internvid2m"), CAPTIONED),
 }
-
-# Which annotation format each synthetic layout writes.
-SYNTHETIC_FORMATS = {
-    "kinetics": "kinetics_csv",
-    "ssv2": "ssv2_json",
-    "coin": "coin_json",
-    "ucf101": "ucf101_splits",
-    "mit": "mit_csv",
-    "msrvtt": "msrvtt",
-    "didemo": "didemo_json",
-    "anet": "anet_json",
-    "lsmdc": "lsmdc_tsv",
-    "msvd": "msvd",
-    "vindlu_video": "vindlu_json",
-    "vindlu_image": "vindlu_json",
-}
-CLASS_LAYOUTS = ("kinetics", "ssv2", "ucf101", "mit")  # one motion (the class) per item
-
-
-@dataclass(frozen=True)
-class LocalSource:
-    links: str  # sub-path of the dataset directory the user's directory stands for ('.' = all of it)
-    hint: str
-
-
-@dataclass(frozen=True)
-class SyntheticSource:
-    layout: str
-    splits: Mapping[str, int]
-    classes: tuple[str, ...] = ()
-    family: str | None = None
-    renames: Mapping[str, str] = field(default_factory=dict)
-    offsets: Mapping[str, int] = field(default_factory=dict)
-    captions: tuple[int, int] = (1, 1)
-    steps: int = 1
-    seed: int = 0
-    appearance_bias: float = 0.0
-
-
-@dataclass(frozen=True)
-class DerivedSource:
-    builder: str
-    sources: Mapping[str, str]  # role -> dataset id, in precedence order
-    renames: Mapping[str, str] = field(default_factory=dict)
-    reference_label_map: str | None = None
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    id: str
-    title: str
-    modality: str
-    task: str
-    annotation_format: str
-    annotation_files: Mapping[str, str]
-    annotation_options: Mapping[str, Any] = field(default_factory=dict)
-    media_dir: str = "media"
-    allow_flip: bool = True
-    paragraph: bool = False
-    trim_seconds: float | None = None
-    max_text_length: int | None = None
-    evaluation_split: str | None = None  # the split the paper's protocol scores (None: val, else test)
-    frame_sampling: str = "tsn"  # tsn | ssv2 (the official SSv2 loader's frame indices)
-    files: tuple[RemoteFile, ...] = ()
-    local: LocalSource | None = None
-    synthetic: SyntheticSource | None = None
-    derived: DerivedSource | None = None
-    homepage: str | None = None
-    licence: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the registry entry as written
-
-    @property
-    def source_kind(self) -> str:
-        if self.synthetic is not None:
-            return "synthetic"
-        if self.derived is not None:
-            return "derived"
-        return "fetch"
-
-
-@dataclass(frozen=True)
-class SyntheticSettings:
-    seed: int = 0
-    count_scale: float = 1.0
-    duration_s: tuple[float, float] = (1.0, 10.0)
-    fps: tuple[int, int] = (10, 30)
 
 
 @dataclass(frozen=True)
@@ -283,129 +184,6 @@ class Config:
         merged = dict(self.resources.get("default", {}))
         merged.update(self.resources.get(rule, {}))
         return merged
-
-
-class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """The safe loader (libyaml's parser when PyYAML has it: about 10x faster, and config loading is most of
-    `snakemake -n`) that refuses a key written twice in one mapping, which YAML would resolve silently as
-    last-wins; keys a `<<` merge brings in may still be overridden, as YAML intends."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark, f"key {key!r} appears twice; keep one", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-def read_yaml_file(path: Path) -> object:
-    """A YAML file with the safe, duplicate-refusing loader; a syntax error or a duplicate key is a ConfigError
-    naming the file and line."""
-    with open(path, encoding="utf-8") as handle:
-        try:
-            return yaml.load(handle, Loader=UniqueKeyLoader)  # noqa: S506 (a safe loader)
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from None
-
-
-def read_yaml_mapping(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"{what} {path} does not exist; check the path (relative to the working directory)")
-    content = read_yaml_file(path)
-    if not isinstance(content, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return content
-
-
-def validate_schema(document: dict, schema: Path) -> None:
-    """JSON-schema validation with defaults filled in (snakemake.utils.validate semantics)."""
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
-    try:
-        validate(document, str(schema))
-    except WorkflowError as error:
-        raise ConfigError(f"{schema.name}: {error}") from None
-
-
-def load_registry(path: Path) -> dict[str, DatasetSpec]:
-    document = read_yaml_mapping(path, "dataset registry")
-    validate_schema(document, schema_path("datasets.schema.yaml"))
-    return {dataset: dataset_spec_from_entry(dataset, entry, path) for dataset, entry in document["datasets"].items()}
-
-
-def dataset_spec_from_entry(dataset: str, entry: dict, registry: Path | str = "<job spec>") -> DatasetSpec:
-    source = entry["source"]
-    key = f"{registry}: datasets.{dataset}"
-    synthetic = None
-    if "synthetic" in source:
-        raw = source["synthetic"]
-        synthetic = SyntheticSource(
-            layout=raw["layout"],
-            splits=dict(raw["splits"]),
-            classes=tuple(raw.get("classes", ())),
-            family=raw.get("family"),
-            renames=dict(raw.get("renames", {})),
-            offsets=dict(raw.get("offsets", {})),
-            captions=tuple(raw.get("captions", (1, 1))),
-            steps=int(raw.get("steps", 1)),
-            seed=int(raw.get("seed", 0)),
-            appearance_bias=float(raw.get("appearance_bias", 0.0)),
-        )
-        if synthetic.appearance_bias and (synthetic.steps > 1 or synthetic.layout not in CLASS_LAYOUTS):
-            raise ConfigError(
-                f"{key}.source.synthetic.appearance_bias: only single-step classification layouts "
-                f"({', '.join(CLASS_LAYOUTS)}) have one motion per item to tie an appearance to; remove it"
-            )
-        expected = SYNTHETIC_FORMATS[synthetic.layout]
-        if entry["annotations"]["format"] != expected:
-            raise ConfigError(f"{key}.annotations.format must be '{expected}' for synthetic layout '{synthetic.layout}'")
-        if synthetic.captions[0] > synthetic.captions[1]:
-            raise ConfigError(f"{key}.source.synthetic.captions: [min, max] with min > max; swap them")
-    derived = None
-    if "derived" in source:
-        raw = source["derived"]
-        derived = DerivedSource(
-            builder=raw["builder"],
-            sources=dict(raw["from"]),
-            renames=dict(raw.get("renames", {})),
-            reference_label_map=raw.get("reference_label_map"),
-        )
-    local = LocalSource(**source["local"]) if "local" in source else None
-    files = tuple(
-        RemoteFile(url=item["url"], path=item["path"], sha256=item.get("sha256"), extract=item.get("extract", False))
-        for item in source.get("files", ())
-    )
-    annotations = entry["annotations"]
-    return DatasetSpec(
-        id=dataset,
-        title=entry.get("title", dataset),  # job specs leave descriptive fields out
-        modality=entry["modality"],
-        task=entry["task"],
-        annotation_format=annotations["format"],
-        annotation_files=dict(annotations["files"]),
-        annotation_options=dict(annotations.get("options", {})),
-        media_dir=entry.get("media_dir", "media"),
-        allow_flip=entry.get("allow_flip", True),
-        paragraph=entry.get("paragraph", False),
-        trim_seconds=entry.get("trim_seconds"),
-        max_text_length=entry.get("max_text_length"),
-        evaluation_split=entry.get("evaluation_split"),
-        frame_sampling=entry.get("frame_sampling", "tsn"),
-        files=files,
-        local=local,
-        synthetic=synthetic,
-        derived=derived,
-        homepage=entry.get("homepage"),
-        licence=entry.get("licence"),
-        raw=entry,
-    )
 
 
 def load_paper_numbers(path: Path, table: str) -> dict[str, Any]:

@@ -144,7 +144,7 @@ def check_selected(
 def load_external(registry: Path, entries: Mapping[str, Any], scale: UnitScale) -> dict[str, ExternalCheckpoint]:
     """The registry file's entries and the configuration's own (`checkpoints.entries`, which may not redefine a
     registry entry: a silent override would evaluate other weights under a released model's name)."""
-    from flux.config import read_yaml_mapping, schema_path, validate_schema
+    from flux.yamlfiles import read_yaml_mapping, schema_path, validate_schema
 
     document = read_yaml_mapping(registry, "checkpoint registry")
     validate_schema(document, schema_path("checkpoints.schema.yaml"))

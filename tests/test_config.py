@@ -223,7 +223,7 @@ def test_a_seed_replica_differs_only_in_its_seed(tmp_path):
 
 def test_a_key_written_twice_is_an_error_naming_file_and_line(tmp_path):
     """YAML resolves `lr` written twice as last-wins, silently; a `<<` merge may still be overridden."""
-    from flux.config import read_yaml_file
+    from flux.yamlfiles import read_yaml_file
 
     path = tmp_path / "runs.yaml"
     path.write_text("recipes:\n  umt:\n    optim:\n      lr: 1.0e-3\n      lr: 1.0e-4\n")

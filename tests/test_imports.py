@@ -45,6 +45,33 @@ def test_a_package_does_not_import_a_higher_one(folder, forbidden):
     assert not offenders, sorted(offenders)
 
 
+def unit(module: str) -> str:
+    """A top-level module or subpackage of flux: `flux.data.index` -> `flux.data`."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_circle_between_flux_packages():
+    """The graph of flux's top-level modules and subpackages (lazy imports included) has no cycle: e.g. the data
+    package reads the dataset registry's specs from flux.data.spec, not from flux.config, which imports data."""
+    edges: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        source = unit(".".join(path.relative_to(REPO).with_suffix("").parts))
+        edges.setdefault(source, set()).update(unit(name) for name in imports_of(path) if unit(name) not in (source, "flux"))
+
+    def path_back(start: str, node: str, seen: set[str]) -> list[str] | None:
+        for target in sorted(edges.get(node, ())):
+            if target == start:
+                return [node, start]
+            if target not in seen:
+                seen.add(target)
+                if (rest := path_back(start, target, seen)) is not None:
+                    return [node, *rest]
+        return None
+
+    circles = [" -> ".join(found) for start in sorted(edges) if (found := path_back(start, start, set()))]
+    assert not circles, circles
+
+
 def test_table_modules_do_not_import_the_dispatcher():
     offenders = [
         str(path.relative_to(REPO))

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from flux import __version__
-from flux.config import DatasetSpec, dataset_spec_from_entry
 from flux.data.download import download, sha256_of
+from flux.data.spec import DatasetSpec, dataset_spec_from_entry
 from flux.errors import ConfigError, DatasetMissingError
 from flux.io import atomic_write_json
 

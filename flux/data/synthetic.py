@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from flux.config import DatasetSpec, SyntheticSettings
 from flux.data import scenes
 from flux.data.registry import spec_from_job, write_ready_marker
+from flux.data.spec import DatasetSpec, SyntheticSettings
 from flux.errors import ConfigError
 from flux.io import atomic_write_text
 

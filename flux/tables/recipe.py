@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flux.config import read_yaml_file
 from flux.errors import ConfigError
 from flux.provenance import latex_comment, provenance
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 from flux.train.runs import teacher_layers
+from flux.yamlfiles import read_yaml_file
 
 Run = Mapping[str, Any]  # a resolved run as job specs carry it (flux.train.runs.run_to_dict), plus its facts
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from flux.config import dataset_spec_from_entry
 from flux.data.registry import fetch_hint, run
+from flux.data.spec import dataset_spec_from_entry
 from flux.errors import ConfigError, DatasetMissingError
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from flux.config import SyntheticSettings, load_registry
 from flux.data.annotations import AnnotationFiles, parse
 from flux.data.kinetics710 import KineticsRelease, build_kinetics710
+from flux.data.spec import SyntheticSettings, load_registry
 from flux.data.synthetic import generate, youtube_like_id
 from tests.paths import REPO
 
@@ -150,7 +150,7 @@ def test_appearance_bias_ties_a_typical_scene_to_each_class():
 
 
 def test_appearance_bias_is_refused_for_multi_step_layouts():
-    from flux.config import dataset_spec_from_entry
+    from flux.data.spec import dataset_spec_from_entry
     from flux.errors import ConfigError
 
     entry = dict(REGISTRY["synth_coin"].raw)

@@ -381,8 +381,8 @@ def test_a_row_can_read_another_key_in_one_column(tmp_path):
 
 
 def test_a_key_override_must_name_a_column_and_give_a_note():
-    from flux.config import schema_path, validate_schema
     from flux.tables.layout import rows_of
+    from flux.yamlfiles import schema_path, validate_schema
 
     bad = {**ABLATION, "rows": [{**ABLATION["rows"][0], "keys": {"k400_too": "8x224@2048"}}]}
     with pytest.raises(ConfigError, match=r"tables.toy.rows.vanilla.keys: unknown column\(s\) \['k400_too'\]"):

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from flux.config import SyntheticSettings, load_registry
 from flux.data.index import run as index
 from flux.data.sampling import FlexibleSpec
+from flux.data.spec import SyntheticSettings, load_registry
 from flux.data.synthetic import generate
 from flux.jobs import semantic_entry
 from flux.train.inheritance import heads_record, own_heads
