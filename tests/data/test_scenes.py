@@ -1,4 +1,5 @@
-"""Tests for flux.data.scenes: the procedural renderer of the synthetic (CPU) datasets.
+"""Tests for flux.data.scenes (its public API as S, its modules for their internals): the procedural renderer of
+the synthetic (CPU) datasets.
 
 Class semantics are measured from rendered pixels: the object mask is where a frame differs from
 `render_background` (the static background + distractors), and its centroid/area are compared
@@ -14,6 +15,8 @@ import numpy as np
 import pytest
 
 from flux.data import scenes as S
+from flux.data.scenes import backgrounds, captions, encode, render
+from flux.data.scenes import motion as motion_planning
 
 FMT = S.VideoFormat(width=160, height=120, fps=25, num_frames=40)
 SOLID_RED_CIRCLE = S.Appearance(
@@ -145,7 +148,7 @@ def test_object_stays_inside_frame():
         motions = tuple(S.MOTIONS[j] for j in rng.integers(len(S.MOTIONS), size=k))
         video = S.sample_video_format(rng, duration_s=(1.0, 2.0))
         spec = _spec(motions, S.sample_appearance(rng), video, seed=i)
-        tr = S._plan(spec)
+        tr = motion_planning._plan(spec)
         r = tr.radius
         assert (tr.x - r >= -0.5).all() and (tr.x + r <= video.width + 0.5).all(), motions
         assert (tr.y - r >= -0.5).all() and (tr.y + r <= video.height + 0.5).all(), motions
@@ -316,7 +319,7 @@ def test_background_is_static_and_distractors_do_not_move():
     spec = _spec("dashing right", app, seed=4)
     frames = S.render_video(spec)
     bg = S.render_background(spec)
-    track = S._plan(spec)
+    track = motion_planning._plan(spec)
     ys, xs = np.mgrid[0:120, 0:160]
     for t in range(len(frames)):
         changed = (frames[t] != bg).any(axis=-1)
@@ -325,7 +328,7 @@ def test_background_is_static_and_distractors_do_not_move():
         assert changed.any() and not (changed & ~inside).any(), t
     # a different motion with the same seed keeps the background texture
     other = _spec("staying still", app, seed=4)
-    bg_a, bg_b = S._background(app, 160, 120, 4), S._background(other.appearance, 160, 120, 4)
+    bg_a, bg_b = backgrounds._background(app, 160, 120, 4), backgrounds._background(other.appearance, 160, 120, 4)
     np.testing.assert_array_equal(bg_a, bg_b)
 
 
@@ -337,12 +340,12 @@ def test_render_image_and_location_captions():
             img = S.render_image(app, w, h, seed=i)
             assert img.shape == (h, w, 3) and img.dtype == np.uint8
             np.testing.assert_array_equal(img, S.render_image(app, w, h, seed=i))
-            cx, cy, col, row = S._image_layout(app, w, h)
+            cx, cy, col, row = render._image_layout(app, w, h)
             caps = S.image_captions(app, rng, 12, width_height=(w, h))
-            located = [c for c in caps if any(p in c for p in S._LOCATION_PHRASES[(col, row)])]
+            located = [c for c in caps if any(p in c for p in captions._LOCATION_PHRASES[(col, row)])]
             hits += bool(located)
-            others = [p for k, v in S._LOCATION_PHRASES.items() if k != (col, row) for p in v]
-            assert not any(p in c for c in caps for p in others if p not in S._LOCATION_PHRASES[(col, row)])
+            others = [p for k, v in captions._LOCATION_PHRASES.items() if k != (col, row) for p in v]
+            assert not any(p in c for c in caps for p in others if p not in captions._LOCATION_PHRASES[(col, row)])
             # the object really is where the caption says
             third = {"left": (0, 1 / 3), "centre": (1 / 3, 2 / 3), "right": (2 / 3, 1)}[col]
             assert third[0] * w <= cx <= third[1] * w
@@ -375,7 +378,7 @@ def test_video_captions_single_motion():
         for c in caps:
             assert c.strip() == c and c
             assert app.colour in c and app.shape in c
-            assert any(p in c for form in S._MOTION_PHRASES[motion].values() for p in form), c
+            assert any(p in c for form in captions._MOTION_PHRASES[motion].values() for p in form), c
         assert caps == S.video_captions(spec, np.random.default_rng(i), 20)
         assert caps != S.video_captions(spec, np.random.default_rng(i + 100), 20)
 
@@ -394,7 +397,7 @@ def test_video_captions_multi_step_in_order():
             assert "green" in c and "circle" in c
             pos = 0
             for m in motions:
-                hits = [c.find(p, pos) for p in S._MOTION_PHRASES[m]["verb"] if c.find(p, pos) >= 0]
+                hits = [c.find(p, pos) for p in captions._MOTION_PHRASES[m]["verb"] if c.find(p, pos) >= 0]
                 assert hits, f"{m!r} not found in order in {c!r}"
                 pos = min(hits) + 1
     # a 3-step example reads like "a green circle appears, then moves right, then shrinks"
@@ -474,6 +477,6 @@ def test_write_jpeg(tmp_path: Path):
 def test_yuv_conversion_incremental_matches_full():
     app = _random_appearances(1, seed=15)[0]
     frames = S.render_video(_spec(("moving left", "blinking"), app, S.VideoFormat(150, 112, 10, 24), seed=1))
-    full = S._rgb_to_yuv420p(frames)
-    for t, planes in enumerate(S._iter_yuv420p(frames)):
+    full = encode._rgb_to_yuv420p(frames)
+    for t, planes in enumerate(encode._iter_yuv420p(frames)):
         np.testing.assert_array_equal(np.concatenate([p.ravel() for p in planes]), full[t].ravel())
