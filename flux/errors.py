@@ -37,3 +37,7 @@ class DecodeError(FluxError):
 
 class CheckpointError(FluxError):
     """A checkpoint cannot be read or does not fit the model (the message lists the keys at fault)."""
+
+
+class TrainingError(FluxError):
+    """Training cannot go on (a non-finite loss, a missing parent checkpoint, ...)."""

@@ -55,6 +55,10 @@ class Objective(abc.ABC):
     def setup(self, model: FluxViT) -> None:  # noqa: B027 (an optional hook: most objectives freeze nothing)
         """Freeze what the objective does not train (nothing by default)."""
 
+    def to(self, device: torch.device) -> None:
+        """Move the modules the objective holds besides the model (trained or frozen) to the model's device."""
+        self.extra_modules.to(device)
+
     @abc.abstractmethod
     def tokens_in(self, batch: dict) -> int:
         """Patch tokens the model processed for this batch (throughput accounting)."""
@@ -130,6 +134,10 @@ class Distillation(Objective):
         self.teacher = teacher.eval().requires_grad_(False)
         self.layers = run.distill_layers
         self.teacher_layers = teacher_layers(len(teacher.blocks), self.layers, run.teacher_layer_interval)
+
+    def to(self, device: torch.device) -> None:
+        super().to(device)
+        self.teacher.to(device)
 
     def tokens_in(self, batch: dict) -> int:
         return batch["video"].shape[0] * sum(self.run.budgets)

@@ -1,4 +1,5 @@
-"""The one training loop, for every stage: data, model, objective, optimiser, checkpoints, resume, metrics.
+"""The one training loop, for every stage: optimiser, backends, checkpoints, resume, metrics (each stage's data, model
+and objective come from flux.train.stages).
 
 A run writes its resume state (model, optimiser, schedule, RNG states, sampler position, step) atomically
 every `checkpoint_every` steps under `results/state/<run>/` (outside the rule's outputs, which Snakemake
@@ -17,11 +18,9 @@ import json
 import logging
 import os
 import random
-import re
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,30 +31,20 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from flux.data.datasets import (
-    FrameSampling,
-    ImageText,
-    KeyedConcat,
-    VideoClassification,
-    VideoClips,
-    VideoText,
     collate_clips,
 )
-from flux.data.index import read_manifest
-from flux.data.sampling import FlexibleBatchSampler, FlexibleSpec
-from flux.data.transforms import TrainTransform
-from flux.errors import CheckpointError, FluxError
+from flux.errors import TrainingError
 from flux.io import atomic_path, atomic_write_json, atomic_write_text
-from flux.models.checkpoint import copy_pooling_heads, load_checkpoint, read_payload, read_state_dict
-from flux.models.fluxvit import DistillHeads, FluxViT, build_model
-from flux.models.saved import model_from_checkpoint, text_encoder_from_checkpoint, write_run_checkpoint
-from flux.models.sizes import MODEL_SWITCHES, PATCH_SIZE
-from flux.models.text import TextEncoder, build_text_encoder
+from flux.models.checkpoint import load_checkpoint, read_state_dict
+from flux.models.fluxvit import FluxViT, build_model
+from flux.models.saved import write_run_checkpoint
+from flux.models.sizes import MODEL_SWITCHES
 from flux.provenance import provenance
 from flux.train.distributed import Topology, device_for, init_process_group, topology_from_env
-from flux.train.inheritance import KEY_GROUPS, ParentPlan
-from flux.train.objectives import Classification, Distillation, Objective, VideoTextContrastive
+from flux.train.objectives import Objective
 from flux.train.optim import build_optimizer, build_scheduler, grad_norms
 from flux.train.runs import ResolvedRun, run_from_dict
+from flux.train.stages import TRAINING_STAGES, Source, validation_accuracy
 
 logger = logging.getLogger(__name__)
 
@@ -67,94 +56,6 @@ GRADIENT_GROUPS = {
     "classifier": ("head.", "fc_norm."),
     "projectors": ("final_clip_decoder_for_projs.", "clip_decoder.", "final_clip_decoder.", "vision_proj."),
 }
-
-
-class TrainingError(FluxError):
-    """Training cannot go on (a non-finite loss, a missing parent checkpoint, ...)."""
-
-
-# ------------------------------------------------------------------------------------------- data
-@dataclass
-class Source:
-    """One stream of batches: a dataset and its (flexible or fixed-shape) batch sampler."""
-
-    name: str
-    dataset: Any
-    sampler: FlexibleBatchSampler
-
-
-def _transform(run: ResolvedRun, allow_flip: bool) -> TrainTransform:
-    augment = run.augment
-    crop = augment.get("crop", "random_resized")
-    options: dict[str, Any] = {
-        "crop": crop,
-        "flip": allow_flip,
-        "rand_augment": augment.get("rand_augment"),
-        "erase_probability": augment.get("random_erasing", 0.0),
-    }
-    if crop == "random_resized" and "scale" in augment:
-        options["scale"] = tuple(augment["scale"])
-    if crop == "multi_scale" and "scales" in augment:
-        options["scales"] = tuple(augment["scales"])
-    return TrainTransform(**options)
-
-
-def build_sources(run: ResolvedRun, job: dict, topology: Topology) -> tuple[list[Source], dict]:
-    """Datasets and samplers of a run; also returns dataset facts (classes) the model needs."""
-    data_dir = Path(job["data_dir"])
-    seed = job["seed"]
-    manifests = {dataset: Path(path) for dataset, path in job["manifests"].items()}
-    infos = {dataset: read_manifest(path)[1] for dataset, path in manifests.items()}
-    common = {"data_dir": data_dir, "split": "train", "train": True, "seed": seed}
-    video_only = {**common, "repeats": run.repeats}  # repeated augmentation: classification and distillation
-    sampling = {dataset: FrameSampling(scheme) for dataset, scheme in job.get("frame_sampling", {}).items()}
-
-    per_rank = max(1, run.batch_size // topology.world_size)  # the settings tables give global batch sizes
-
-    def sampler(size: int, spec: FlexibleSpec) -> FlexibleBatchSampler:
-        return FlexibleBatchSampler(size, per_rank, spec, seed, topology.rank, topology.world_size)
-
-    if run.stage == "finetune":
-        (dataset_id,) = run.datasets
-        info = infos[dataset_id]
-        dataset = VideoClassification(
-            manifests[dataset_id],
-            train_transform=_transform(run, info.allow_flip),
-            frame_sampling=sampling.get(dataset_id),
-            **video_only,
-        )
-        facts = {"num_classes": dataset.num_classes, "class_names": list(info.class_names or []), "dataset": dataset_id}
-        return [Source(dataset_id, dataset, sampler(len(dataset), run.input.spec))], facts
-    if run.stage == "umt":
-        parts = [
-            VideoClips(
-                manifests[d], train_transform=_transform(run, infos[d].allow_flip), frame_sampling=sampling.get(d), **video_only
-            )
-            for d in run.datasets
-        ]
-        dataset = KeyedConcat(parts)
-        return [Source("videos", dataset, sampler(len(dataset), run.input.spec))], {"num_classes": 0}
-    # teacher and clip: caption datasets, videos and images in separate streams
-    videos = [d for d in run.datasets if infos[d].modality == "video"]
-    images = [d for d in run.datasets if infos[d].modality == "image"]
-    sources = []
-    if videos:
-        parts = [
-            VideoText(
-                manifests[d], train_transform=_transform(run, infos[d].allow_flip), frame_sampling=sampling.get(d), **common
-            )
-            for d in videos
-        ]
-        dataset = KeyedConcat(parts)
-        sources.append(Source("videos", dataset, sampler(len(dataset), run.input.spec)))
-    if images:
-        resolution = run.input.image_resolution or max(run.input.spec.resolutions)
-        parts = [ImageText(manifests[d], train_transform=_transform(run, infos[d].allow_flip), **common) for d in images]
-        dataset = KeyedConcat(parts)
-        image_spec = FlexibleSpec((1,), (resolution,), 1, (resolution // PATCH_SIZE) ** 2, PATCH_SIZE)
-        sources.append(Source("images", dataset, sampler(len(dataset), image_spec)))
-    captions = [caption for d in run.datasets for caption in read_manifest(manifests[d])[0]["captions"].explode().dropna()]
-    return sources, {"num_classes": 0, "captions": captions}
 
 
 def epoch_schedule(sources: list[Source], epoch: int, seed: int, mix: str) -> list[int]:
@@ -171,83 +72,6 @@ def epoch_schedule(sources: list[Source], epoch: int, seed: int, mix: str) -> li
                 order.append(index)
                 remaining[index] -= 1
     return order
-
-
-# ------------------------------------------------------------------------------------------- models
-def _checkpoint(path: str | None, what: str) -> dict:
-    """A checkpoint this pipeline wrote (a parent's, the teacher's), read with the checked reader."""
-    if not path:
-        raise TrainingError(f"{what} checkpoint is not set")
-    try:
-        return read_payload(Path(path), f"{what} checkpoint", f"(re)build it: snakemake {path} --force")
-    except CheckpointError as error:
-        raise TrainingError(str(error)) from None
-
-
-def build_text(run: ResolvedRun, job: dict, captions: list[str]) -> TextEncoder:
-    if run.stage == "teacher":
-        return build_text_encoder("tiny", corpus=captions, seed=job["seed"])
-    if job.get("text_encoder"):
-        return build_text_encoder("huggingface", path=job["text_encoder"])
-    for which in ("parent", "teacher"):  # the parent's tower (stage 2 after stage 1), else the teacher's
-        encoder = text_encoder_from_checkpoint(_checkpoint(job.get(f"{which}_checkpoint"), which))
-        if encoder is not None:
-            return encoder
-    raise TrainingError("neither parent nor teacher checkpoint carries a text tower; set teacher.text_encoder to a local encoder")
-
-
-def load_teacher(job: dict) -> FluxViT:
-    payload = _checkpoint(job["teacher_checkpoint"], "teacher")
-    # strict, but for the text projection of a video-text teacher: distillation reads its vision features only
-    return model_from_checkpoint(payload, leave_out=[KEY_GROUPS["text_projection"]])
-
-
-def build_student(run: ResolvedRun, job: dict, facts: dict, text_dim: int | None, teacher: FluxViT | None) -> FluxViT:
-    options = dict(run.model_options)
-    distill = None
-    if teacher is not None:
-        distill = DistillHeads(max(run.distill_layers, 1), teacher.size.embed_dim, teacher.size.clip_dim, run.distill_decoder)
-    model = build_model(
-        run.model, num_classes=facts["num_classes"], distill=distill, text_dim=text_dim, selector=run.selector, **options
-    )
-    if run.parent:
-        load_parent(model, run, job)
-    return model
-
-
-def load_parent(model: FluxViT, run: ResolvedRun, job: dict) -> None:
-    """The parent's weights, strictly: only the key groups its plan lists (flux.train.inheritance) may be
-    missing or left over; pooling heads the parent never trained start from its trained ones."""
-    plan = ParentPlan.from_dict(job["parent_plan"])
-    payload = _checkpoint(job["parent_checkpoint"], f"parent run '{run.parent}'")
-    state = dict(payload["model"])
-    if plan.classifier == "fresh":  # a new label set: the classifier starts from its initialisation
-        state = {key: value for key, value in state.items() if not re.match(KEY_GROUPS["classifier"], key)}
-    index_map = json.loads(Path(job["head_map"]).read_text())[job["head_map_key"]] if plan.classifier == "remap" else None
-    state = copy_pooling_heads(state, plan.head_sources, plan.parent_heads, model.size.output_heads)
-    try:
-        report = load_checkpoint(
-            model,
-            {"model": state},
-            strict=True,
-            class_index_map=index_map,
-            allow_missing=[KEY_GROUPS[group] for group in plan.fresh],
-            allow_unexpected=[KEY_GROUPS[group] for group in plan.dropped],
-        )
-    except CheckpointError as error:
-        raise TrainingError(f"{run.id}: parent '{run.parent}' ({job['parent_checkpoint']}) does not load: {error}") from None
-    copied = ", ".join(f"{child} <- {source}" for child, source in sorted(plan.head_sources.items()))
-    logger.info("%s: initialised from %s (pooling heads copied: %s)\n%s", run.id, run.parent, copied or "none", report)
-
-
-def build_objective(run: ResolvedRun, job: dict, facts: dict, text: TextEncoder | None, teacher: FluxViT | None) -> Objective:
-    if run.stage == "finetune":
-        return Classification(run, facts["num_classes"])
-    if run.stage == "umt":
-        return Distillation(run, teacher)
-    # a Flux-CLIP stage after another continues from its learned temperature
-    parent_scale = _checkpoint(job["parent_checkpoint"], "parent").get("logit_scale") if run.parent else None
-    return VideoTextContrastive(run, text, train_text=run.stage == "teacher" or run.freeze == "none", logit_scale=parent_scale)
 
 
 class TrainedModules(nn.ModuleDict):
@@ -340,9 +164,7 @@ class Trainer:
         self.model = model.to(self.device)
         self.objective = objective
         objective.setup(self.model)
-        objective.extra_modules.to(self.device)
-        if run.stage == "umt":
-            objective.teacher.to(self.device)
+        objective.to(self.device)
         self.modules = TrainedModules({"model": self.model, "extra": objective.extra_modules}, objective)
         self.sources = sources
         self.steps_per_epoch = sum(len(source.sampler) for source in sources)
@@ -546,51 +368,6 @@ class Trainer:
         }
 
 
-# ------------------------------------------------------------------------------------------- evaluation
-def validation_accuracy(model: FluxViT, run: ResolvedRun, job: dict, device: torch.device) -> dict | None:
-    """Top-1 on the validation split, one centre clip and crop, at the run's reference input (the paper's
-    8 x 224^2 in this configuration's units, cut to its budget): a check that training learned, not the
-    paper's protocol (that is the evaluation rules' job)."""
-    if run.stage != "finetune" or not job.get("val_manifest"):
-        return None
-    frames, resolution = job["reference_input"]
-    splits = set(read_manifest(Path(job["val_manifest"]))[0]["split"])
-    split = "val" if "val" in splits else "test" if "test" in splits else None
-    if split is None:
-        return None
-    dataset = VideoClassification(
-        Path(job["val_manifest"]),
-        Path(job["data_dir"]),
-        split,
-        train=False,
-        frames=frames,
-        resolution=resolution,
-        frame_sampling=FrameSampling(job.get("frame_sampling", {}).get(run.datasets[0], "tsn")),
-    )
-    reference = 1 if run.method == "multi" else 0  # Flux-Multi: the 2048-token head
-    head = run.heads[reference]
-    budget = run.budgets[reference] if run.budgets else None
-    correct = total = invalid = 0
-    model.eval()
-    with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=8):
-            logits = model(batch["video"].to(device), budget=budget, head=head)
-            valid = batch["valid"]
-            invalid += int((~valid).sum())
-            correct += int(((logits.argmax(-1).cpu() == batch["label"]) & valid).sum())
-            total += len(valid)
-    return {
-        "split": split,
-        "top1": correct / total if total else 0.0,
-        "videos": total,
-        "undecodable": invalid,
-        "chance": 1 / max(1, model.num_classes),
-        "input": [frames, resolution],
-        "budget": budget,
-        "head": head,
-    }
-
-
 # ------------------------------------------------------------------------------------------- entry
 # How a job executes, not what it computes: CPU threads, data-loading processes (items are seeded by position),
 # how often the state is saved. Rerunning with another `--cores` must resume, not restart.
@@ -708,16 +485,13 @@ def run(job: dict) -> None:
     init_process_group(topology, device)
     seed_everything(job["seed"] + topology.rank)
     torch.set_num_threads(max(1, job.get("threads", 1)))
-    if training.stage == "teacher" and job.get("teacher_weights"):
+    if job.get("teacher_weights"):  # paper scale: the teacher is imported, not trained
         import_teacher(training, job)
         return
     with run_lock(Path(job["state_dir"]), training.id, topology.is_main):
-        sources, facts = build_sources(training, job, topology)
-        teacher = load_teacher(job) if training.stage == "umt" else None
-        text = build_text(training, job, facts.get("captions", [])) if training.stage in ("teacher", "clip") else None
-        model = build_student(training, job, facts, text.embed_dim if text else None, teacher)
-        objective = build_objective(training, job, facts, text, teacher)
-        trainer = Trainer(training, job, model, objective, sources, topology)
+        set_up = TRAINING_STAGES[training.stage].set_up(training, job, topology)
+        model, objective, facts = set_up.model, set_up.objective, set_up.facts
+        trainer = Trainer(training, job, model, objective, set_up.sources, topology)
         started = time.perf_counter()
         trainer.fit()
         seconds = time.perf_counter() - started

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from flux.config import load_config
+from flux.errors import TrainingError
 from flux.jobs import evaluate_spec, figure_spec, train_spec
 from flux.models.fluxvit import build_model
 from flux.models.sizes import nearest_head
@@ -16,7 +17,7 @@ from flux.tables.cells import cell_variables
 from flux.tables.layout import cell_key, columns_of, fill, row_runs, rows_of
 from flux.train.inheritance import ParentPlan, parent_plan, pooling_heads, trained_heads
 from flux.train.runs import run_from_dict
-from flux.train.trainer import TrainingError, load_parent
+from flux.train.stages import load_parent
 from tests.paths import REPO
 
 

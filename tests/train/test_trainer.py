@@ -171,7 +171,7 @@ def test_validation_accuracy_is_the_hand_counted_one(k400, tmp_path):
     from flux.data.index import read_manifest
     from flux.models.fluxvit import build_model
     from flux.train.runs import run_from_dict
-    from flux.train.trainer import validation_accuracy
+    from flux.train.stages import validation_accuracy
 
     data, manifest = k400
     job = finetune_job(data, manifest, tmp_path, method="single")
@@ -272,9 +272,10 @@ def first_drawn(job: dict) -> str:
     """The media path of the first item of the run's first batch."""
     from flux.train.distributed import topology_from_env
     from flux.train.runs import run_from_dict
-    from flux.train.trainer import build_sources
+    from flux.train.stages import TRAINING_STAGES
 
-    (source,), _ = build_sources(run_from_dict(job["run"]), job, topology_from_env())
+    run = run_from_dict(job["run"])
+    (source,), _ = TRAINING_STAGES[run.stage].sources(run, job, topology_from_env())
     source.sampler.set_epoch(0)
     position = next(iter(source.sampler))[0][0]
     return str(source.dataset.rows.at[position, "media_path"])
@@ -379,14 +380,15 @@ def test_an_unreadable_resume_state_is_moved_aside_and_training_starts_afresh(k4
 
 
 def test_a_damaged_parent_is_an_error_naming_the_file_and_how_to_rebuild_it(tmp_path):
-    from flux.train.trainer import TrainingError, _checkpoint
+    from flux.errors import TrainingError
+    from flux.train.stages import read_run_checkpoint
 
     parent = tmp_path / "results" / "runs" / "umt_s" / "final.pt"
     parent.parent.mkdir(parents=True)
     torch.save({"model": {"w": torch.zeros(1000)}, "metadata": {}}, parent)
     parent.write_bytes(parent.read_bytes()[:300])  # truncated
     with pytest.raises(TrainingError, match=rf"parent run 'umt_s' checkpoint {parent} is damaged .*snakemake {parent} --force"):
-        _checkpoint(str(parent), "parent run 'umt_s'")
+        read_run_checkpoint(str(parent), "parent run 'umt_s'")
 
 
 def test_deepspeed_backend_trains_on_cpu(k400, tmp_path, deepspeed_cpu):
