@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from flux.config import SETTINGS_TABLES, TABLE8_ROLES, Config
 from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
 from flux.train.inheritance import heads_record, parent_plan, trained_heads
+from flux.train.spec import TrainSpec
 from flux.verbs import resolve
 from flux.verbs import verb as verb_entry
 
@@ -469,7 +471,7 @@ def _lineage(config: Config, run_id: str) -> str:
         return import_spec(config, run_id)["lineage"]
     run = config.runs[run_id]
     parts: dict[str, Any] = {
-        "settings": _train_settings(config, run_id),
+        "settings": _train_settings(config, run_id).to_dict(),
         "data": {dataset: data_settings(config, dataset) for dataset in run.datasets},
     }
     if run.parent:
@@ -480,50 +482,45 @@ def _lineage(config: Config, run_id: str) -> str:
 
 
 def train_spec(config: Config, run_id: str) -> dict[str, Any]:
-    spec = _train_settings(config, run_id)
-    spec["lineage"] = run_lineage(config, run_id)
-    return spec
+    return replace(_train_settings(config, run_id), lineage=run_lineage(config, run_id)).to_dict()
 
 
-def _train_settings(config: Config, run_id: str) -> dict[str, Any]:
+def _train_settings(config: Config, run_id: str) -> TrainSpec:
     from flux.train.runs import run_to_dict
 
     if run_id not in config.runs:
         raise ConfigError(f"`flux train {run_id}`: unknown run; the runs are in config/runs.yaml")
     run = config.runs[run_id]
     scale = config.unit_scale
-    spec: dict[str, Any] = {
-        "run": run_to_dict(run),
-        "seed": config.seed + config.run_seeds.get(run_id, 0),
-        "data_dir": str(config.data_dir),
-        "manifests": {dataset: str(config.manifest_path(dataset)) for dataset in run.datasets},
-        "frame_sampling": {dataset: config.datasets[dataset].frame_sampling for dataset in run.datasets},
-        "parent_checkpoint": str(config.checkpoint_path(run.parent)) if run.parent else None,
-        "teacher_checkpoint": str(config.checkpoint_path("teacher")) if run.stage in ("umt", "clip") else None,
-        "text_encoder": str(config.teacher.text_encoder) if run.stage == "clip" and config.teacher.text_encoder else None,
-        "teacher_weights": str(config.teacher.weights) if run.stage == "teacher" and config.teacher.weights else None,
-        "teacher_grid": list(config.teacher.grid) if config.teacher.grid else None,
-        "checkpoint": str(config.checkpoint_path(run_id)),
-        "trained_heads": heads_record(trained_heads(config.runs, run_id)),
-        "parent_plan": plan.to_dict() if (plan := parent_plan(config.runs, run_id)) else None,
-        "summary": str(config.run_dir(run_id) / "final.json"),
-        "metrics": str(config.run_dir(run_id) / "metrics.jsonl"),
-        "state_dir": str(config.state_dir(run_id)),
-        "workers": config.training.workers,
-        "checkpoint_every": config.training.checkpoint_every,
-        "log_every": config.training.log_every,
-        "precision": config.training.precision,
-        "backend": config.training.backend,
-        "zero_stage": config.training.zero_stage,
-        # the paper's reference input 8 x 224^2 in this configuration's units (the validation check's input)
-        "reference_input": [scale.frame(8), scale.pixels(224)],
-    }
-    if run.stage == "finetune":
-        spec["val_manifest"] = spec["manifests"][run.datasets[0]]
-    if run.head_map:
-        spec["head_map"] = str(config.head_map_path(run.head_map))
-        spec["head_map_key"] = run.datasets[0]
-    return spec
+    manifests = {dataset: str(config.manifest_path(dataset)) for dataset in run.datasets}
+    return TrainSpec(
+        run=run_to_dict(run),
+        seed=config.seed + config.run_seeds.get(run_id, 0),
+        data_dir=str(config.data_dir),
+        manifests=manifests,
+        frame_sampling={dataset: config.datasets[dataset].frame_sampling for dataset in run.datasets},
+        parent_checkpoint=str(config.checkpoint_path(run.parent)) if run.parent else None,
+        teacher_checkpoint=str(config.checkpoint_path("teacher")) if run.stage in ("umt", "clip") else None,
+        text_encoder=str(config.teacher.text_encoder) if run.stage == "clip" and config.teacher.text_encoder else None,
+        teacher_weights=str(config.teacher.weights) if run.stage == "teacher" and config.teacher.weights else None,
+        teacher_grid=list(config.teacher.grid) if config.teacher.grid else None,
+        checkpoint=str(config.checkpoint_path(run_id)),
+        trained_heads=heads_record(trained_heads(config.runs, run_id)),
+        parent_plan=plan.to_dict() if (plan := parent_plan(config.runs, run_id)) else None,
+        summary=str(config.run_dir(run_id) / "final.json"),
+        metrics=str(config.run_dir(run_id) / "metrics.jsonl"),
+        state_dir=str(config.state_dir(run_id)),
+        workers=config.training.workers,
+        checkpoint_every=config.training.checkpoint_every,
+        log_every=config.training.log_every,
+        precision=config.training.precision,
+        backend=config.training.backend,
+        zero_stage=config.training.zero_stage,
+        reference_input=[scale.frame(8), scale.pixels(224)],
+        val_manifest=manifests[run.datasets[0]] if run.stage == "finetune" else None,
+        head_map=str(config.head_map_path(run.head_map)) if run.head_map else None,
+        head_map_key=run.datasets[0] if run.head_map else None,
+    )
 
 
 def job_spec(config: Config, verb: str, target: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # torch is imported where it is used, as in flux.train.optim
 
     from flux.train.distributed import Topology
     from flux.train.runs import ResolvedRun
+from flux.train.spec import TrainSpec
 
 INSTALL_HINT = (
     "the 'deepspeed' backend needs DeepSpeed: pip install -e '.[cluster]' "
@@ -45,14 +46,14 @@ SHM_OP = "deepspeed_shm_comm"  # DeepSpeed's CPU shared-memory communication op 
 STATE_FORMAT = "deepspeed"
 
 
-def _zero_stage(job: dict) -> int:
-    stage = job["zero_stage"]
+def _zero_stage(spec: TrainSpec) -> int:
+    stage = spec.zero_stage
     if isinstance(stage, bool) or not isinstance(stage, int) or not 0 <= stage <= 3:
         raise ConfigError(f"training.zero_stage must be an integer 0-3, got {stage!r}")
     return stage
 
 
-def deepspeed_config(run: ResolvedRun, job: dict, topology: Topology, device_type: str) -> dict:
+def deepspeed_config(run: ResolvedRun, spec: TrainSpec, topology: Topology, device_type: str) -> dict:
     """The DeepSpeed JSON config of a run (pure: no DeepSpeed import).
 
     `run.batch_size` is the global batch (the paper's tables), so each process takes its share. bf16 only
@@ -62,8 +63,8 @@ def deepspeed_config(run: ResolvedRun, job: dict, topology: Topology, device_typ
     return {
         "train_micro_batch_size_per_gpu": max(1, run.batch_size // topology.world_size),
         "gradient_accumulation_steps": 1,
-        "zero_optimization": {"stage": _zero_stage(job)},
-        "bf16": {"enabled": device_type == "cuda" and job["precision"] in ("auto", "bf16")},
+        "zero_optimization": {"stage": _zero_stage(spec)},
+        "bf16": {"enabled": device_type == "cuda" and spec.precision in ("auto", "bf16")},
         "gradient_clipping": float(clip) if clip else 0.0,
         "steps_per_print": 2**31 - 1,  # the trainer logs; DeepSpeed's own step prints would only be noise
         "wall_clock_breakdown": False,
@@ -129,9 +130,9 @@ class DeepSpeedBackend:
     """DeepSpeed engine around the trainer's modules and optimiser; same interface as TorchBackend."""
 
     def __init__(
-        self, modules: nn.Module, optimizer: torch.optim.Optimizer, run: ResolvedRun, job: dict, topology: Topology
+        self, modules: nn.Module, optimizer: torch.optim.Optimizer, run: ResolvedRun, spec: TrainSpec, topology: Topology
     ) -> None:
-        stage = _zero_stage(job)
+        stage = _zero_stage(spec)
         if stage not in SUPPORTED_STAGES:
             raise ConfigError(
                 f"training.zero_stage {stage}: ZeRO-3 shards every parameter and gathers it only inside its "
@@ -144,7 +145,7 @@ class DeepSpeedBackend:
         single_process_env(topology)
         _disable_shm_op(deepspeed)
         device_type = "cuda" if get_accelerator().device_name() == "cuda" else "cpu"
-        self.config = deepspeed_config(run, job, topology, device_type)
+        self.config = deepspeed_config(run, spec, topology, device_type)
         self.modules, self.client_optimizer, self.topology, self.stage = modules, optimizer, topology, stage
         self.engine, self.optimizer, _, _ = deepspeed.initialize(model=modules, optimizer=optimizer, config=self.config)
         self.partitioned = self._is_partitioned(self.optimizer)

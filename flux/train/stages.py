@@ -33,6 +33,7 @@ from flux.train.distributed import Topology
 from flux.train.inheritance import KEY_GROUPS, ParentPlan
 from flux.train.objectives import Classification, Distillation, Objective, VideoTextContrastive
 from flux.train.runs import ResolvedRun
+from flux.train.spec import TrainSpec
 
 logger = logging.getLogger(__name__)
 
@@ -75,24 +76,24 @@ class _Inputs:
     sampler: Callable[[int, FlexibleSpec], FlexibleBatchSampler]
 
 
-def _inputs(run: ResolvedRun, job: dict, topology: Topology) -> _Inputs:
-    seed = job["seed"]
-    manifests = {dataset: Path(path) for dataset, path in job["manifests"].items()}
-    common = {"data_dir": Path(job["data_dir"]), "split": "train", "train": True, "seed": seed}
+def _inputs(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> _Inputs:
+    seed = spec.seed
+    manifests = {dataset: Path(path) for dataset, path in spec.manifests.items()}
+    common = {"data_dir": Path(spec.data_dir), "split": "train", "train": True, "seed": seed}
     per_rank = max(1, run.batch_size // topology.world_size)  # the settings tables give global batch sizes
     return _Inputs(
         manifests=manifests,
         infos={dataset: read_manifest(path)[1] for dataset, path in manifests.items()},
         common=common,
         video_only={**common, "repeats": run.repeats},  # repeated augmentation: classification and distillation
-        sampling={dataset: FrameSampling(scheme) for dataset, scheme in job.get("frame_sampling", {}).items()},
+        sampling={dataset: FrameSampling(scheme) for dataset, scheme in spec.frame_sampling.items()},
         sampler=lambda size, spec: FlexibleBatchSampler(size, per_rank, spec, seed, topology.rank, topology.world_size),
     )
 
 
-def classification_sources(run: ResolvedRun, job: dict, topology: Topology) -> tuple[list[Source], dict]:
+def classification_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> tuple[list[Source], dict]:
     """Fine-tuning: one labelled video dataset; the facts name its classes for the classifier."""
-    inputs = _inputs(run, job, topology)
+    inputs = _inputs(run, spec, topology)
     (dataset_id,) = run.datasets
     info = inputs.infos[dataset_id]
     dataset = VideoClassification(
@@ -105,9 +106,9 @@ def classification_sources(run: ResolvedRun, job: dict, topology: Topology) -> t
     return [Source(dataset_id, dataset, inputs.sampler(len(dataset), run.input.spec))], facts
 
 
-def distillation_sources(run: ResolvedRun, job: dict, topology: Topology) -> tuple[list[Source], dict]:
+def distillation_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> tuple[list[Source], dict]:
     """Flux-UMT: the videos of every dataset of the run, labels unused, as one stream."""
-    inputs = _inputs(run, job, topology)
+    inputs = _inputs(run, spec, topology)
     parts = [
         VideoClips(
             inputs.manifests[d],
@@ -121,10 +122,10 @@ def distillation_sources(run: ResolvedRun, job: dict, topology: Topology) -> tup
     return [Source("videos", dataset, inputs.sampler(len(dataset), run.input.spec))], {"num_classes": 0}
 
 
-def caption_sources(run: ResolvedRun, job: dict, topology: Topology) -> tuple[list[Source], dict]:
+def caption_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> tuple[list[Source], dict]:
     """Video-text stages: the captioned videos and the captioned images, in separate streams; the facts carry every
     caption (the tiny teacher's text tower builds its vocabulary from them)."""
-    inputs = _inputs(run, job, topology)
+    inputs = _inputs(run, spec, topology)
     videos = [d for d in run.datasets if inputs.infos[d].modality == "video"]
     images = [d for d in run.datasets if inputs.infos[d].modality == "image"]
     sources = []
@@ -164,30 +165,30 @@ def read_run_checkpoint(path: str | None, what: str) -> dict:
         raise TrainingError(str(error)) from None
 
 
-def tiny_text_tower(run: ResolvedRun, job: dict, captions: list[str]) -> TextEncoder:
+def tiny_text_tower(run: ResolvedRun, spec: TrainSpec, captions: list[str]) -> TextEncoder:
     """The tiny teacher's text tower, trained from scratch on a vocabulary of the run's captions."""
-    return build_text_encoder("tiny", corpus=captions, seed=job["seed"])
+    return build_text_encoder("tiny", corpus=captions, seed=spec.seed)
 
 
-def inherited_text_tower(run: ResolvedRun, job: dict, captions: list[str]) -> TextEncoder:
+def inherited_text_tower(run: ResolvedRun, spec: TrainSpec, captions: list[str]) -> TextEncoder:
     """Flux-CLIP's text tower: the configured pretrained encoder, else the parent's (stage 2 after stage 1), else
     the teacher's."""
-    if job.get("text_encoder"):
-        return build_text_encoder("huggingface", path=job["text_encoder"])
-    for which in ("parent", "teacher"):
-        encoder = text_encoder_from_checkpoint(read_run_checkpoint(job.get(f"{which}_checkpoint"), which))
+    if spec.text_encoder:
+        return build_text_encoder("huggingface", path=spec.text_encoder)
+    for which, checkpoint in (("parent", spec.parent_checkpoint), ("teacher", spec.teacher_checkpoint)):
+        encoder = text_encoder_from_checkpoint(read_run_checkpoint(checkpoint, which))
         if encoder is not None:
             return encoder
     raise TrainingError("neither parent nor teacher checkpoint carries a text tower; set teacher.text_encoder to a local encoder")
 
 
-def load_teacher(job: dict) -> FluxViT:
-    payload = read_run_checkpoint(job["teacher_checkpoint"], "teacher")
+def load_teacher(spec: TrainSpec) -> FluxViT:
+    payload = read_run_checkpoint(spec.teacher_checkpoint, "teacher")
     # strict, but for the text projection of a video-text teacher: distillation reads its vision features only
     return model_from_checkpoint(payload, leave_out=[KEY_GROUPS["text_projection"]])
 
 
-def build_student(run: ResolvedRun, job: dict, facts: dict, text_dim: int | None, teacher: FluxViT | None) -> FluxViT:
+def build_student(run: ResolvedRun, spec: TrainSpec, facts: dict, text_dim: int | None, teacher: FluxViT | None) -> FluxViT:
     options = dict(run.model_options)
     distill = None
     if teacher is not None:
@@ -196,19 +197,19 @@ def build_student(run: ResolvedRun, job: dict, facts: dict, text_dim: int | None
         run.model, num_classes=facts["num_classes"], distill=distill, text_dim=text_dim, selector=run.selector, **options
     )
     if run.parent:
-        load_parent(model, run, job)
+        load_parent(model, run, spec)
     return model
 
 
-def load_parent(model: FluxViT, run: ResolvedRun, job: dict) -> None:
+def load_parent(model: FluxViT, run: ResolvedRun, spec: TrainSpec) -> None:
     """The parent's weights, strictly: only the key groups its plan lists (flux.train.inheritance) may be
     missing or left over; pooling heads the parent never trained start from its trained ones."""
-    plan = ParentPlan.from_dict(job["parent_plan"])
-    payload = read_run_checkpoint(job["parent_checkpoint"], f"parent run '{run.parent}'")
+    plan = ParentPlan.from_dict(spec.parent_plan)
+    payload = read_run_checkpoint(spec.parent_checkpoint, f"parent run '{run.parent}'")
     state = dict(payload["model"])
     if plan.classifier == "fresh":  # a new label set: the classifier starts from its initialisation
         state = {key: value for key, value in state.items() if not re.match(KEY_GROUPS["classifier"], key)}
-    index_map = json.loads(Path(job["head_map"]).read_text())[job["head_map_key"]] if plan.classifier == "remap" else None
+    index_map = json.loads(Path(spec.head_map).read_text())[spec.head_map_key] if plan.classifier == "remap" else None
     state = copy_pooling_heads(state, plan.head_sources, plan.parent_heads, model.size.output_heads)
     try:
         report = load_checkpoint(
@@ -220,60 +221,64 @@ def load_parent(model: FluxViT, run: ResolvedRun, job: dict) -> None:
             allow_unexpected=[KEY_GROUPS[group] for group in plan.dropped],
         )
     except CheckpointError as error:
-        raise TrainingError(f"{run.id}: parent '{run.parent}' ({job['parent_checkpoint']}) does not load: {error}") from None
+        raise TrainingError(f"{run.id}: parent '{run.parent}' ({spec.parent_checkpoint}) does not load: {error}") from None
     copied = ", ".join(f"{child} <- {source}" for child, source in sorted(plan.head_sources.items()))
     logger.info("%s: initialised from %s (pooling heads copied: %s)\n%s", run.id, run.parent, copied or "none", report)
 
 
 # ------------------------------------------------------------------------------------------- objectives
 def classification_objective(
-    run: ResolvedRun, job: dict, facts: dict, text: TextEncoder | None, teacher: FluxViT | None
+    run: ResolvedRun, spec: TrainSpec, facts: dict, text: TextEncoder | None, teacher: FluxViT | None
 ) -> Objective:
     return Classification(run, facts["num_classes"])
 
 
 def distillation_objective(
-    run: ResolvedRun, job: dict, facts: dict, text: TextEncoder | None, teacher: FluxViT | None
+    run: ResolvedRun, spec: TrainSpec, facts: dict, text: TextEncoder | None, teacher: FluxViT | None
 ) -> Objective:
     return Distillation(run, teacher)
 
 
-def _contrastive(run: ResolvedRun, job: dict, text: TextEncoder, train_text: bool) -> Objective:
+def _contrastive(run: ResolvedRun, spec: TrainSpec, text: TextEncoder, train_text: bool) -> Objective:
     # a Flux-CLIP stage after another continues from its learned temperature
-    parent_scale = read_run_checkpoint(job["parent_checkpoint"], "parent").get("logit_scale") if run.parent else None
+    parent_scale = read_run_checkpoint(spec.parent_checkpoint, "parent").get("logit_scale") if run.parent else None
     return VideoTextContrastive(run, text, train_text=train_text, logit_scale=parent_scale)
 
 
-def teacher_objective(run: ResolvedRun, job: dict, facts: dict, text: TextEncoder | None, teacher: FluxViT | None) -> Objective:
+def teacher_objective(
+    run: ResolvedRun, spec: TrainSpec, facts: dict, text: TextEncoder | None, teacher: FluxViT | None
+) -> Objective:
     """The tiny teacher trains both towers from scratch."""
-    return _contrastive(run, job, text, train_text=True)
+    return _contrastive(run, spec, text, train_text=True)
 
 
-def clip_objective(run: ResolvedRun, job: dict, facts: dict, text: TextEncoder | None, teacher: FluxViT | None) -> Objective:
+def clip_objective(
+    run: ResolvedRun, spec: TrainSpec, facts: dict, text: TextEncoder | None, teacher: FluxViT | None
+) -> Objective:
     """Flux-CLIP stage 1 trains the vision side only; stage 2 (`freeze: none`) the text tower too."""
-    return _contrastive(run, job, text, train_text=run.freeze == "none")
+    return _contrastive(run, spec, text, train_text=run.freeze == "none")
 
 
 # ------------------------------------------------------------------------------------------- validation
-def validation_accuracy(model: FluxViT, run: ResolvedRun, job: dict, device: torch.device) -> dict | None:
+def validation_accuracy(model: FluxViT, run: ResolvedRun, spec: TrainSpec, device: torch.device) -> dict | None:
     """Top-1 on the validation split, one centre clip and crop, at the run's reference input (the paper's
     8 x 224^2 in this configuration's units, cut to its budget): a check that training learned, not the
     paper's protocol (that is the evaluation rules' job). Runs whose spec names a validation manifest only."""
-    if not job.get("val_manifest"):
+    if not spec.val_manifest:
         return None
-    frames, resolution = job["reference_input"]
-    splits = set(read_manifest(Path(job["val_manifest"]))[0]["split"])
+    frames, resolution = spec.reference_input
+    splits = set(read_manifest(Path(spec.val_manifest))[0]["split"])
     split = "val" if "val" in splits else "test" if "test" in splits else None
     if split is None:
         return None
     dataset = VideoClassification(
-        Path(job["val_manifest"]),
-        Path(job["data_dir"]),
+        Path(spec.val_manifest),
+        Path(spec.data_dir),
         split,
         train=False,
         frames=frames,
         resolution=resolution,
-        frame_sampling=FrameSampling(job.get("frame_sampling", {}).get(run.datasets[0], "tsn")),
+        frame_sampling=FrameSampling(spec.frame_sampling.get(run.datasets[0], "tsn")),
     )
     reference = 1 if run.method == "multi" else 0  # Flux-Multi: the 2048-token head
     head = run.heads[reference]
@@ -322,14 +327,14 @@ class Stage:
     text_tower: TextTower | None = None  # video-text stages: the text tower their objective trains or reads
     distils: bool = False  # reads the teacher's vision model (Flux-UMT)
 
-    def set_up(self, run: ResolvedRun, job: dict, topology: Topology) -> SetUp:
+    def set_up(self, run: ResolvedRun, spec: TrainSpec, topology: Topology) -> SetUp:
         """Data, towers, model and objective, always in this order (the model's initialisation draws from the
         global generator after the data is read)."""
-        sources, facts = self.sources(run, job, topology)
-        teacher = load_teacher(job) if self.distils else None
-        text = self.text_tower(run, job, facts.get("captions", [])) if self.text_tower else None
-        model = build_student(run, job, facts, text.embed_dim if text else None, teacher)
-        return SetUp(sources, facts, model, self.objective(run, job, facts, text, teacher))
+        sources, facts = self.sources(run, spec, topology)
+        teacher = load_teacher(spec) if self.distils else None
+        text = self.text_tower(run, spec, facts.get("captions", [])) if self.text_tower else None
+        model = build_student(run, spec, facts, text.embed_dim if text else None, teacher)
+        return SetUp(sources, facts, model, self.objective(run, spec, facts, text, teacher))
 
 
 TRAINING_STAGES: dict[str, Stage] = {

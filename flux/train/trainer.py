@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -44,6 +43,7 @@ from flux.train.distributed import Topology, device_for, init_process_group, top
 from flux.train.objectives import Objective
 from flux.train.optim import build_optimizer, build_scheduler, grad_norms
 from flux.train.runs import ResolvedRun, run_from_dict
+from flux.train.spec import TrainSpec
 from flux.train.stages import TRAINING_STAGES, Source, validation_accuracy
 
 logger = logging.getLogger(__name__)
@@ -130,11 +130,11 @@ class TorchBackend:
         self.optimizer.load_state_dict(state["optimizer"])
 
 
-def build_backend(job: dict, modules: nn.Module, optimizer: torch.optim.Optimizer, run: ResolvedRun, topology: Topology):
-    if job.get("backend", "torch") == "deepspeed":
+def build_backend(spec: TrainSpec, modules: nn.Module, optimizer: torch.optim.Optimizer, run: ResolvedRun, topology: Topology):
+    if spec.backend == "deepspeed":
         from flux.train.deepspeed_backend import DeepSpeedBackend
 
-        return DeepSpeedBackend(modules, optimizer, run, job, topology)
+        return DeepSpeedBackend(modules, optimizer, run, spec, topology)
     return TorchBackend(modules, optimizer, run.optim.clip_grad)
 
 
@@ -157,9 +157,9 @@ def set_rng_state(state: dict) -> None:
 
 class Trainer:
     def __init__(
-        self, run: ResolvedRun, job: dict, model: FluxViT, objective: Objective, sources: list[Source], topology: Topology
+        self, run: ResolvedRun, spec: TrainSpec, model: FluxViT, objective: Objective, sources: list[Source], topology: Topology
     ) -> None:
-        self.run, self.job, self.topology = run, job, topology
+        self.run, self.spec, self.topology = run, spec, topology
         self.device = device_for(topology)
         self.model = model.to(self.device)
         self.objective = objective
@@ -174,15 +174,15 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, run.optim, self.steps_per_epoch)
         self.epochs = max(1, round(run.optim.epochs))
         self.total_steps = max(1, round(run.optim.epochs * self.steps_per_epoch))
-        self.state_dir = Path(job["state_dir"])
+        self.state_dir = Path(spec.state_dir)
         self.metrics_path = self.state_dir / "metrics.jsonl"
-        self.autocast = self.device.type == "cuda" and job["precision"] in ("auto", "bf16")
+        self.autocast = self.device.type == "cuda" and spec.precision in ("auto", "bf16")
         self.step = 0
         self.epoch = 0
         self.epoch_step = 0
         self.failed_media: dict[str, str] = {}  # media path -> failure kind: files that failed at run time
-        self.backend = build_backend(job, self.modules, self.optimizer, run, topology)
-        self.wrapped = self.modules if job.get("backend", "torch") == "deepspeed" else self._distributed(self.modules)
+        self.backend = build_backend(spec, self.modules, self.optimizer, run, topology)
+        self.wrapped = self.modules if spec.backend == "deepspeed" else self._distributed(self.modules)
 
     def _distributed(self, model: nn.Module) -> nn.Module:
         if not self.topology.distributed:
@@ -193,7 +193,7 @@ class Trainer:
     # -- state ------------------------------------------------------------------------------------
     def state(self, local: bool = False) -> dict:
         return {
-            "spec_key": spec_key(self.job),
+            "spec_key": self.spec.trajectory_key(),
             "modules": self.modules.state_dict(),
             "backend": self.backend.state_dict(local=local),
             "scheduler": self.scheduler.state_dict(),
@@ -236,7 +236,7 @@ class Trainer:
                 self.run.id, path, type(error).__name__, error, aside,
             )  # fmt: skip
             return False
-        if state.get("spec_key") != spec_key(self.job):
+        if state.get("spec_key") != self.spec.trajectory_key():
             logger.warning("%s: %s was written for another spec of this run; starting afresh", self.run.id, path)
             return False
         self.modules.load_state_dict(state["modules"])
@@ -259,11 +259,11 @@ class Trainer:
     def _loader(self, source: Source, epoch: int, index: int) -> DataLoader:
         # its own generator: creating a loader iterator draws a base seed, which from the global generator
         # would shift dropout's random stream when a resumed run creates it mid-epoch
-        generator = torch.Generator().manual_seed(self.job["seed"] * 1_000_003 + epoch * 101 + index)
+        generator = torch.Generator().manual_seed(self.spec.seed * 1_000_003 + epoch * 101 + index)
         return DataLoader(
             source.dataset,
             batch_sampler=source.sampler,
-            num_workers=self.job["workers"],
+            num_workers=self.spec.workers,
             persistent_workers=False,
             generator=generator,
             collate_fn=collate_clips,
@@ -271,7 +271,7 @@ class Trainer:
 
     def batches(self, epoch: int, skip: int) -> Iterator[dict]:
         """The epoch's batches in schedule order, the first `skip` of them skipped (resume)."""
-        order = epoch_schedule(self.sources, epoch, self.job["seed"], self.run.mix)
+        order = epoch_schedule(self.sources, epoch, self.spec.seed, self.run.mix)
         done = [order[:skip].count(index) for index in range(len(self.sources))]
         iterators = []
         for index, source in enumerate(self.sources):
@@ -320,7 +320,7 @@ class Trainer:
             disable=not self.topology.is_main,
             mininterval=5,
         )
-        checkpoint_every, log_every = self.job["checkpoint_every"], self.job["log_every"]
+        checkpoint_every, log_every = self.spec.checkpoint_every, self.spec.log_every
         while self.step < self.total_steps:
             started = time.perf_counter()
             for batch in self.batches(self.epoch, self.epoch_step):
@@ -369,23 +369,11 @@ class Trainer:
 
 
 # ------------------------------------------------------------------------------------------- entry
-# How a job executes, not what it computes: CPU threads, data-loading processes (items are seeded by position),
-# how often the state is saved. Rerunning with another `--cores` must resume, not restart.
-EXECUTION_SETTINGS = ("threads", "workers", "checkpoint_every")
-
-
-def spec_key(job: dict) -> str:
-    """Identity of a run's training trajectory: a restarted job resumes only a state written for the same
-    spec, so a state left from an edited configuration (or a forced rerun) is never continued."""
-    trajectory = {key: value for key, value in job.items() if key not in EXECUTION_SETTINGS}
-    return hashlib.sha256(json.dumps(trajectory, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def discard_resume_state(job: dict) -> None:
+def discard_resume_state(spec: TrainSpec) -> None:
     """After the final checkpoint is written the resume state is dead weight (GBs at paper scale) and would
     make a forced rerun of the same spec start at its last step; states saved on a non-finite loss or moved aside
     as unreadable go too (inspected or not, they are a failed attempt's)."""
-    state_dir = Path(job["state_dir"])
+    state_dir = Path(spec.state_dir)
     leftovers = [*state_dir.glob("nonfinite-step*.pt"), *state_dir.glob("corrupt-*-latest.pt")]
     for path in [state_dir / "latest.pt", state_dir / "metrics.jsonl", state_dir / LOCK_NAME, *leftovers]:
         path.unlink(missing_ok=True)  # the lock file too: its holder (this process) still holds it until it exits
@@ -393,8 +381,10 @@ def discard_resume_state(job: dict) -> None:
         state_dir.rmdir()
 
 
-def save_final(run: ResolvedRun, job: dict, model: FluxViT, objective: Objective | None, facts: dict, summary: dict) -> None:
-    out = Path(job["checkpoint"])
+def save_final(
+    run: ResolvedRun, spec: TrainSpec, model: FluxViT, objective: Objective | None, facts: dict, summary: dict
+) -> None:
+    out = Path(spec.checkpoint)
     metadata = {
         "run": run.id,
         "stage": run.stage,
@@ -403,29 +393,29 @@ def save_final(run: ResolvedRun, job: dict, model: FluxViT, objective: Objective
         "num_classes": facts.get("num_classes", 0),
         "class_names": facts.get("class_names", []),
         "selector": run.selector,
-        "trained_heads": job["trained_heads"],
+        "trained_heads": spec.trained_heads,
     }
     extra = objective.extra_modules if objective is not None else {}
     text, logit_scale = (extra["text"], extra["logit_scale"]()) if "text" in extra else (None, None)
     write_run_checkpoint(out, model, metadata, text, logit_scale)
-    metrics = Path(job["state_dir"]) / "metrics.jsonl"
-    atomic_write_text(Path(job["metrics"]), metrics.read_text(encoding="utf-8") if metrics.is_file() else "")
+    metrics = Path(spec.state_dir) / "metrics.jsonl"
+    atomic_write_text(Path(spec.metrics), metrics.read_text(encoding="utf-8") if metrics.is_file() else "")
     atomic_write_json(
-        Path(job["summary"]),
-        {**summary, "trained_heads": job["trained_heads"], "provenance": provenance(job["lineage"], job["seed"])},
+        Path(spec.summary),
+        {**summary, "trained_heads": spec.trained_heads, "provenance": provenance(spec.lineage, spec.seed)},
     )
 
 
-def import_teacher(run: ResolvedRun, job: dict) -> None:
+def import_teacher(run: ResolvedRun, spec: TrainSpec) -> None:
     """Paper scale: the teacher is the released InternVideo2-1B; check it loads into the architecture and
     write it in this pipeline's checkpoint format."""
     model = build_model(run.model, num_classes=0)
-    grid = tuple(job["teacher_grid"]) if job.get("teacher_grid") else None
-    report = load_checkpoint(model, read_state_dict(Path(job["teacher_weights"])), grid=grid)
+    grid = tuple(spec.teacher_grid) if spec.teacher_grid else None
+    report = load_checkpoint(model, read_state_dict(Path(spec.teacher_weights)), grid=grid)
     if report.missing:
-        raise TrainingError(f"teacher weights {job['teacher_weights']} lack parts of {run.model}:\n{report}")
+        raise TrainingError(f"teacher weights {spec.teacher_weights} lack parts of {run.model}:\n{report}")
     save_final(
-        run, job, model, None, {"num_classes": 0}, {"run": run.id, "imported": job["teacher_weights"], "load_report": str(report)}
+        run, spec, model, None, {"num_classes": 0}, {"run": run.id, "imported": spec.teacher_weights, "load_report": str(report)}
     )
 
 
@@ -478,20 +468,21 @@ def run_lock(state_dir: Path, run_id: str, is_main: bool) -> Iterator[None]:
 
 
 def run(job: dict) -> None:
-    """`flux train`: one run from its spec."""
-    training = run_from_dict(job["run"])
+    """`flux train`: one run from its job spec."""
+    spec = TrainSpec.from_dict(job)
+    training = run_from_dict(spec.run)
     topology = topology_from_env()
     device = device_for(topology)
     init_process_group(topology, device)
-    seed_everything(job["seed"] + topology.rank)
-    torch.set_num_threads(max(1, job.get("threads", 1)))
-    if job.get("teacher_weights"):  # paper scale: the teacher is imported, not trained
-        import_teacher(training, job)
+    seed_everything(spec.seed + topology.rank)
+    torch.set_num_threads(max(1, spec.threads or 1))
+    if spec.teacher_weights:  # paper scale: the teacher is imported, not trained
+        import_teacher(training, spec)
         return
-    with run_lock(Path(job["state_dir"]), training.id, topology.is_main):
-        set_up = TRAINING_STAGES[training.stage].set_up(training, job, topology)
+    with run_lock(Path(spec.state_dir), training.id, topology.is_main):
+        set_up = TRAINING_STAGES[training.stage].set_up(training, spec, topology)
         model, objective, facts = set_up.model, set_up.objective, set_up.facts
-        trainer = Trainer(training, job, model, objective, set_up.sources, topology)
+        trainer = Trainer(training, spec, model, objective, set_up.sources, topology)
         started = time.perf_counter()
         trainer.fit()
         seconds = time.perf_counter() - started
@@ -513,10 +504,10 @@ def run(job: dict) -> None:
                 "final_loss": records[-1]["loss"] if records else None,
                 # files that failed to decode at run time, left out from then on (the index decodes first and last frames)
                 "decode_failures": {**trainer.decode_failures(), "files_failed": dict(sorted(trainer.failed_media.items()))},
-                "validation": validation_accuracy(model, training, job, device),
+                "validation": validation_accuracy(model, training, spec, device),
             }
-            save_final(training, job, model, objective, facts, summary)
-            discard_resume_state(job)
+            save_final(training, spec, model, objective, facts, summary)
+            discard_resume_state(spec)
             logger.info("%s: %s", training.id, json.dumps({k: v for k, v in summary.items() if k != "validation"}))
             if summary["validation"]:
                 logger.info("%s: validation %s", training.id, summary["validation"])

@@ -27,8 +27,9 @@ def make_run(batch_size: int = 32, clip_grad: float | None = 5.0, lr: float = 0.
     return SimpleNamespace(batch_size=batch_size, optim=OptimSettings(lr=lr, weight_decay=0.05, clip_grad=clip_grad))
 
 
-def make_job(stage: int = 1, precision: str = "auto") -> dict:
-    return {"backend": "deepspeed", "zero_stage": stage, "precision": precision}
+def make_job(stage: int = 1, precision: str = "auto") -> SimpleNamespace:
+    """The fields of a TrainSpec the backend reads."""
+    return SimpleNamespace(backend="deepspeed", zero_stage=stage, precision=precision)
 
 
 # ------------------------------------------------------------------------------------------- config (pure)

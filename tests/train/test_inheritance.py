@@ -4,6 +4,7 @@ The paper-scale checks resolve config/paper.yaml only (no data, no training): ev
 its run trained, and no run may start a trained head from random pooling weights."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -126,8 +127,9 @@ def _save(model, path):
     return str(path)
 
 
-def _job(checkpoint, plan: ParentPlan) -> dict:
-    return {"parent_checkpoint": checkpoint, "parent_plan": plan.to_dict()}
+def _job(checkpoint, plan: ParentPlan) -> SimpleNamespace:
+    """The fields of a TrainSpec load_parent reads."""
+    return SimpleNamespace(parent_checkpoint=checkpoint, parent_plan=plan.to_dict(), head_map=None, head_map_key=None)
 
 
 class _Run:

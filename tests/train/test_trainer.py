@@ -171,6 +171,7 @@ def test_validation_accuracy_is_the_hand_counted_one(k400, tmp_path):
     from flux.data.index import read_manifest
     from flux.models.fluxvit import build_model
     from flux.train.runs import run_from_dict
+    from flux.train.spec import TrainSpec
     from flux.train.stages import validation_accuracy
 
     data, manifest = k400
@@ -184,7 +185,7 @@ def test_validation_accuracy_is_the_hand_counted_one(k400, tmp_path):
             for head in model.head:
                 head.weight.zero_()
                 head.bias.copy_(torch.nn.functional.one_hot(torch.tensor(favoured), 8).float())
-        result = validation_accuracy(model, run, job, torch.device("cpu"))
+        result = validation_accuracy(model, run, TrainSpec.from_dict(job), torch.device("cpu"))
         expected = int(((val["label_id"] == favoured) & val["decodable"]).sum()) / len(val)
         assert (result["top1"], result["videos"], result["head"], result["budget"]) == (expected, len(val), 1, 12)
         assert expected > 0  # the fixture has val videos of the class: the check is not vacuous
@@ -272,10 +273,11 @@ def first_drawn(job: dict) -> str:
     """The media path of the first item of the run's first batch."""
     from flux.train.distributed import topology_from_env
     from flux.train.runs import run_from_dict
+    from flux.train.spec import TrainSpec
     from flux.train.stages import TRAINING_STAGES
 
     run = run_from_dict(job["run"])
-    (source,), _ = TRAINING_STAGES[run.stage].sources(run, job, topology_from_env())
+    (source,), _ = TRAINING_STAGES[run.stage].sources(run, TrainSpec.from_dict(job), topology_from_env())
     source.sampler.set_epoch(0)
     position = next(iter(source.sampler))[0][0]
     return str(source.dataset.rows.at[position, "media_path"])
@@ -419,6 +421,7 @@ def test_paper_scale_teacher_is_imported_not_trained(tmp_path):
         "run": run_to_dict(teacher), "seed": 0, "teacher_weights": str(weights), "teacher_grid": None,
         "checkpoint": str(out / "final.pt"), "summary": str(out / "final.json"), "metrics": str(out / "metrics.jsonl"),
         "state_dir": str(out / "state"), "lineage": "test", "trained_heads": heads_record(own_heads(teacher)),
+        "data_dir": str(tmp_path), "manifests": {}, "reference_input": [8, 224],
     }  # fmt: skip
     run(job)
     imported = torch.load(job["checkpoint"], weights_only=True)["model"]

@@ -1,0 +1,80 @@
+"""The job spec of `flux train`, typed: flux.jobs builds it from the configuration, Snakemake passes it as JSON (a rule
+param, so that a job reruns exactly when it changes), the trainer and the stages read its attributes.
+
+Torch-free: the workflow builds specs for every run when it plans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
+
+from flux.errors import ConfigError
+
+# How a job executes, not what it computes: CPU threads, data-loading processes (items are seeded by position), how
+# often the state is saved. Left out of the trajectory's identity: rerunning with another `--cores` must resume.
+EXECUTION = "execution"
+# Written only when set, as the configuration sets them for some runs only (a spec's JSON stays as it was).
+WHEN_SET = "when_set"
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    run: dict[str, Any]  # flux.train.runs.run_to_dict of the resolved run
+    seed: int
+    data_dir: str
+    manifests: dict[str, str]  # dataset -> manifest
+    checkpoint: str  # the rule's outputs: final.pt, final.json, metrics.jsonl
+    summary: str
+    metrics: str
+    state_dir: str  # resume state, outside the rule's outputs
+    trained_heads: dict[str, Any]  # flux.train.inheritance.heads_record: the heads this run leaves trained
+    reference_input: list[int]  # the paper's 8 x 224^2 in this configuration's units (the validation check's input)
+    frame_sampling: dict[str, str] = field(default_factory=dict)  # dataset -> tsn | ssv2
+    parent_checkpoint: str | None = None
+    parent_plan: dict[str, Any] | None = None  # flux.train.inheritance.ParentPlan: which keys a parent may leave out
+    teacher_checkpoint: str | None = None  # Flux-UMT and Flux-CLIP
+    text_encoder: str | None = None  # Flux-CLIP: a local Hugging Face encoder
+    teacher_weights: str | None = None  # paper scale: the released teacher, imported instead of trained
+    teacher_grid: list[int] | None = None
+    precision: str = "auto"
+    backend: str = "torch"
+    zero_stage: int = 1
+    log_every: int = 10
+    workers: int = field(default=0, metadata={EXECUTION: True})
+    checkpoint_every: int = field(default=50, metadata={EXECUTION: True})
+    threads: int | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # the rule's, from the CLI
+    lineage: str | None = field(default=None, metadata={WHEN_SET: True})  # flux.jobs.run_lineage: the provenance digest
+    val_manifest: str | None = field(default=None, metadata={WHEN_SET: True})  # fine-tuning: the end-of-run check's data
+    head_map: str | None = field(default=None, metadata={WHEN_SET: True})  # a K710 parent's classifier, cut to K400
+    head_map_key: str | None = field(default=None, metadata={WHEN_SET: True})
+
+    @classmethod
+    def from_dict(cls, job: Mapping[str, Any]) -> TrainSpec:
+        known = {spec_field.name for spec_field in fields(cls)}
+        required = {
+            spec_field.name
+            for spec_field in fields(cls)
+            if spec_field.default is MISSING and spec_field.default_factory is MISSING
+        }
+        unknown, missing = sorted(set(job) - known), sorted(required - set(job))
+        if unknown or missing:
+            raise ConfigError(
+                f"train job spec: unknown keys {unknown}, missing keys {missing}; build it with "
+                f"`flux train <run> --config ...` (flux.jobs.train_spec), not by hand"
+            )
+        return cls(**job)
+
+    def to_dict(self) -> dict[str, Any]:
+        unset = {spec_field.name for spec_field in fields(self) if spec_field.metadata.get(WHEN_SET)}
+        return {key: value for key, value in asdict(self).items() if not (key in unset and value is None)}
+
+    def trajectory_key(self) -> str:
+        """Identity of the run's training trajectory: a restarted job resumes only a state written for the same
+        key, so a state left from an edited configuration (or a forced rerun) is never continued."""
+        execution = {spec_field.name for spec_field in fields(self) if spec_field.metadata.get(EXECUTION)}
+        trajectory = {key: value for key, value in self.to_dict().items() if key not in execution}
+        return hashlib.sha256(json.dumps(trajectory, sort_keys=True, default=str).encode()).hexdigest()
