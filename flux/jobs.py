@@ -16,6 +16,7 @@ from typing import Any
 from flux.config import SETTINGS_TABLES, TABLE8_ROLES, Config
 from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
+from flux.eval.spec import EvaluateSpec
 from flux.train.inheritance import heads_record, parent_plan, trained_heads
 from flux.train.spec import TrainSpec
 from flux.verbs import resolve
@@ -156,7 +157,7 @@ def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
             default=str,
         ).encode()
     ).hexdigest()
-    return {
+    spec = {
         "eval": target,
         "run": run_id,
         "protocol": name,
@@ -184,6 +185,7 @@ def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
         "lineage": lineage,
         "out": str(config.metrics_path(run_id, name)),
     }
+    return EvaluateSpec.from_dict(spec).to_dict()  # the typed spec's shape, checked when the workflow plans
 
 
 def evaluated_heads(config: Config, run_id: str) -> dict[int, int]:

@@ -31,6 +31,7 @@ from flux.eval.aggregate import aggregate_clips
 from flux.eval.classification import gather_views, multiview_accuracy
 from flux.eval.grid import full_grid, token_optimization_search
 from flux.eval.retrieval import retrieval_metrics
+from flux.eval.spec import EvaluateSpec, RoleSpec, Search
 from flux.eval.zeroshot import prompt_embeddings, zero_shot_scores
 from flux.io import atomic_write_json
 from flux.models.checkpoint import read_payload
@@ -44,6 +45,7 @@ from flux.provenance import provenance
 logger = logging.getLogger(__name__)
 
 TASKS = ("classification", "zeroshot", "retrieval")
+BATCH_SIZE = 8  # clips per forward pass
 
 
 @dataclass(frozen=True)
@@ -67,33 +69,33 @@ def load_model(checkpoint: Path) -> tuple[FluxViT, dict]:
     return model.eval(), payload
 
 
-def check_heads(job: dict, metadata: dict) -> None:
+def check_heads(spec: EvaluateSpec, metadata: dict) -> None:
     """Every head the protocol reads must be one the checkpoint's runs trained (its `trained_heads`)."""
     if "trained_heads" not in metadata:
-        raise FluxError(f"{job['checkpoint']} records no trained_heads: it predates them; retrain run '{job['run']}'")
+        raise FluxError(f"{spec.checkpoint} records no trained_heads: it predates them; retrain run '{spec.run}'")
     trained = {entry["head"] for entry in metadata["trained_heads"]}
-    wanted = {item["head"] for item in (*job["settings"], *job["token_optimization"])}
+    wanted = {item.head for item in (*spec.settings, *spec.token_optimization)}
     untrained = sorted(wanted - trained)
     if untrained:
         raise FluxError(
-            f"evaluation {job['eval']}: run '{job['run']}' never trained output head(s) {untrained} (trained: "
+            f"evaluation {spec.eval}: run '{spec.run}' never trained output head(s) {untrained} (trained: "
             f"{sorted(trained)}); the job spec is stale or the checkpoint is another run's: rebuild the spec (snakemake)"
         )
 
 
-def check_classes(job: dict, role: dict, metadata: dict) -> None:
+def check_classes(spec: EvaluateSpec, role: RoleSpec, metadata: dict) -> None:
     """A classifier scores a dataset only if its rows are that dataset's classes, in its order (a label file of
     another order inflates or wrecks top-1 silently: protocols.md, UniFormerV2#42)."""
     names = metadata.get("class_names") or []
-    if job["task"] != "classification" or not names:
+    if spec.task != "classification" or not names:
         return
-    info = read_manifest(Path(role["manifest"]))[1]
+    info = read_manifest(Path(role.manifest))[1]
     expected = list(info.class_names or [])
     if names != expected:
         differing = next((i for i, (a, b) in enumerate(zip(names, expected)) if a != b), min(len(names), len(expected)))
         raise FluxError(
-            f"evaluation {job['eval']}: the classifier of {job['checkpoint']} has {len(names)} classes of "
-            f"{metadata.get('label_dataset', 'its training set')}, {role['dataset']} ({role['manifest']}) has "
+            f"evaluation {spec.eval}: the classifier of {spec.checkpoint} has {len(names)} classes of "
+            f"{metadata.get('label_dataset', 'its training set')}, {role.dataset} ({role.manifest}) has "
             f"{len(expected)}, first difference at class {differing}; a classifier scores only its own label set, "
             f"in its order"
         )
@@ -105,15 +107,15 @@ def eval_transform(metadata: dict) -> EvalTransform:
     return EvalTransform(**{key: tuple(value) for key, value in preprocessing.items()})
 
 
-def load_text(payload: dict, job: dict) -> tuple[TextEncoder, float]:
+def load_text(payload: dict, spec: EvaluateSpec) -> tuple[TextEncoder, float]:
     """The checkpoint's own text tower (tiny scale) or the configured pretrained encoder, and the learned
     logit scale (zero-shot classification sharpens its per-view class scores with it before averaging)."""
     encoder: TextEncoder | None = text_encoder_from_checkpoint(payload)
-    if encoder is None and job.get("text_encoder"):
-        encoder = build_text_encoder("huggingface", path=job["text_encoder"])
+    if encoder is None and spec.text_encoder:
+        encoder = build_text_encoder("huggingface", path=spec.text_encoder)
     if encoder is None:
         raise FluxError(
-            f"{job['checkpoint']} carries no text tower and teacher.text_encoder is not set; a video-text run is needed"
+            f"{spec.checkpoint} carries no text tower and teacher.text_encoder is not set; a video-text run is needed"
         )
     return encoder.eval(), float(payload.get("logit_scale", 100.0))
 
@@ -128,40 +130,40 @@ class Evaluator:
 
     def __init__(
         self,
-        job: dict,
-        role: dict,
+        spec: EvaluateSpec,
+        role: RoleSpec,
         model: FluxViT,
         device: torch.device,
         text: tuple[TextEncoder, float] | None,
         transform: EvalTransform | None = None,
     ):
-        self.job, self.role, self.model, self.device = job, role, model, device
+        self.spec, self.role, self.model, self.device = spec, role, model, device
         self.transform = transform or EvalTransform()
-        self.task = job["task"]
-        self.clips, self.crops = job["views"]
+        self.task = spec.task
+        self.clips, self.crops = spec.views
         self.cache: dict[tuple[int, int, Variant], dict[str, Any]] = {}
         self.text = text
         self.failures: dict[str, int] = {}
         self.prompts = None
         self.captions: tuple[torch.Tensor, list[int]] | None = None
-        splits = set(read_manifest(Path(role["manifest"]))[0]["split"])
-        found = [split for split in role["splits"] if split in splits]
+        splits = set(read_manifest(Path(role.manifest))[0]["split"])
+        found = [split for split in role.splits if split in splits]
         if not found:
             raise FluxError(
-                f"{role['manifest']}: none of the evaluation splits {role['splits']} exists (splits: {sorted(splits)})"
+                f"{role.manifest}: none of the evaluation splits {role.splits} exists (splits: {sorted(splits)})"
             )
         self.split = found[0]
 
     # -- data ---------------------------------------------------------------------------------------------
     def dataset(self, frames: int, resolution: int):
         common = {
-            "manifest": Path(self.role["manifest"]),
-            "data_dir": Path(self.job["data_dir"]),
+            "manifest": Path(self.role.manifest),
+            "data_dir": Path(self.spec.data_dir),
             "split": self.split,
             "train": False,
             "frames": frames,
             "resolution": resolution,
-            "frame_sampling": FrameSampling(self.role.get("frame_sampling", "tsn")),
+            "frame_sampling": FrameSampling(self.role.frame_sampling),
             "eval_transform": self.transform,
         }
         if self.task == "retrieval":
@@ -173,8 +175,8 @@ class Evaluator:
         if self.task == "zeroshot" and self.prompts is None:
             names = [name.replace("_", " ") for name in dataset.info.class_names or []]
             if not names:
-                raise FluxError(f"{self.role['manifest']}: no class names, zero-shot classification needs them")
-            self.prompts = prompt_embeddings(lambda texts: encode_texts(encoder, texts), names, self.job["prompts"])
+                raise FluxError(f"{self.role.manifest}: no class names, zero-shot classification needs them")
+            self.prompts = prompt_embeddings(lambda texts: encode_texts(encoder, texts), names, self.spec.prompts)
         if self.task == "retrieval" and self.captions is None:
             texts, owners = [], []
             for position in range(len(dataset)):
@@ -207,7 +209,7 @@ class Evaluator:
         dataset = self.dataset(frames, resolution)
         if self.task != "classification":
             self._text_side(dataset)
-        loader = DataLoader(dataset, batch_size=self.job.get("batch_size", 8), num_workers=self.job.get("workers", 0))
+        loader = DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=self.spec.workers)
         outputs: dict[Variant, list[torch.Tensor]] = {variant: [] for variant in variants}
         positions, views, labels, valid = [], [], [], []
         with torch.no_grad():
@@ -244,7 +246,7 @@ class Evaluator:
         video_labels = labels[[first[i] for i in ids]]
         decodable = torch.stack([valid[positions == i].all() for i in ids])
         if self.task == "classification":
-            method = self.job.get("aggregate", "softmax_mean")
+            method = self.spec.aggregate
             if method != "softmax_mean":  # ClipBERT: combine the clips' logits, then one prediction per video
                 return {
                     **multiview_accuracy(aggregate_clips(per_view, method)[:, None], video_labels, decodable),
@@ -270,77 +272,78 @@ def objective_value(task: str, metrics: dict[str, Any]) -> float:
     return float(metrics["top1"])
 
 
-def run_search(evaluator: Evaluator, search: dict) -> dict[str, Any]:
-    variant = Variant(search["budget"], search["head"])
+def run_search(evaluator: Evaluator, search: Search) -> dict[str, Any]:
+    variant = Variant(search.budget, search.head)
 
     def evaluate(frames: int, resolution: int) -> float:
         return objective_value(evaluator.task, evaluator.measure(frames, resolution, [variant])[variant])
 
-    frames, resolutions = search["frames"], search["resolutions"]
-    if search["search"] == "grid":
+    frames, resolutions = search.frames, search.resolutions
+    if search.search == "grid":
         surface = full_grid(frames, resolutions, evaluate)
         best = max(surface, key=lambda shape: (surface[shape], -shape[0] * shape[1] ** 2))
         evaluations = [[t, r, value] for (t, r), value in surface.items()]
     else:
-        found = token_optimization_search(frames, resolutions, evaluate, tuple(search["start"]))
+        found = token_optimization_search(frames, resolutions, evaluate, tuple(search.start))
         best = found.best
         evaluations = [[t, r, value] for (t, r), value in found.evaluations]
     result = dict(evaluator.measure(*best, [variant])[variant])
-    result.update({"search": search["search"], "evaluations": evaluations})
+    result.update({"search": search.search, "evaluations": evaluations})
     return result
 
 
-def evaluate_role(evaluator: Evaluator, job: dict) -> dict[str, Any]:
+def evaluate_role(evaluator: Evaluator, spec: EvaluateSpec) -> dict[str, Any]:
     results: dict[str, Any] = {}
     by_input: dict[tuple[int, int], list[dict]] = {}
-    for setting in job["settings"]:
-        by_input.setdefault((setting["frames"], setting["resolution"]), []).append(setting)
+    for setting in spec.settings:
+        by_input.setdefault((setting.frames, setting.resolution), []).append(setting)
     for (frames, resolution), settings in by_input.items():
-        variants = [Variant(s["budget"], s["head"], tuple(s["merge"]) if s.get("merge") else None) for s in settings]
+        variants = [Variant(s.budget, s.head, tuple(s.merge) if s.merge else None) for s in settings]
         measured = evaluator.measure(frames, resolution, variants)
         for setting, variant in zip(settings, variants):
-            results[setting["key"]] = measured[variant]
-    for search in job["token_optimization"]:
-        results[search["key"]] = run_search(evaluator, search)
+            results[setting.key] = measured[variant]
+    for search in spec.token_optimization:
+        results[search.key] = run_search(evaluator, search)
     return results
 
 
 def run(job: dict) -> None:
     """`flux evaluate`: every setting and TO search of a protocol on each of its datasets."""
-    if job["task"] not in TASKS:
-        raise ConfigError(f"evaluation {job['eval']}: unknown task '{job['task']}'; known: {', '.join(TASKS)}")
-    torch.manual_seed(job["seed"])
-    torch.set_num_threads(max(1, job.get("threads", 1)))
+    spec = EvaluateSpec.from_dict(job)
+    if spec.task not in TASKS:
+        raise ConfigError(f"evaluation {spec.eval}: unknown task '{spec.task}'; known: {', '.join(TASKS)}")
+    torch.manual_seed(spec.seed)
+    torch.set_num_threads(max(1, spec.threads or 1))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
-    model, payload = load_model(Path(job["checkpoint"]))
-    check_heads(job, payload["metadata"])
+    model, payload = load_model(Path(spec.checkpoint))
+    check_heads(spec, payload["metadata"])
     model.to(device)
     text = None
-    if job["task"] != "classification":
-        encoder, scale = load_text(payload, job)
+    if spec.task != "classification":
+        encoder, scale = load_text(payload, spec)
         text = (encoder.to(device), scale)
     results, undecodable, splits = {}, {}, {}
-    for role in job["roles"]:
-        check_classes(job, role, payload["metadata"])
-        evaluator = Evaluator(job, role, model, device, text, eval_transform(payload["metadata"]))
-        results[role["role"]] = evaluate_role(evaluator, job)
-        undecodable[role["role"]] = evaluator.failures
-        splits[role["role"]] = {"dataset": role["dataset"], "split": evaluator.split}
-        logger.info("%s on %s: %d inputs evaluated", job["eval"], role["role"], len(evaluator.cache))
+    for role in spec.roles:
+        check_classes(spec, role, payload["metadata"])
+        evaluator = Evaluator(spec, role, model, device, text, eval_transform(payload["metadata"]))
+        results[role.role] = evaluate_role(evaluator, spec)
+        undecodable[role.role] = evaluator.failures
+        splits[role.role] = {"dataset": role.dataset, "split": evaluator.split}
+        logger.info("%s on %s: %d inputs evaluated", spec.eval, role.role, len(evaluator.cache))
     seconds = round(time.perf_counter() - started, 2)
     record = {
-        "eval": job["eval"],
-        "run": job["run"],
-        "protocol": job["protocol"],
-        "task": job["task"],
-        "views": job["views"],
+        "eval": spec.eval,
+        "run": spec.run,
+        "protocol": spec.protocol,
+        "task": spec.task,
+        "views": spec.views,
         "datasets": splits,
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
         "results": results,
         "decode_failures": undecodable,
         "seconds": seconds,
-        "provenance": provenance(job["lineage"], job["seed"]),
+        "provenance": provenance(spec.lineage, spec.seed),
     }
-    atomic_write_json(Path(job["out"]), record)
-    logger.info("wrote %s in %.1f s", job["out"], seconds)
+    atomic_write_json(Path(spec.out), record)
+    logger.info("wrote %s in %.1f s", spec.out, seconds)

@@ -6,23 +6,18 @@ Torch-free: the workflow builds specs for every run when it plans.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from flux.errors import ConfigError
-
-# How a job executes, not what it computes: CPU threads, data-loading processes (items are seeded by position), how
-# often the state is saved. Left out of the trajectory's identity: rerunning with another `--cores` must resume.
-EXECUTION = "execution"
-# Written only when set, as the configuration sets them for some runs only (a spec's JSON stays as it was).
-WHEN_SET = "when_set"
+from flux.specs import EXECUTION, WHEN_SET, JobSpec
 
 
 @dataclass(frozen=True)
-class TrainSpec:
+class TrainSpec(JobSpec):
+    """Its identity (flux.specs.JobSpec.identity) is the training trajectory's: a restarted job resumes only a state
+    written for the same identity, so a state left from an edited configuration (or a forced rerun) is never continued.
+    Data-loading processes are an execution setting: items are seeded by position."""
+
     run: dict[str, Any]  # flux.train.runs.run_to_dict of the resolved run
     seed: int
     data_dir: str
@@ -51,30 +46,3 @@ class TrainSpec:
     val_manifest: str | None = field(default=None, metadata={WHEN_SET: True})  # fine-tuning: the end-of-run check's data
     head_map: str | None = field(default=None, metadata={WHEN_SET: True})  # a K710 parent's classifier, cut to K400
     head_map_key: str | None = field(default=None, metadata={WHEN_SET: True})
-
-    @classmethod
-    def from_dict(cls, job: Mapping[str, Any]) -> TrainSpec:
-        known = {spec_field.name for spec_field in fields(cls)}
-        required = {
-            spec_field.name
-            for spec_field in fields(cls)
-            if spec_field.default is MISSING and spec_field.default_factory is MISSING
-        }
-        unknown, missing = sorted(set(job) - known), sorted(required - set(job))
-        if unknown or missing:
-            raise ConfigError(
-                f"train job spec: unknown keys {unknown}, missing keys {missing}; build it with "
-                f"`flux train <run> --config ...` (flux.jobs.train_spec), not by hand"
-            )
-        return cls(**job)
-
-    def to_dict(self) -> dict[str, Any]:
-        unset = {spec_field.name for spec_field in fields(self) if spec_field.metadata.get(WHEN_SET)}
-        return {key: value for key, value in asdict(self).items() if not (key in unset and value is None)}
-
-    def trajectory_key(self) -> str:
-        """Identity of the run's training trajectory: a restarted job resumes only a state written for the same
-        key, so a state left from an edited configuration (or a forced rerun) is never continued."""
-        execution = {spec_field.name for spec_field in fields(self) if spec_field.metadata.get(EXECUTION)}
-        trajectory = {key: value for key, value in self.to_dict().items() if key not in execution}
-        return hashlib.sha256(json.dumps(trajectory, sort_keys=True, default=str).encode()).hexdigest()

@@ -193,7 +193,7 @@ class Trainer:
     # -- state ------------------------------------------------------------------------------------
     def state(self, local: bool = False) -> dict:
         return {
-            "spec_key": self.spec.trajectory_key(),
+            "spec_key": self.spec.identity(),
             "modules": self.modules.state_dict(),
             "backend": self.backend.state_dict(local=local),
             "scheduler": self.scheduler.state_dict(),
@@ -236,7 +236,7 @@ class Trainer:
                 self.run.id, path, type(error).__name__, error, aside,
             )  # fmt: skip
             return False
-        if state.get("spec_key") != self.spec.trajectory_key():
+        if state.get("spec_key") != self.spec.identity():
             logger.warning("%s: %s was written for another spec of this run; starting afresh", self.run.id, path)
             return False
         self.modules.load_state_dict(state["modules"])

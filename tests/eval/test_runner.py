@@ -166,3 +166,10 @@ def test_a_damaged_checkpoint_is_named(kinetics, tmp_path):
     damaged.write_bytes(b"not a checkpoint")
     with pytest.raises(FluxError, match=rf"checkpoint {damaged} is damaged .*snakemake {damaged} --force"):
         run(job(kinetics, damaged, tmp_path))
+
+
+def test_a_split_the_manifest_lacks_is_named(kinetics, checkpoint, tmp_path):
+    spec = job(kinetics, checkpoint, tmp_path)
+    spec["roles"] = [{**spec["roles"][0], "splits": ["holdout"]}]
+    with pytest.raises(FluxError, match=r"none of the evaluation splits \['holdout'\] exists \(splits: \["):
+        run(spec)

@@ -10,6 +10,7 @@ overlay, the import job spec, the import, and evaluation's own model loader.
 import argparse
 import hashlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -187,12 +188,12 @@ def test_only_what_shapes_the_weights_reimports(tmp_path):
 
 def test_evaluation_refuses_a_classifier_of_other_classes_or_order(imported, tmp_path):
     _, payload, _ = imported
-    job = {"eval": "official_tiny/model_zoo", "task": "classification", "checkpoint": "final.pt"}
+    job = SimpleNamespace(eval="official_tiny/model_zoo", task="classification", checkpoint="final.pt")  # what it reads
     for classes, accepted in ((CLASSES, True), (CLASSES[::-1], False), (CLASSES[:4], False)):
         info = ManifestInfo("other", "video", "classification", "kinetics_csv", classes, False, False, None)
         manifest = tmp_path / "other.parquet"
         write_manifest(MANIFEST_SCHEMA.empty_table().to_pandas(), info, manifest)
-        role = {"dataset": "other", "manifest": str(manifest)}
+        role = SimpleNamespace(dataset="other", manifest=str(manifest))
         if accepted:
             check_classes(job, role, payload["metadata"])
         else:

@@ -1,0 +1,69 @@
+"""The job spec of `flux evaluate`, typed: one checkpoint under one protocol of config/tables.yaml, on each of the
+protocol's datasets. Built by flux.jobs.evaluate_spec, read by flux.eval.runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flux.specs import EXECUTION, WHEN_SET, JobSpec
+
+
+@dataclass(frozen=True)
+class RoleSpec(JobSpec):
+    """One dataset the protocol scores: its role, manifest, and the splits to score in preference order."""
+
+    role: str
+    dataset: str
+    manifest: str
+    splits: list[str]
+    frame_sampling: str = "tsn"  # tsn | ssv2 (the official SSv2 loader's frame indices)
+
+
+@dataclass(frozen=True)
+class Setting(JobSpec):
+    """One fixed input: frames x resolution, kept tokens (None: all), the head read, or a Vid-TLDR merge schedule."""
+
+    key: str
+    frames: int
+    resolution: int
+    budget: int | None
+    head: int
+    merge: list[int] | None = field(default=None, metadata={WHEN_SET: True})
+
+
+@dataclass(frozen=True)
+class Search(JobSpec):
+    """One Token Optimization search at a budget: over these frame counts and resolutions, greedy from `start` or the
+    full grid."""
+
+    key: str
+    budget: int
+    head: int
+    frames: list[int]
+    resolutions: list[int]
+    search: str
+    start: list[int]
+
+
+@dataclass(frozen=True)
+class EvaluateSpec(JobSpec):
+    nested = {"roles": RoleSpec, "settings": Setting, "token_optimization": Search}
+
+    eval: str  # <run>/<protocol>
+    run: str
+    protocol: str
+    task: str  # classification | zeroshot | retrieval
+    views: list[int]  # clips, crops
+    roles: list[RoleSpec]
+    settings: list[Setting]
+    token_optimization: list[Search]
+    prompts: list[str]  # zero-shot prompt templates
+    checkpoint: str
+    data_dir: str
+    seed: int
+    lineage: str
+    out: str
+    aggregate: str = "softmax_mean"  # how a video's views combine (ClipBERT's methods for its ablation)
+    text_encoder: str | None = None
+    workers: int = field(default=0, metadata={EXECUTION: True})
+    threads: int | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # the rule's, from the CLI
