@@ -149,9 +149,7 @@ class Evaluator:
         splits = set(read_manifest(Path(role.manifest))[0]["split"])
         found = [split for split in role.splits if split in splits]
         if not found:
-            raise FluxError(
-                f"{role.manifest}: none of the evaluation splits {role.splits} exists (splits: {sorted(splits)})"
-            )
+            raise FluxError(f"{role.manifest}: none of the evaluation splits {role.splits} exists (splits: {sorted(splits)})")
         self.split = found[0]
 
     # -- data ---------------------------------------------------------------------------------------------
