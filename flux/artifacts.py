@@ -2,13 +2,14 @@
 
 DVC refuses to check out a target whose remote copy is missing or fails its hash (the remote is configured
 with `verify = true`), so nothing in the workspace is overwritten; but it reports only the target ("Checkout
-failed for following targets: data"). On failure this reads the target's directory listing and checks each
-file's copy in a local (directory) remote: absent, or content whose md5 differs from the recorded one.
+failed for following targets: data"), and `dvc status --cloud` trusts a pushed directory's listing (it calls every
+file of it present). On failure this reads the target's listing from the remote through DVC's own object store,
+so any remote kind DVC supports (a directory, s3://, ssh://, ...), and names each file whose object is absent;
+on a remote in the local file system it also checks each object's md5 (elsewhere that would download everything).
 """
 
 from __future__ import annotations
 
-import configparser
 import hashlib
 import json
 import logging
@@ -34,52 +35,67 @@ def md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def object_path(store: Path, checksum: str) -> Path:
-    """DVC 3's content-addressed layout: files/md5/<first 2 hex>/<the rest> (`.dir` for listings)."""
-    return store / "files" / "md5" / checksum[:2] / checksum[2:]
+class RemoteStore:
+    """A DVC remote's content-addressed object store (DVC 3: files/md5/<2 hex>/<rest>, `.dir` for listings)."""
+
+    def __init__(self, repo: Path, remote: str | None) -> None:
+        from dvc.exceptions import DvcException
+        from dvc.repo import Repo
+
+        try:
+            self.odb = Repo(str(repo)).cloud.get_remote_odb(remote)
+        except DvcException as error:
+            raise FluxError(
+                f"the DVC remote {remote or '(default)'} cannot be opened: {error}; check `dvc remote list`"
+            ) from None
+        self.root = str(self.odb.path).removesuffix("/files/md5")
+        self.local = self.odb.fs.protocol == "local"
+
+    def reachable(self) -> bool:
+        try:
+            return bool(self.odb.fs.exists(self.odb.path))
+        except Exception:  # noqa: BLE001 (any transport's error means the same here: nothing can be checked)
+            return False
+
+    def has(self, checksum: str) -> bool:
+        return bool(self.odb.exists(checksum))
+
+    def read_json(self, checksum: str) -> Any:
+        with self.odb.fs.open(self.odb.oid_to_path(checksum), "r") as handle:
+            return json.load(handle)
+
+    def corrupted(self, checksum: str) -> str | None:
+        """The md5 of a local object when it differs from its name (None: intact, or not checked off the local disk)."""
+        if not self.local:
+            return None
+        actual = md5(Path(self.odb.oid_to_path(checksum)))
+        return actual if actual != checksum else None
 
 
-def remote_directory(repo: Path, remote: str | None) -> Path | None:
-    """The directory of a local remote (None for s3://, ssh://, ...): `url` relative to .dvc/."""
-    parser = configparser.ConfigParser()
-    parser.read([repo / ".dvc" / "config", repo / ".dvc" / "config.local"])
-    name = remote or parser.get("core", "remote", fallback=None)
-    sections = {section.strip("'"): section for section in parser.sections()}  # DVC writes ['remote "x"']
-    section = sections.get(f'remote "{name}"')
-    if not name or section is None:
-        return None
-    url = parser.get(section, "url")
-    if "://" in url:
-        return None
-    return (repo / ".dvc" / url).resolve()
-
-
-def diagnose(repo: Path, target: str, store: Path) -> list[str]:
+def diagnose(repo: Path, target: str, store: RemoteStore) -> list[str]:
     """Files of a `.dvc` target whose remote copy is absent or corrupted, as messages."""
     entry = yaml.safe_load((repo / target).read_text(encoding="utf-8"))
     problems = []
     for out in entry.get("outs", []):
         checksum, path = out["md5"], out["path"]
         base = Path(target).parent / path
-        listing = object_path(store, checksum)
         if not checksum.endswith(".dir"):
             problems += _check(store, base, checksum)
             continue
-        if not listing.is_file():
-            problems.append(f"{base}/: the directory listing {checksum} is not in the remote {store}; `dvc push` it first")
+        if not store.has(checksum):
+            problems.append(f"{base}/: the directory listing {checksum} is not in the remote {store.root}; `dvc push` it first")
             continue
-        for item in json.loads(listing.read_text(encoding="utf-8")):
+        for item in store.read_json(checksum):
             problems += _check(store, base / item["relpath"], item["md5"])
     return problems
 
 
-def _check(store: Path, path: Path, checksum: str) -> list[str]:
-    stored = object_path(store, checksum)
-    if not stored.is_file():
-        return [f"{path}: missing from the remote {store} (md5 {checksum})"]
-    actual = md5(stored)
-    if actual != checksum:
-        return [f"{path}: the remote copy {stored} is corrupted (md5 {actual}, expected {checksum})"]
+def _check(store: RemoteStore, path: Path, checksum: str) -> list[str]:
+    if not store.has(checksum):
+        return [f"{path}: missing from the remote {store.root} (md5 {checksum})"]
+    actual = store.corrupted(checksum)
+    if actual is not None:
+        return [f"{path}: the remote copy {store.odb.oid_to_path(checksum)} is corrupted (md5 {actual}, expected {checksum})"]
     return []
 
 
@@ -111,12 +127,10 @@ def run(job: dict[str, Any]) -> None:
     if finished.returncode == 0:
         logger.info("pulled %s", ", ".join(targets))
         return
-    store = remote_directory(repo, job.get("remote"))
     detail = finished.stderr.strip().splitlines()[-3:]
-    if store is None:
-        raise FluxError(f"dvc pull {' '.join(targets)} failed (remote not a local directory, no per-file check): {detail}")
-    if not store.is_dir():
-        raise FluxError(f"the DVC remote {store} is unreachable (no such directory); check `dvc remote list` / .dvc/config")
+    store = RemoteStore(repo, job.get("remote"))
+    if not store.reachable():
+        raise FluxError(f"the DVC remote {store.root} is unreachable; check `dvc remote list` / .dvc/config, and its credentials")
     problems = [problem for target in targets for problem in diagnose(repo, target, store)]
     listed = "\n  ".join(problems) if problems else "(every remote file checks out; see dvc's message)"
     raise FluxError(f"dvc pull failed; nothing was checked out for the failing targets:\n  {listed}\ndvc said: {detail}")

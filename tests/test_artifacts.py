@@ -57,3 +57,12 @@ def test_an_unreachable_remote_is_named(published):
     with pytest.raises(FluxError, match=f"the DVC remote {store} is unreachable"):
         run({"repo": str(clone)})
     assert not (clone / "data").exists()
+
+
+def test_a_missing_remote_object_is_named(published):
+    clone, store = published
+    objects = [path for path in (store / "files" / "md5").rglob("*") if path.is_file() and not path.name.endswith(".dir")]
+    min(objects, key=lambda path: path.stat().st_size).unlink()  # the notes
+    with pytest.raises(FluxError, match=rf"data/notes.txt: missing from the remote {store} \(md5 "):
+        run({"repo": str(clone)})
+    assert not (clone / "data").exists()
