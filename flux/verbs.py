@@ -43,7 +43,7 @@ VERBS: dict[str, Verb] = {
             "generate a synthetic dataset (real h264 mp4 files + annotations in the real format)",
             "flux.data.synthetic:run",
             "flux.jobs:synth_spec",
-            ("synthesize",),
+            ("synth",),
         ),
         Verb(
             "download",
@@ -57,7 +57,7 @@ VERBS: dict[str, Verb] = {
             "build Kinetics-710 lists, label map and head maps from the K400/K600/K700 annotations",
             "flux.data.kinetics710:run",
             "flux.jobs:kinetics710_spec",
-            ("build_kinetics710",),
+            ("kinetics710",),
         ),
         Verb(
             "index",
@@ -109,14 +109,14 @@ VERBS: dict[str, Verb] = {
             "write results/tables/all.tex, which inputs every table and figure",
             "flux.tables.document:run_document",
             "flux.jobs:document_spec",
-            ("tables_document",),
+            ("document",),
         ),
         Verb(
             "pdf",
             "compile results/tables/all.tex with pdflatex",
             "flux.tables.document:run_pdf",
             "flux.jobs:pdf_spec",
-            ("tables_pdf",),
+            ("pdf",),
         ),
         Verb(
             "check",

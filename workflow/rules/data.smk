@@ -1,7 +1,7 @@
 # Data: synthesize or fetch each dataset, build Kinetics-710, index every dataset into a manifest.
 
 
-rule synthesize:
+rule synth:
     output:
         ready=ready_marker("{dataset}"),
     wildcard_constraints:
@@ -11,12 +11,12 @@ rule synthesize:
     params:
         spec=spec("synth"),
     log:
-        f"{LOGS}/synthesize/{{dataset}}.log",
+        f"{LOGS}/synth/{{dataset}}.log",
     benchmark:
-        f"{BENCHMARKS}/synthesize/{{dataset}}.tsv"
-    threads: threads_for("synthesize")
+        f"{BENCHMARKS}/synth/{{dataset}}.tsv"
+    threads: threads_for("synth")
     resources:
-        **rule_resources("synthesize", 2000, 30),
+        **rule_resources("synth", 2000, 30),
     shell:
         f"{FLUX_CLI} synth --spec {{params.spec:q}} > {{log}} 2>&1"
 
@@ -41,7 +41,7 @@ rule download:
         f"{FLUX_CLI} download --spec {{params.spec:q}} > {{log}} 2>&1"
 
 
-rule build_kinetics710:
+rule kinetics710:
     input:
         sources=derived_source_markers,
     output:
@@ -53,12 +53,12 @@ rule build_kinetics710:
     params:
         spec=spec("kinetics710"),
     log:
-        f"{LOGS}/build_kinetics710/{{dataset}}.log",
+        f"{LOGS}/kinetics710/{{dataset}}.log",
     benchmark:
-        f"{BENCHMARKS}/build_kinetics710/{{dataset}}.tsv"
-    threads: threads_for("build_kinetics710")
+        f"{BENCHMARKS}/kinetics710/{{dataset}}.tsv"
+    threads: threads_for("kinetics710")
     resources:
-        **rule_resources("build_kinetics710", 8000, 30),
+        **rule_resources("kinetics710", 8000, 30),
     shell:
         f"{FLUX_CLI} kinetics710 --spec {{params.spec:q}} > {{log}} 2>&1"
 

@@ -120,7 +120,7 @@ rule checkpoints_table:
 
 # results/tables/all.tex: one LaTeX document that \inputs every table of this configuration (and shows the
 # figures); `snakemake results/tables/all.pdf` compiles it (needs pdflatex: TeX Live's latex-extra set).
-rule tables_document:
+rule document:
     input:
         tables=all_tables(),
         figures=[figure_path(name) for name in FIGURES],
@@ -134,14 +134,14 @@ rule tables_document:
         f"{LOGS}/tables/all.log",
     benchmark:
         f"{BENCHMARKS}/tables/all.tsv"
-    threads: threads_for("tables_document")
+    threads: threads_for("document")
     resources:
-        **rule_resources("tables_document", 1000, 10),
+        **rule_resources("document", 1000, 10),
     shell:
         f"{FLUX_CLI} document --spec {{params.spec:q}} > {{log}} 2>&1"
 
 
-rule tables_pdf:
+rule pdf:
     input:
         document=f"{RESULTS}/tables/all.tex",
     output:
@@ -152,9 +152,9 @@ rule tables_pdf:
         f"{LOGS}/tables/all_pdf.log",
     benchmark:
         f"{BENCHMARKS}/tables/all_pdf.tsv"
-    threads: threads_for("tables_pdf")
+    threads: threads_for("pdf")
     resources:
-        **rule_resources("tables_pdf", 1000, 10),
+        **rule_resources("pdf", 1000, 10),
     params:
         spec=lambda wildcards: job_spec_json(FLUX, "pdf", "all"),
     shell:
