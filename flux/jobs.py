@@ -17,6 +17,7 @@ from flux.config import SETTINGS_TABLES, TABLE8_ROLES, Config
 from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
 from flux.eval.spec import EvaluateSpec
+from flux.models.import_spec import ImportSpec
 from flux.train.inheritance import heads_record, parent_plan, trained_heads
 from flux.train.spec import TrainSpec
 from flux.verbs import resolve
@@ -229,7 +230,7 @@ def import_spec(config: Config, name: str) -> dict[str, Any]:
     # must not re-import and re-evaluate a model (the published numbers are the table's, not the import's)
     semantic = {key: value for key, value in spec.items() if key != "local_hint"}
     spec["lineage"] = hashlib.sha256(json.dumps(semantic, sort_keys=True, default=str).encode()).hexdigest()
-    return spec
+    return ImportSpec.from_dict(spec).to_dict()  # the typed spec's shape, checked when the workflow plans
 
 
 def table_evaluations(config: Config, table: str) -> list[tuple[str, str]]:

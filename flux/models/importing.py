@@ -35,6 +35,7 @@ from flux.models.checkpoint import (
     unwrap,
 )
 from flux.models.fluxvit import build_model
+from flux.models.import_spec import ImportSpec
 from flux.models.saved import write_run_checkpoint
 from flux.models.sizes import SIZES
 from flux.provenance import provenance
@@ -49,16 +50,16 @@ CLASSIFIER = re.compile(r"^head(\.\d+)?\.weight$")
 IMPORTED_SELECTOR = "official"  # the released models are scored with the released selection, bit for bit
 
 
-def weights_file(job: Mapping[str, Any]) -> tuple[Path, str, bool]:
+def weights_file(spec: ImportSpec) -> tuple[Path, str, bool]:
     """(path, sha256, verified): the configured local file, else the download of the registry URL. A published
     sha256 that the file does not match refuses it (a downloaded file is moved aside; a user's own file is left
     where it is)."""
-    name, expected = job["name"], job["sha256"]
-    if job["file"]:
-        path = Path(job["file"])
+    name, expected = spec.name, spec.sha256
+    if spec.file:
+        path = Path(spec.file)
         if not path.is_file():
-            how = job["local_hint"] or f"download {job['url']}"
-            raise FluxError(f"{job['file_key']}: {path} does not exist; {how}, and put the file there (or fix the path)")
+            how = spec.local_hint or f"download {spec.url}"
+            raise FluxError(f"{spec.file_key}: {path} does not exist; {how}, and put the file there (or fix the path)")
         actual = sha256_of(path)
         if expected and actual != expected:
             raise ChecksumMismatchError(
@@ -67,23 +68,23 @@ def weights_file(job: Mapping[str, Any]) -> tuple[Path, str, bool]:
                 f"the sha256 in the registry)"
             )
         return path, actual, bool(expected)
-    if not job["url"]:
+    if not spec.url:
         raise FluxError(
-            f"checkpoint '{name}' cannot be downloaded: {job['local_hint']}; then name the file in your configuration "
-            f"under {job['file_key']}"
+            f"checkpoint '{name}' cannot be downloaded: {spec.local_hint}; then name the file in your configuration "
+            f"under {spec.file_key}"
         )
-    filename = PurePosixPath(urlsplit(job["url"]).path).name or "weights.pt"
-    result = download(RemoteFile(url=job["url"], path=filename, sha256=expected, registry=REGISTRY), Path(job["download_dir"]))
+    filename = PurePosixPath(urlsplit(spec.url).path).name or "weights.pt"
+    result = download(RemoteFile(url=spec.url, path=filename, sha256=expected, registry=REGISTRY), Path(spec.download_dir))
     return result.path, result.sha256, bool(expected)
 
 
-def read_weights(path: Path, job: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+def read_weights(path: Path, spec: ImportSpec) -> dict[str, torch.Tensor]:
     fix = (
         'if you trust the file, keep only its weights where you may unpickle it: python -c "import torch; '
         f"c = torch.load('{path}', weights_only=False); torch.save(c.get('model', c.get('module', c)), 'weights.pt')\" "
-        f"and name weights.pt under {job['file_key']}"
+        f"and name weights.pt under {spec.file_key}"
     )
-    state = unwrap(read_payload(path, f"checkpoint '{job['name']}'", fix, ALLOWED_GLOBALS), str(path))
+    state = unwrap(read_payload(path, f"checkpoint '{spec.name}'", fix, ALLOWED_GLOBALS), str(path))
     return strip_prefixes(state)
 
 
@@ -107,66 +108,65 @@ def fitting_architectures(state: Mapping[str, torch.Tensor]) -> list[str]:
     return [name for name, size in SIZES.items() if (size.embed_dim, size.depth, size.output_heads) == (width, depth, heads)]
 
 
-def check_classes(rows: int, job: Mapping[str, Any], origin: str) -> list[str]:
+def check_classes(rows: int, spec: ImportSpec, origin: str) -> list[str]:
     """The label dataset's class names, which must be as many as the classifier's rows."""
-    info = read_manifest(Path(job["label_manifest"]))[1]
+    info = read_manifest(Path(spec.label_manifest))[1]
     names = list(info.class_names or [])
     if rows != len(names):
-        entry = f"{REGISTRY}: checkpoints.{job['name']}.classifier"
+        entry = f"{REGISTRY}: checkpoints.{spec.name}.classifier"
         hint = (
             f"a Kinetics-710 classifier needs a head map: set `head_map: k710` in {entry}"
-            if rows == 710 and not job["head_map"]
+            if rows == 710 and not spec.head_map
             else f"its rows are another label set's: fix {entry}.role"
         )
         raise CheckpointError(
-            f"{origin}: the classifier has {rows} classes, {job['label_dataset']} (the classifier's role) has "
-            f"{len(names)}; {hint}"
+            f"{origin}: the classifier has {rows} classes, {spec.label_dataset} (the classifier's role) has {len(names)}; {hint}"
         )
     return names
 
 
-def import_checkpoint(job: Mapping[str, Any]) -> dict[str, Any]:
+def import_checkpoint(spec: ImportSpec) -> dict[str, Any]:
     """Write the checkpoint and its summary; returns the summary."""
-    path, digest, verified = weights_file(job)
-    origin = f"checkpoint '{job['name']}' ({path})"
-    state = read_weights(path, job)
+    path, digest, verified = weights_file(spec)
+    origin = f"checkpoint '{spec.name}' ({path})"
+    state = read_weights(path, spec)
     report = LoadReport()
-    if job["head_map"]:
-        index_map = json.loads(Path(job["head_map"]).read_text())[job["head_map_key"]]
+    if spec.head_map:
+        index_map = json.loads(Path(spec.head_map).read_text())[spec.head_map_key]
         slice_classifier(state, index_map, report)
     rows = classifier_rows(state, origin)
-    class_names = check_classes(rows, job, origin)
-    model = build_model(job["model"], num_classes=rows, selector=IMPORTED_SELECTOR, **job["model_options"])
+    class_names = check_classes(rows, spec, origin)
+    model = build_model(spec.model, num_classes=rows, selector=IMPORTED_SELECTOR, **spec.model_options)
     try:
         report = merge_reports(report, load_checkpoint(model, state, strict=True))
     except CheckpointError as error:
-        fits = [name for name in fitting_architectures(state) if name != job["model"]]
+        fits = [name for name in fitting_architectures(state) if name != spec.model]
         guess = f"; its width, depth and heads fit {', '.join(fits)}" if fits else ""
-        raise CheckpointError(f"{origin} does not fit {job['model']} (checkpoints.{job['name']}.model){guess}: {error}") from None
-    source = {"url": job["url"], "file": str(path), "sha256": digest, "verified": verified}
+        raise CheckpointError(f"{origin} does not fit {spec.model} (checkpoints.{spec.name}.model){guess}: {error}") from None
+    source = {"url": spec.url, "file": str(path), "sha256": digest, "verified": verified}
     metadata = {
-        "run": job["name"],
+        "run": spec.name,
         "stage": "import",
-        "model": job["model"],
-        "model_switches": dict(job["model_options"]),
+        "model": spec.model,
+        "model_switches": dict(spec.model_options),
         "num_classes": rows,
         "class_names": class_names,
-        "label_dataset": job["label_dataset"],
+        "label_dataset": spec.label_dataset,
         "selector": IMPORTED_SELECTOR,
-        "trained_heads": job["trained_heads"],
-        "preprocessing": dict(job["preprocessing"]),
+        "trained_heads": spec.trained_heads,
+        "preprocessing": dict(spec.preprocessing),
         "source": source,
     }
-    write_run_checkpoint(Path(job["checkpoint"]), model, metadata)
+    write_run_checkpoint(Path(spec.checkpoint), model, metadata)
     summary = {
-        "run": job["name"],
+        "run": spec.name,
         "stage": "import",
         "imported": source,
         "load_report": str(report),
-        "trained_heads": job["trained_heads"],
-        "provenance": provenance(job["lineage"]),
+        "trained_heads": spec.trained_heads,
+        "provenance": provenance(spec.lineage),
     }
-    atomic_write_json(Path(job["summary"]), summary)
+    atomic_write_json(Path(spec.summary), summary)
     if not verified:
         logger.warning("%s: no published sha256 to check it against; recorded as unverified (sha256 %s)", origin, digest)
     return summary
@@ -177,5 +177,6 @@ def merge_reports(first: LoadReport, second: LoadReport) -> LoadReport:
 
 
 def run(job: dict) -> None:
-    summary = import_checkpoint(job)
-    logger.info("imported %s: %s", job["name"], json.dumps(summary["imported"]))
+    spec = ImportSpec.from_dict(job)
+    summary = import_checkpoint(spec)
+    logger.info("imported %s: %s", spec.name, json.dumps(summary["imported"]))

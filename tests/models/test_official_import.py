@@ -21,6 +21,7 @@ from flux.data.transforms import EvalTransform
 from flux.errors import CheckpointError, ChecksumMismatchError, ConfigError, FluxError
 from flux.eval.runner import check_classes, eval_transform, load_model
 from flux.jobs import import_spec
+from flux.models.import_spec import ImportSpec
 from flux.models.importing import import_checkpoint
 from tests.paths import REPO
 
@@ -61,7 +62,7 @@ def configure(tmp_path, name="official_tiny", file=CHECKPOINT, classes=CLASSES, 
 def imported(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("import")
     config, job = configure(tmp_path)
-    summary = import_checkpoint(job)
+    summary = import_checkpoint(ImportSpec.from_dict(job))
     model, payload = load_model(Path(job["checkpoint"]))
     return model, payload, summary
 
@@ -90,20 +91,20 @@ def test_the_import_records_what_evaluation_needs(imported):
 def test_a_published_sha256_is_checked(tmp_path):
     digest = hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest()
     _, job = configure(tmp_path, source={"local": "the test fixture", "sha256": digest})
-    assert import_checkpoint(job)["imported"]["verified"] is True
+    assert import_checkpoint(ImportSpec.from_dict(job))["imported"]["verified"] is True
 
 
 def test_a_local_file_with_another_sha256_is_refused_and_left_alone(tmp_path):
     _, job = configure(tmp_path, source={"local": "the test fixture", "sha256": "0" * 64})
     with pytest.raises(ChecksumMismatchError, match="left where it is"):
-        import_checkpoint(job)
+        import_checkpoint(ImportSpec.from_dict(job))
     assert CHECKPOINT.is_file() and not Path(job["checkpoint"]).exists()
 
 
 def test_a_downloaded_file_with_another_sha256_is_kept_aside(tmp_path):
     _, job = configure(tmp_path, file=None, source={"url": CHECKPOINT.as_uri(), "sha256": "0" * 64})
     with pytest.raises(ChecksumMismatchError, match="moved aside"):
-        import_checkpoint(job)
+        import_checkpoint(ImportSpec.from_dict(job))
     kept = list(Path(job["download_dir"]).glob("*.sha256-mismatch"))
     assert len(kept) == 1 and not Path(job["checkpoint"]).exists()
 
@@ -111,16 +112,16 @@ def test_a_downloaded_file_with_another_sha256_is_kept_aside(tmp_path):
 def test_a_file_for_another_architecture_names_the_keys_and_the_fitting_one(tmp_path):
     _, job = configure(tmp_path, model="fluxvit_tiny_b")
     with pytest.raises(CheckpointError, match=r"does not fit fluxvit_tiny_b.*fit fluxvit_tiny\b.*patch_embed"):
-        import_checkpoint(job)
+        import_checkpoint(ImportSpec.from_dict(job))
 
 
 def test_a_missing_local_file_says_how_to_get_it(tmp_path):
     _, job = configure(tmp_path, file=tmp_path / "absent.pth")
     with pytest.raises(FluxError, match="checkpoints.files.official_tiny: .*absent.pth does not exist; the test fixture"):
-        import_checkpoint(job)
+        import_checkpoint(ImportSpec.from_dict(job))
     _, job = configure(tmp_path, file=None)
     with pytest.raises(FluxError, match="cannot be downloaded: the test fixture; .*checkpoints.files.official_tiny"):
-        import_checkpoint(job)
+        import_checkpoint(ImportSpec.from_dict(job))
 
 
 def fixture_variant(path: Path, change) -> Path:
@@ -140,7 +141,7 @@ def test_a_kinetics710_classifier_without_a_head_map_names_the_fix(tmp_path):
 
     _, job = configure(tmp_path, file=fixture_variant(tmp_path / "k710.pth", k710))
     with pytest.raises(CheckpointError, match="710 classes, synth_k400 .* has 5; a Kinetics-710 classifier needs a head map"):
-        import_checkpoint(job)
+        import_checkpoint(ImportSpec.from_dict(job))
 
 
 def test_a_file_holding_other_pickled_objects_is_refused_with_the_reason(tmp_path):
@@ -148,7 +149,7 @@ def test_a_file_holding_other_pickled_objects_is_refused_with_the_reason(tmp_pat
     _, job = configure(tmp_path, file=pickled)  # a Path: a class weights-only loading does not allow
     refused = r"not a weights-only checkpoint: it holds a pickled pathlib.PosixPath, .*weights_only=False"
     with pytest.raises(CheckpointError, match=refused):
-        import_checkpoint(job)
+        import_checkpoint(ImportSpec.from_dict(job))
 
 
 @pytest.mark.parametrize(
@@ -214,7 +215,7 @@ def test_a_kinetics710_classifier_is_cut_to_the_role_classes_through_the_head_ma
     head_map = config.head_map_path(config.roles["k710"])
     head_map.parent.mkdir(parents=True, exist_ok=True)
     head_map.write_text('{"synth_k400": [4, 3, 2, 1, 0]}')
-    summary = import_checkpoint(job)
+    summary = import_checkpoint(ImportSpec.from_dict(job))
     assert "sliced" in summary["load_report"]
     model, _ = load_model(Path(job["checkpoint"]))
     case = OUTPUTS["cases"][0]
