@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from flux.config import SETTINGS_TABLES, TABLE8_ROLES, Config
+from flux.data.job_spec import DownloadJob, IndexJob, Kinetics710Job, SynthJob
 from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
 from flux.eval.spec import EvaluateSpec
@@ -63,7 +64,7 @@ def synth_spec(config: Config, dataset: str) -> dict[str, Any]:
         },
         ready=str(config.ready_marker(dataset)),
     )
-    return spec
+    return SynthJob.from_dict(spec).to_dict()  # the typed spec's shape, checked when the workflow plans
 
 
 def download_spec(config: Config, dataset: str) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def download_spec(config: Config, dataset: str) -> dict[str, Any]:
         raise ConfigError(f"`flux download {dataset}`: {dataset} is synthetic; use `flux synth {dataset}`")
     local = config.local_paths.get(dataset)
     spec.update(local_path=str(local) if local else None, ready=str(config.ready_marker(dataset)))
-    return spec
+    return DownloadJob.from_dict(spec).to_dict()  # the typed spec's shape, checked when the workflow plans
 
 
 def kinetics710_spec(config: Config, dataset: str) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def kinetics710_spec(config: Config, dataset: str) -> dict[str, Any]:
         sources=[{"role": role, **_dataset(config, source, "kinetics710")} for role, source in derived.sources.items()],
         ready=str(config.ready_marker(dataset)),
     )
-    return spec
+    return Kinetics710Job.from_dict(spec).to_dict()  # the typed spec's shape, checked when the workflow plans
 
 
 def media_root(config: Config, dataset: str) -> str:
@@ -107,7 +108,7 @@ def index_spec(config: Config, dataset: str) -> dict[str, Any]:
     )
     if config.thorough_index:  # only when set: the default spec (and so every manifest's params) stays as it was
         spec["thorough"] = True
-    return spec
+    return IndexJob.from_dict(spec).to_dict()  # the typed spec's shape, checked when the workflow plans
 
 
 def run_role(config: Config, run_id: str) -> str:

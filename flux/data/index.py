@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from flux.data.annotations import AnnotationFiles, AnnotationRecord, ParsedAnnotations, parse
-from flux.data.registry import require_dataset_dir, spec_from_job
+from flux.data.job_spec import IndexJob
+from flux.data.registry import require_dataset_dir
 from flux.data.video import CONTAINER_EXTENSIONS, Probe, probe
 from flux.errors import AnnotationError
 from flux.io import atomic_path, atomic_write_json
@@ -373,14 +374,15 @@ def unverified_downloads(ready: Path) -> list[dict[str, Any]]:
 
 def run(job: dict) -> None:
     """`flux index`: parse annotations, resolve and probe media, write manifest + report."""
-    spec = spec_from_job(job)
-    dataset_dir = require_dataset_dir(spec, Path(job["dataset_dir"]))
+    task = IndexJob.from_dict(job)
+    spec = task.dataset_spec()
+    dataset_dir = require_dataset_dir(spec, Path(task.dataset_dir))
     parsed = parse(spec.annotation_format, AnnotationFiles(dataset_dir, spec.annotation_files, spec.annotation_options))
-    media_roots = {name: Path(root) for name, root in job["media_roots"].items()}
-    data_dir = Path(job["data_dir"])
-    cache = ProbeCache(data_dir, Path(job["probe_cache"]), [Path(path) for path in job["reuse_probes"]])
-    thorough = bool(job.get("thorough", False))
-    frame = build_manifest(spec.id, parsed, media_roots, data_dir, spec.modality, job.get("threads", 1), cache, thorough)
+    media_roots = {name: Path(root) for name, root in task.media_roots.items()}
+    data_dir = Path(task.data_dir)
+    cache = ProbeCache(data_dir, Path(task.probe_cache), [Path(path) for path in task.reuse_probes])
+    thorough = bool(task.thorough)
+    frame = build_manifest(spec.id, parsed, media_roots, data_dir, spec.modality, task.threads or 1, cache, thorough)
     info = ManifestInfo(
         dataset=spec.id,
         modality=spec.modality,
@@ -394,8 +396,8 @@ def run(job: dict) -> None:
     report = {
         **summarize(frame, info),
         "probe": "every frame" if thorough else "first and last frame",
-        "unverified_downloads": unverified_downloads(Path(job["ready"])) if job.get("ready") else [],
+        "unverified_downloads": unverified_downloads(Path(task.ready)) if task.ready else [],
     }
-    write_manifest(frame, info, Path(job["manifest"]))
-    atomic_write_json(Path(job["report"]), report)
+    write_manifest(frame, info, Path(task.manifest))
+    atomic_write_json(Path(task.report), report)
     logger.info("%s: %d items, %d undecodable %s", spec.id, report["items"], report["undecodable"], report["error_kinds"] or "")

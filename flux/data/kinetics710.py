@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flux.data.annotations.base import AnnotationRecord
+from flux.data.job_spec import Kinetics710Job, SourceJob
 from flux.errors import AnnotationError
 from flux.io import atomic_write_text
 
@@ -184,13 +185,13 @@ def write_kinetics710(result: Kinetics710, dataset_dir: Path, files: Mapping[str
     return outputs
 
 
-def load_release(source: dict) -> KineticsRelease:
+def load_release(source: SourceJob) -> KineticsRelease:
     """Parse one release's annotation CSVs as the registry describes them."""
     from flux.data.annotations import AnnotationFiles, parse
-    from flux.data.registry import require_dataset_dir, spec_from_job
+    from flux.data.registry import require_dataset_dir
 
-    spec = spec_from_job(source)
-    root = require_dataset_dir(spec, Path(source["dataset_dir"]))
+    spec = source.dataset_spec()
+    root = require_dataset_dir(spec, Path(source.dataset_dir))
     if "train" not in spec.annotation_files:
         raise AnnotationError(f"{spec.id}: Kinetics-710 needs its training list; add `train` under annotations.files")
     parsed = parse(spec.annotation_format, AnnotationFiles(root, spec.annotation_files, spec.annotation_options))
@@ -200,12 +201,13 @@ def load_release(source: dict) -> KineticsRelease:
 def run(job: dict) -> None:
     """`flux kinetics710`: fetch the reference files, merge the releases, write lists and maps, mark ready."""
     from flux.data.download import download
-    from flux.data.registry import spec_from_job, write_ready_marker
+    from flux.data.registry import write_ready_marker
 
-    spec = spec_from_job(job)
-    dataset_dir = Path(job["dataset_dir"])
+    task = Kinetics710Job.from_dict(job)
+    spec = task.dataset_spec()
+    dataset_dir = Path(task.dataset_dir)
     fetched = [{"path": remote.path, "sha256": download(remote, dataset_dir).sha256} for remote in spec.files]
-    releases = [load_release(source) for source in job["sources"]]
+    releases = [load_release(source) for source in task.sources]
     reference = None
     if spec.derived.reference_label_map:
         reference_path = dataset_dir / spec.derived.reference_label_map
@@ -221,7 +223,7 @@ def run(job: dict) -> None:
         len(result.val),
     )
     write_ready_marker(
-        Path(job["ready"]),
+        Path(task.ready),
         spec,
         dataset_dir,
         "derived",

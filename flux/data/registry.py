@@ -16,15 +16,12 @@ from typing import Any
 
 from flux import __version__
 from flux.data.download import download, sha256_of
-from flux.data.spec import DatasetSpec, dataset_spec_from_entry
+from flux.data.job_spec import DownloadJob
+from flux.data.spec import DatasetSpec
 from flux.errors import ConfigError, DatasetMissingError
 from flux.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
-
-
-def spec_from_job(job: dict[str, Any]) -> DatasetSpec:
-    return dataset_spec_from_entry(job["dataset"], job["entry"])
 
 
 FETCH_VERBS = {"synthetic": "synth", "derived": "kinetics710", "fetch": "download"}
@@ -123,11 +120,12 @@ def link_local(spec: DatasetSpec, dataset_dir: Path, local_path: Path | None) ->
 
 def run(job: dict[str, Any]) -> None:
     """`flux download`: fetch every URL file of the dataset, link its local directory, mark it ready."""
-    spec = spec_from_job(job)
-    dataset_dir = Path(job["dataset_dir"])
+    task = DownloadJob.from_dict(job)
+    spec = task.dataset_spec()
+    dataset_dir = Path(task.dataset_dir)
     if spec.local is not None and spec.local.links == "." and spec.files:
         raise ConfigError(f"datasets.{spec.id}: a `local` source linked as '.' cannot also download `files`")
-    local_path = Path(job["local_path"]) if job.get("local_path") else None
+    local_path = Path(task.local_path) if task.local_path else None
     link = link_local(spec, dataset_dir, local_path)
     files = []
     for remote in spec.files:
@@ -147,4 +145,4 @@ def run(job: dict[str, Any]) -> None:
             logger.warning(
                 "%s: %s has no published checksum; recorded sha256 %s in the ready marker", spec.id, remote.path, result.sha256
             )
-    write_ready_marker(Path(job["ready"]), spec, dataset_dir, "fetch", {"files": files, "local": link})
+    write_ready_marker(Path(task.ready), spec, dataset_dir, "fetch", {"files": files, "local": link})

@@ -27,7 +27,8 @@ import numpy as np
 from tqdm import tqdm
 
 from flux.data import scenes
-from flux.data.registry import spec_from_job, write_ready_marker
+from flux.data.job_spec import SynthJob
+from flux.data.registry import write_ready_marker
 from flux.data.spec import DatasetSpec, SyntheticSettings
 from flux.errors import ConfigError
 from flux.io import atomic_write_text
@@ -467,19 +468,20 @@ def generate(spec: DatasetSpec, settings: SyntheticSettings, dataset_dir: Path) 
 
 def run(job: dict[str, Any]) -> None:
     """`flux synth`: generate a synthetic dataset and mark it ready."""
-    spec = spec_from_job(job)
-    raw = job["settings"]
+    task = SynthJob.from_dict(job)
+    spec = task.dataset_spec()
+    raw = task.settings
     settings = SyntheticSettings(
         seed=raw["seed"], count_scale=raw["count_scale"], duration_s=tuple(raw["duration_s"]), fps=tuple(raw["fps"])
     )
     started = time.perf_counter()
-    counts = generate(spec, settings, Path(job["dataset_dir"]))
+    counts = generate(spec, settings, Path(task.dataset_dir))
     seconds = time.perf_counter() - started
     logger.info("%s: %d media, %d texts in %.1f s", spec.id, counts["media"], counts["texts"], seconds)
     write_ready_marker(
-        Path(job["ready"]),
+        Path(task.ready),
         spec,
-        Path(job["dataset_dir"]),
+        Path(task.dataset_dir),
         "synthetic",
         {"counts": counts, "settings": raw, "seconds": round(seconds, 2)},
     )
