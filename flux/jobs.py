@@ -19,6 +19,7 @@ from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
 from flux.eval.spec import EvaluateSpec
 from flux.models.import_spec import ImportSpec
+from flux.tables.job_spec import DocumentJob, PdfJob
 from flux.train.inheritance import heads_record, parent_plan, trained_heads
 from flux.train.spec import TrainSpec
 from flux.verbs import resolve
@@ -394,13 +395,14 @@ def _table_digest(config: Config) -> str:
 
 def document_spec(config: Config, target: str) -> dict[str, Any]:
     figures = config.table_document.get("figures", {})
-    return {
+    spec = {
         "tables": [str(config.table_path(table)) for table in config.tables],
         "figures": [{"path": str(config.figure_path(name)), "caption": figures[name]["caption"]} for name in config.figures],
         "scale": config.scale,
         "config_digest": _table_digest(config),
         "out": str(config.results_dir / "tables" / "all.tex"),
     }
+    return DocumentJob.from_dict(spec).to_dict()  # the typed spec's shape, checked when the workflow plans
 
 
 def figure_spec(config: Config, name: str) -> dict[str, Any]:
@@ -441,7 +443,8 @@ def figure_inputs(config: Config, name: str) -> list[str]:
 
 
 def pdf_spec(config: Config, target: str) -> dict[str, Any]:
-    return {"document": str(config.results_dir / "tables" / "all.tex"), "out": str(config.results_dir / "tables" / "all.pdf")}
+    tables = config.results_dir / "tables"
+    return PdfJob(document=str(tables / "all.tex"), out=str(tables / "all.pdf")).to_dict()
 
 
 def data_settings(config: Config, dataset: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 from flux.errors import FluxError
 from flux.io import atomic_path, atomic_write_text
 from flux.provenance import latex_comment, provenance
+from flux.tables.job_spec import DocumentJob, PdfJob
 from flux.tables.latex import SCALE_NOTE, latex_escape
 
 logger = logging.getLogger(__name__)
@@ -32,36 +33,38 @@ PREAMBLE = r"""\documentclass[10pt]{article}
 """
 
 
-def document_text(job: dict[str, Any]) -> str:
-    out_dir = Path(job["out"]).parent
-    lines = [latex_comment(provenance(job["config_digest"])), PREAMBLE]
-    lines.append(latex_escape(SCALE_NOTE[job["scale"]].capitalize()) + ".\n")
-    for table in job["tables"]:
+def document_text(job: DocumentJob) -> str:
+    out_dir = Path(job.out).parent
+    lines = [latex_comment(provenance(job.config_digest)), PREAMBLE]
+    lines.append(latex_escape(SCALE_NOTE[job.scale].capitalize()) + ".\n")
+    for table in job.tables:
         relative = os.path.relpath(table, out_dir)
         lines.append(f"\\input{{{Path(relative).with_suffix('').as_posix()}}}\n\\clearpage\n")
-    for figure in job["figures"]:
-        relative = os.path.relpath(figure["path"], out_dir)
+    for figure in job.figures:
+        relative = os.path.relpath(figure.path, out_dir)
         lines.append(
             "\\begin{figure}[H]\n\\centering\n"
             f"\\includegraphics[width=0.9\\linewidth]{{{Path(relative).as_posix()}}}\n"
-            f"\\caption{{{latex_escape(figure['caption'])}}}\n\\end{{figure}}\n"
+            f"\\caption{{{latex_escape(figure.caption)}}}\n\\end{{figure}}\n"
         )
     lines.append("\\end{document}\n")
     return "\n".join(lines)
 
 
-def run_document(job: dict[str, Any]) -> None:
+def run_document(spec: dict[str, Any]) -> None:
     """`flux document`: write all.tex."""
-    missing = [path for path in job["tables"] + [figure["path"] for figure in job["figures"]] if not Path(path).is_file()]
+    job = DocumentJob.from_dict(spec)
+    missing = [path for path in job.tables + [figure.path for figure in job.figures] if not Path(path).is_file()]
     if missing:
         raise FluxError(f"all.tex: {missing} do not exist; build them first (snakemake {' '.join(missing)})")
-    atomic_write_text(Path(job["out"]), document_text(job))
-    logger.info("wrote %s with %d tables and %d figures", job["out"], len(job["tables"]), len(job["figures"]))
+    atomic_write_text(Path(job.out), document_text(job))
+    logger.info("wrote %s with %d tables and %d figures", job.out, len(job.tables), len(job.figures))
 
 
-def run_pdf(job: dict[str, Any]) -> None:
+def run_pdf(spec: dict[str, Any]) -> None:
     """`flux pdf`: compile all.tex with pdflatex (two passes) into all.pdf."""
-    source = Path(job["document"])
+    job = PdfJob.from_dict(spec)
+    source = Path(job.document)
     if shutil.which("pdflatex") is None:
         raise FluxError("pdflatex is not installed; install TeX Live (Debian: texlive-latex-base texlive-latex-extra)")
     if not source.is_file():
@@ -79,6 +82,6 @@ def run_pdf(job: dict[str, Any]) -> None:
                 tail = "\n".join(finished.stdout.splitlines()[-40:])
                 raise FluxError(f"pdflatex failed on {source} (pass {attempt}):\n{tail}")
         built = Path(scratch) / source.with_suffix(".pdf").name
-        with atomic_path(Path(job["out"])) as temporary:
+        with atomic_path(Path(job.out)) as temporary:
             shutil.copyfile(built, temporary)
-    logger.info("wrote %s", job["out"])
+    logger.info("wrote %s", job.out)
