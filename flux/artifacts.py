@@ -51,11 +51,12 @@ class RemoteStore:
         self.root = str(self.odb.path).removesuffix("/files/md5")
         self.local = self.odb.fs.protocol == "local"
 
-    def reachable(self) -> bool:
+    def unreachable(self) -> str | None:
+        """Why the remote's object store cannot be read (None: it can)."""
         try:
-            return bool(self.odb.fs.exists(self.odb.path))
-        except Exception:  # noqa: BLE001 (any transport's error means the same here: nothing can be checked)
-            return False
+            return None if self.odb.fs.exists(self.odb.path) else f"{self.odb.path} does not exist"
+        except Exception as error:  # noqa: BLE001 (s3, ssh, ... each raise their own; the message is what matters)
+            return f"{type(error).__name__}: {error}"
 
     def has(self, checksum: str) -> bool:
         return bool(self.odb.exists(checksum))
@@ -129,8 +130,11 @@ def run(job: dict[str, Any]) -> None:
         return
     detail = finished.stderr.strip().splitlines()[-3:]
     store = RemoteStore(repo, job.get("remote"))
-    if not store.reachable():
-        raise FluxError(f"the DVC remote {store.root} is unreachable; check `dvc remote list` / .dvc/config, and its credentials")
+    why = store.unreachable()
+    if why is not None:
+        raise FluxError(
+            f"the DVC remote {store.root} is unreachable ({why}); check `dvc remote list` / .dvc/config, and its credentials"
+        )
     problems = [problem for target in targets for problem in diagnose(repo, target, store)]
     listed = "\n  ".join(problems) if problems else "(every remote file checks out; see dvc's message)"
     raise FluxError(f"dvc pull failed; nothing was checked out for the failing targets:\n  {listed}\ndvc said: {detail}")

@@ -44,23 +44,15 @@ def test_the_verb_table_is_the_one_list_of_verbs_and_their_rules():
     rules whose command is `flux <verb>` (rules defined in a loop over the training stages included)."""
     import re
 
-    from flux.train.runs import STAGES
     from flux.verbs import VERBS, resolve
-    from tests.paths import REPO
+    from tests.workflow_rules import rule_lines, stage_names
 
     for entry in VERBS.values():
         assert callable(resolve(entry.run)) and (entry.spec is None or callable(resolve(entry.spec))), entry.name
     called = {}
-    for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
-        rule = None
-        lines = path.read_text().splitlines()
-        for number, line in enumerate(lines):
-            declared = re.match(r"^\s*rule (\w+):", line)
-            if declared or re.match(r"^\s*name:$", line):
-                rule = declared.group(1) if declared else lines[number + 1].strip().removeprefix("f").strip('"')
-            command = re.search(r"\} (\w+) --(?:threads|spec)", line)
-            if command:
-                for stage in STAGES if "{stage}" in rule else [None]:
-                    called[rule.format(stage=stage)] = command.group(1)
+    for rule, line in rule_lines():
+        command = re.search(r"\} (\w+) --(?:threads|spec)", line)
+        if command:
+            called.update(dict.fromkeys(stage_names(rule), command.group(1)))
     listed = {rule: entry.name for entry in VERBS.values() for rule in entry.rules}
     assert called == listed

@@ -188,18 +188,13 @@ def test_resource_keys_are_the_workflow_rules():
 
     from flux.train.runs import STAGES
     from flux.verbs import RESOURCE_KEYS
+    from tests.workflow_rules import rule_lines
 
     readers = {}
-    for path in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]:
-        rule = None
-        lines = path.read_text().splitlines()
-        for number, line in enumerate(lines):
-            declared = re.match(r"^\s*rule (\w+):", line)
-            if declared or re.match(r"^\s*name:$", line):
-                rule = declared.group(1) if declared else lines[number + 1].strip().removeprefix("f").strip('"')
-            for name in re.findall(r"rule_resources\(f?\"([\w{}]+)\"", line):
-                for stage in STAGES if "{stage}" in name else [None]:
-                    readers[name.format(stage=stage)] = rule.format(stage=stage)
+    for rule, line in rule_lines():
+        for name in re.findall(r"rule_resources\(f?\"([\w{}]+)\"", line):
+            for stage in STAGES if "{stage}" in name else [None]:
+                readers[name.format(stage=stage)] = rule.format(stage=stage)
     assert {name: rule for name, rule in readers.items() if name != rule} == {}
     assert set(RESOURCE_KEYS) == set(readers) | {"default"}
 
