@@ -64,8 +64,9 @@ class Objective(abc.ABC):
         """Patch tokens the model processed for this batch (throughput accounting)."""
 
     @abc.abstractmethod
-    def __call__(self, model: FluxViT, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
-        """(loss, its named components as floats)."""
+    def __call__(self, model: FluxViT, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, its named components as detached 0-d tensors). The trainer reads them all in one transfer: a
+        float() here would make the host wait for the device once per component."""
 
 
 def _patches(video: torch.Tensor, patch_size: int) -> int:
@@ -99,7 +100,7 @@ class Classification(Objective):
             return torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=-1).mean()
         return F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
 
-    def __call__(self, model: FluxViT, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(self, model: FluxViT, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         video, targets = batch["video"], batch["label"]
         if self.mixup is not None:
             video, targets = self.mixup(video, targets)
@@ -109,14 +110,14 @@ class Classification(Objective):
         for budget, head in zip(budgets, self.run.heads):
             features = model.pool(model.forward_features(video, budget).tokens, head)
             loss = self._loss(model.classify(features, head), targets)
-            losses[f"ce_{budget or 'all'}"] = float(loss.detach())
+            losses[f"ce_{budget or 'all'}"] = loss.detach()
             total = total + loss
             pooled.append(features)
         if self.run.method == "multi" and self.run.align:
             reference = F.normalize(pooled[0].detach(), dim=-1)
             for projector, features in enumerate(pooled[1:]):
                 alignment = F.smooth_l1_loss(model.align(features, projector), reference)
-                losses[f"align_{projector}"] = float(alignment.detach())
+                losses[f"align_{projector}"] = alignment.detach()
                 total = total + alignment
         return total, losses
 
@@ -142,7 +143,7 @@ class Distillation(Objective):
     def tokens_in(self, batch: dict) -> int:
         return batch["video"].shape[0] * sum(self.run.budgets)
 
-    def __call__(self, model: FluxViT, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(self, model: FluxViT, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         video = batch["video"]
         embeddings = model.embed(video)  # computed once for the selection
         budget = min(self.run.teacher_budget, embeddings.shape[1] * embeddings.shape[2])
@@ -167,8 +168,8 @@ class Distillation(Objective):
                 layer_loss = layer_loss + cosine_distance(decoder(features.layers[student_index] + position), teacher_tokens)
             layer_loss = layer_loss / max(self.layers, 1)
             pooled_loss = cosine_distance(model.final_clip_decoder(model.pool(features.tokens, head)), target_pooled)
-            losses[f"layers_{budget}"] = float(layer_loss.detach()) if self.layers else 0.0
-            losses[f"pooled_{budget}"] = float(pooled_loss.detach())
+            losses[f"layers_{budget}"] = layer_loss.detach() if self.layers else torch.zeros((), device=video.device)
+            losses[f"pooled_{budget}"] = pooled_loss.detach()
             total = total + layer_loss + pooled_loss
         return total / len(self.run.budgets), losses
 
@@ -201,7 +202,7 @@ class VideoTextContrastive(Objective):
         budget = self.run.budgets[0] if self.run.budgets else patches
         return batch["video"].shape[0] * min(budget, patches)
 
-    def __call__(self, model: FluxViT, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(self, model: FluxViT, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         budget = self.run.budgets[0] if self.run.budgets else None
         head = self.run.heads[0]
         vision = model.vision_proj(model.pool(model.forward_features(batch["video"], budget).tokens, head))
@@ -213,4 +214,4 @@ class VideoTextContrastive(Objective):
                 text = text_encoder.eval().encode(batch["text"])
         scale = self.extra_modules["logit_scale"]()
         loss = symmetric_info_nce(vision, text, scale)
-        return loss, {"contrastive": float(loss.detach()), "logit_scale": float(scale.detach())}
+        return loss, {"contrastive": loss.detach(), "logit_scale": scale.detach()}

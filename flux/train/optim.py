@@ -101,14 +101,15 @@ def grad_norms(
     model: nn.Module, groups: dict[str, tuple[str, ...]], gradient=lambda parameter: parameter.grad
 ) -> dict[str, float]:
     """L2 norm of the gradients of each named group of parameters (by name prefix), and of all of them.
-    `gradient` reads a parameter's gradient (ZeRO keeps them out of `.grad`)."""
+    `gradient` reads a parameter's gradient (ZeRO keeps them out of `.grad`). The squared norms reach the host
+    in one transfer: a float() per parameter would wait for the GPU once per parameter."""
+    import torch
+
+    named = [(name, grad) for name, parameter in model.named_parameters() if (grad := gradient(parameter)) is not None]
+    values = torch.stack([grad.detach().float().pow(2).sum() for _, grad in named]).tolist() if named else []
     squares = dict.fromkeys(groups, 0.0)
     total = 0.0
-    for name, parameter in model.named_parameters():
-        grad = gradient(parameter)
-        if grad is None:
-            continue
-        value = float(grad.detach().float().pow(2).sum())
+    for (name, _), value in zip(named, values):
         total += value
         for group, prefixes in groups.items():
             if name.startswith(prefixes):

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import random
 import socket
@@ -86,7 +87,7 @@ class TrainedModules(nn.ModuleDict):
         super().__init__(modules)
         self.objective = objective
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         return self.objective(self["model"], batch)
 
     def group_matcher(self, coarse: bool = False) -> dict:
@@ -138,6 +139,22 @@ def build_backend(spec: TrainSpec, modules: nn.Module, optimizer: torch.optim.Op
     return TorchBackend(modules, optimizer, run.optim.clip_grad)
 
 
+def wrap_distributed(modules: nn.Module, topology: Topology, device: torch.device) -> nn.Module:
+    """DDP around the trained modules in a distributed run (the plain backend; DeepSpeed reduces by itself).
+    Unused parameters are searched for: a step trains only the heads of its budgets."""
+    if not topology.distributed:
+        return modules
+    device_ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(modules, device_ids=device_ids, find_unused_parameters=True)
+
+
+def host_scalars(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """A step's scalars as floats, read from the device in one transfer (a float() of each would make the host
+    wait for the device once per value)."""
+    read = torch.stack([value.detach().float().reshape(()) for value in values.values()]).tolist()
+    return dict(zip(values, read))
+
+
 # ------------------------------------------------------------------------------------------- loop
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -182,13 +199,7 @@ class Trainer:
         self.epoch_step = 0
         self.failed_media: dict[str, str] = {}  # media path -> failure kind: files that failed at run time
         self.backend = build_backend(spec, self.modules, self.optimizer, run, topology)
-        self.wrapped = self.modules if spec.backend == "deepspeed" else self._distributed(self.modules)
-
-    def _distributed(self, model: nn.Module) -> nn.Module:
-        if not self.topology.distributed:
-            return model
-        device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
+        self.wrapped = self.modules if spec.backend == "deepspeed" else wrap_distributed(self.modules, topology, self.device)
 
     # -- state ------------------------------------------------------------------------------------
     def state(self, local: bool = False) -> dict:
@@ -348,18 +359,17 @@ class Trainer:
     def train_step(self, batch: dict) -> dict:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             loss, components = self.wrapped(batch)
-        if not torch.isfinite(loss):
+        scalars = host_scalars({"loss": loss, **components})
+        if not math.isfinite(scalars["loss"]):
             path = self.save_state(f"nonfinite-step{self.step + 1}-rank{self.topology.rank}.pt", local=True)
-            value = float(loss.detach())
-            raise TrainingError(f"{self.run.id}: loss is {value} at step {self.step + 1}; the state is saved in {path}")
+            raise TrainingError(f"{self.run.id}: loss is {scalars['loss']} at step {self.step + 1}; the state is saved in {path}")
         self.backend.backward(loss)
         norms = grad_norms(self.model, GRADIENT_GROUPS, self.backend.full_grad)  # before clipping: what the supp figures plot
         self.backend.step()
         self.scheduler.step_update(self.step + 1)
         tokens = self.objective.tokens_in(batch)
         return {
-            "loss": float(loss.detach()),
-            **components,
+            **scalars,
             "lr": max(group["lr"] for group in self.optimizer.param_groups),
             "grad_norm": norms,
             "tokens": tokens,

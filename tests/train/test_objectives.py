@@ -1,4 +1,8 @@
-"""Flux-UMT as InternVideo2 distils: teacher layers, MLP decoders, the student's distillation position embedding."""
+"""Flux-UMT as InternVideo2 distils: teacher layers, MLP decoders, the student's distillation position embedding;
+and what every objective leaves on the device."""
+
+import contextlib
+import dataclasses
 
 import pytest
 import torch
@@ -6,8 +10,11 @@ import torch
 from flux.data.sampling import FlexibleSpec
 from flux.models.fluxvit import DistillHeads, build_model
 from flux.models.heads import MLPDecoder
-from flux.train.objectives import Distillation
+from flux.models.text import build_text_encoder
+from flux.train.objectives import Classification, Distillation, VideoTextContrastive
+from flux.train.optim import grad_norms
 from flux.train.runs import OptimSettings, ResolvedRun, RunInput, teacher_layers
+from flux.train.trainer import host_scalars
 
 
 def test_teacher_layers_as_internvideo2_by_hand():
@@ -69,3 +76,96 @@ def test_a_distillation_step_trains_the_position_embedding_and_decoders():
     assert student.clip_pos_embed.grad is not None and student.clip_pos_embed.grad.abs().sum() > 0
     assert all(p.grad is not None for p in student.clip_decoder.parameters())
     assert all(p.grad is None for p in teacher.parameters())
+
+
+HOST_READS = ("__float__", "__int__", "__bool__", "item", "tolist")
+
+
+@contextlib.contextmanager
+def no_host_reads(monkeypatch, allowed: int = 0):
+    """Every way Python code reads a tensor's value on the host raises (on a GPU each would wait for the device),
+    but for `allowed` calls of `tolist` (one transfer of many values); yields the list of those calls."""
+    transfers = []
+
+    def refuse(name):
+        def read(*args, **kwargs):
+            raise AssertionError(f"Tensor.{name} read a value on the host")
+
+        return read
+
+    original = torch.Tensor.tolist
+
+    def tolist(tensor):
+        transfers.append(tensor.shape)
+        if len(transfers) > allowed:
+            raise AssertionError("Tensor.tolist read values on the host once more than allowed")
+        return original(tensor)
+
+    with monkeypatch.context() as patch:
+        for name in HOST_READS:
+            patch.setattr(torch.Tensor, name, refuse(name))
+        patch.setattr(torch.Tensor, "tolist", tolist)
+        yield transfers
+
+
+def _run(stage: str, **fields) -> ResolvedRun:
+    spec = FlexibleSpec((4,), (56,), 32, 64, 14)
+    base = ResolvedRun(
+        id=stage, stage=stage, model="fluxvit_tiny", model_options={}, parent=None, datasets=("d",),
+        input=RunInput("flexible", spec), optim=OptimSettings(lr=1e-3, weight_decay=0.05), batch_size=2,
+        num_heads=3, teacher_layer_interval=1.0,
+    )  # fmt: skip
+    return dataclasses.replace(base, **fields)
+
+
+def _objectives():
+    teacher = build_model("internvideo2_tiny", num_classes=0)
+    distilling = build_model(
+        "fluxvit_tiny", num_classes=0, distill=DistillHeads(2, teacher.size.embed_dim, teacher.size.clip_dim)
+    )
+    umt = _run("umt", budgets=(48, 32), teacher_budget=48, distill_layers=2, heads=(0, 1))
+    text = build_text_encoder(
+        "tiny", corpus=["a red circle moves", "a blue square stays"], embed_dim=32, num_heads=2, depth=1, seed=0
+    )
+    multi = _run(
+        "finetune", method="multi", align=True, budgets=(48, 32, 16), heads=(0, 1, 2),
+        augment={"mixup": 0.8, "cutmix": 1.0, "label_smoothing": 0.1},
+    )  # fmt: skip
+    video, labels = torch.randn(2, 3, 4, 56, 56), torch.tensor([1, 3])
+    return {
+        "flux_multi": (Classification(multi, 5), build_model("fluxvit_tiny", num_classes=5), {"video": video, "label": labels}),
+        "flux_umt": (Distillation(umt, teacher), distilling, {"video": video}),
+        "flux_clip": (
+            VideoTextContrastive(_run("clip", budgets=(32,), heads=(1,)), text, train_text=True),
+            build_model("fluxvit_tiny", num_classes=0, text_dim=32),
+            {"video": video, "text": ["a red circle moves", "a blue square stays"]},
+        ),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["flux_multi", "flux_umt", "flux_clip"])
+def test_objectives_and_gradient_norms_read_nothing_back_from_the_device(monkeypatch, name):
+    """The trainer reads a step's loss, components and gradient norms in one transfer (flux.train.trainer.host_scalars
+    and grad_norms' stack): the objectives themselves keep everything on the device."""
+    torch.manual_seed(0)
+    objective, model, batch = _objectives()[name]
+    objective.setup(model)
+    with no_host_reads(monkeypatch):
+        loss, components = objective(model, batch)
+        loss.backward()
+    assert components and all(
+        torch.is_tensor(value) and value.dim() == 0 and not value.requires_grad for value in components.values()
+    )
+    assert torch.isfinite(loss)
+    with no_host_reads(monkeypatch, allowed=1) as transfers:
+        norms = grad_norms(model, {"blocks": ("blocks.",)})
+    assert len(transfers) == 1
+    squares = [float(p.grad.float().pow(2).sum()) for _, p in model.named_parameters() if p.grad is not None]
+    assert norms["total"] == pytest.approx(sum(squares) ** 0.5, rel=1e-12)
+
+
+def test_host_scalars_reads_a_steps_values_in_one_transfer_and_keeps_their_order(monkeypatch):
+    values = {"loss": torch.tensor(1.5), "ce_48": torch.tensor(0.25, dtype=torch.bfloat16), "align_0": torch.tensor([0.125])}
+    with no_host_reads(monkeypatch, allowed=1) as transfers:
+        read = host_scalars(values)
+    assert list(read.items()) == [("loss", 1.5), ("ce_48", 0.25), ("align_0", 0.125)] and len(transfers) == 1
