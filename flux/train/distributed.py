@@ -56,6 +56,10 @@ def device_for(topology: Topology) -> torch.device:
     return torch.device("cpu")
 
 
+def process_group_backend(device: torch.device) -> str:
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
 def init_process_group(topology: Topology, device: torch.device) -> None:
     """nccl on GPUs, gloo on CPU; MASTER_ADDR/PORT come from torchrun (or the SLURM launcher script)."""
     if not topology.distributed or torch.distributed.is_initialized():
@@ -63,7 +67,7 @@ def init_process_group(topology: Topology, device: torch.device) -> None:
     missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
     if missing:
         raise ConfigError(f"distributed run without {missing}: launch with torchrun, or export them in the SLURM script")
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend = process_group_backend(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.distributed.init_process_group(backend=backend, rank=topology.rank, world_size=topology.world_size)

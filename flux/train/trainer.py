@@ -139,10 +139,10 @@ def build_backend(spec: TrainSpec, modules: nn.Module, optimizer: torch.optim.Op
     return TorchBackend(modules, optimizer, run.optim.clip_grad)
 
 
-def wrap_distributed(modules: nn.Module, topology: Topology, device: torch.device) -> nn.Module:
+def wrap_distributed(modules: nn.Module, device: torch.device, distributed: bool) -> nn.Module:
     """DDP around the trained modules in a distributed run (the plain backend; DeepSpeed reduces by itself).
     Unused parameters are searched for: a step trains only the heads of its budgets."""
-    if not topology.distributed:
+    if not distributed:
         return modules
     device_ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(modules, device_ids=device_ids, find_unused_parameters=True)
@@ -199,7 +199,9 @@ class Trainer:
         self.epoch_step = 0
         self.failed_media: dict[str, str] = {}  # media path -> failure kind: files that failed at run time
         self.backend = build_backend(spec, self.modules, self.optimizer, run, topology)
-        self.wrapped = self.modules if spec.backend == "deepspeed" else wrap_distributed(self.modules, topology, self.device)
+        self.wrapped = (
+            self.modules if spec.backend == "deepspeed" else wrap_distributed(self.modules, self.device, topology.distributed)
+        )
 
     # -- state ------------------------------------------------------------------------------------
     def state(self, local: bool = False) -> dict:
