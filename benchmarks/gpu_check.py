@@ -59,6 +59,7 @@ from released_evaluation import BUDGET, FRAMES, HEAD, K400_VAL_VIDEOS, SIZE, VIE
 PARTS = ("peak", "train", "precision", "placement", "eval", "ddp", "deepspeed", "compile")
 LOSS_TOLERANCE = 1e-2  # relative, Flux-Single loss, bf16 autocast vs fp32
 LOGIT_TOLERANCE = 5e-2  # relative L2 of eval-mode logits, bf16 autocast vs fp32
+TRAIN_BATCH_STEP = 2  # mixup pairs the clips of a batch (flux.train.optim.VideoMixup): training batches are even
 EXPECTED_TRAINER_SYNCS = 2  # flux.train.trainer.host_scalars and flux.train.optim.grad_norms
 
 # Sizes: the paper's, and the CPU test's (the embedded default's FluxViT-B stand-in at 56 px).
@@ -266,16 +267,17 @@ def free_memory(device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def halving_on_oom(attempt, size: int, device) -> tuple:
-    """attempt(size)'s results and the size that fitted: a batch that runs out of device memory is halved."""
+def halving_on_oom(attempt, size: int, device, step: int = 1) -> tuple:
+    """attempt(size)'s results and the size that fitted: a batch that runs out of device memory is halved,
+    staying a multiple of `step`."""
     while True:
         free_memory(device)
         try:
             return *attempt(size), size
         except RuntimeError as error:
-            if not out_of_memory(error) or size == 1:
+            if not out_of_memory(error) or size <= step:
                 raise
-            size //= 2
+            size = max(step, size // 2 // step * step)
 
 
 def peak_memory_gib(device) -> float | None:
@@ -305,7 +307,7 @@ def train_setting(check: Check, name: str, batch_size: int, peak: float | None) 
         batch = check.batch(frames, size, seed=1)
         return trainer, *timed(lambda: trainer.train_step(batch), check.device, check.plan["warmup"], check.plan["repeats"])
 
-    trainer, seconds, records, batch_size = halving_on_oom(attempt, batch_size, check.device)
+    trainer, seconds, records, batch_size = halving_on_oom(attempt, batch_size, check.device, step=TRAIN_BATCH_STEP)
     step = statistics.median(seconds)
     macs = check.forward_macs(run, frames)
     result = {
@@ -337,7 +339,7 @@ def profile_step(check: Check) -> list[dict]:
 
     run, frames = check.setting("multi")
     trainer = check.trainer(run)
-    batch = check.batch(frames, max(1, check.plan["batch"]["multi"] // 2), seed=1)
+    batch = check.batch(frames, TRAIN_BATCH_STEP, seed=1)
     trainer.train_step(batch)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if check.device.type == "cuda" else [])
     with profile(activities=activities) as profiler:
@@ -395,7 +397,7 @@ def part_placement(check: Check, report: dict) -> dict:
 
     run, frames = check.setting("multi")
     trainer = check.trainer(run)
-    batch = check.batch(frames, 1, seed=4)
+    batch = check.batch(frames, TRAIN_BATCH_STEP, seed=4)
     trainer.train_step(batch)
     with counted_syncs(check.device) as trainer_syncs:
         trainer.train_step(batch)

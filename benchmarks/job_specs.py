@@ -4,7 +4,7 @@
     python benchmarks/job_specs.py --config config/config.yaml --config mine.yaml
 
 For each configuration, the job spec (flux.jobs.job_spec: everything a job computes from) of every training run,
-every (run, protocol) evaluation, every dataset's index and every table, minus the tables' configuration digest
+every (run, protocol) evaluation, every dataset's index, every table and every figure, minus the tables' and figures' configuration digest
 (provenance), is hashed into one sha256, printed per configuration. Run it before and after a change: equal
 fingerprints mean every job would compute the same thing, without running any. It does not see code inside the
 jobs: build the embedded default and compare with benchmarks/compare_results.py for that.
@@ -35,10 +35,11 @@ def fingerprint(files: list[str]) -> str:
                 specs[f"evaluate/{run}/{protocol}"] = str(error)
     for dataset in config.used_datasets():
         specs[f"index/{dataset}"] = job_spec(config, "index", dataset)
-    for table in config.tables:
-        spec = job_spec(config, "table", table)
-        spec.pop("config_digest", None)
-        specs[f"table/{table}"] = spec
+    for verb, names in (("table", config.tables), ("figure", config.figures)):
+        for name in names:
+            spec = job_spec(config, verb, name)
+            spec.pop("config_digest", None)
+            specs[f"{verb}/{name}"] = spec
     return hashlib.sha256(json.dumps(specs, sort_keys=True, default=str).encode()).hexdigest()
 
 

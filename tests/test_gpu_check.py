@@ -71,3 +71,18 @@ def test_the_check_runs_every_part_at_cpu_size(tmp_path):
     assert parts["compile"]["speedup"] > 0 and parts["eval"]["videos_per_s"] > 0
     table = (out / "gpu_check.md").read_text()
     assert all(f"| {name} |" in table for name in parts)
+
+
+def test_a_batch_that_does_not_fit_is_halved_and_stays_even():
+    gpu_check = load_script()
+    tried = []
+
+    def attempt(size):
+        tried.append(size)
+        if size > 4:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return ("ran",)
+
+    assert gpu_check.halving_on_oom(attempt, 12, torch.device("cpu"), step=2) == ("ran", 2) and tried == [12, 6, 2]
+    with pytest.raises(RuntimeError, match="shape"):
+        gpu_check.halving_on_oom(lambda size: (_ for _ in ()).throw(RuntimeError("shape mismatch")), 8, torch.device("cpu"))
