@@ -4,8 +4,9 @@
     python benchmarks/job_specs.py --config config/config.yaml --config mine.yaml
 
 For each configuration, the job spec (flux.jobs.job_spec: everything a job computes from) of every training run,
-every (run, protocol) evaluation, every dataset's index, every table and every figure, minus the tables' and figures' configuration digest
-(provenance), is hashed into one sha256, printed per configuration. Run it before and after a change: equal
+every (run, protocol) evaluation, every dataset's index, every table and every figure, minus the tables' and
+figures' configuration digest (provenance), is hashed into one sha256, printed per configuration. Run it before
+and after a change: equal
 fingerprints mean every job would compute the same thing, without running any. It does not see code inside the
 jobs: build the embedded default and compare with benchmarks/compare_results.py for that.
 """
