@@ -19,7 +19,7 @@ from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
 from flux.eval.spec import EvaluateSpec
 from flux.models.import_spec import ImportSpec
-from flux.tables.job_spec import DocumentJob, PdfJob
+from flux.tables.job_spec import DocumentJob, FigureJob, PdfJob, table_job
 from flux.train.inheritance import heads_record, parent_plan, trained_heads
 from flux.train.spec import TrainSpec
 from flux.verbs import resolve
@@ -246,16 +246,29 @@ def table_evaluations(config: Config, table: str) -> list[tuple[str, str]]:
 
 
 def table_spec(config: Config, table: str) -> dict[str, Any]:
+    """The spec of a table, in the shape of its typed spec (flux.tables.job_spec, checked when the workflow plans)."""
+    return table_job(table_fields(config, table)).to_dict()
+
+
+def table_fields(config: Config, table: str) -> dict[str, Any]:
+    """What a table's spec holds, as its builder writes it (the typed spec keeps its keys and their order)."""
     if table == "recipe":
-        return recipe_table_spec(config)
-    if table == "checkpoints":
-        return checkpoints_table_spec(config)
-    if table in config.table_document["tables"]:
-        return cells_table_spec(config, table)
-    if table in SETTINGS_TABLES:
-        return settings_table_spec(config, table)
-    if table != "supp_table8":
+        spec = recipe_table_spec(config)
+    elif table == "checkpoints":
+        spec = checkpoints_table_spec(config)
+    elif table in config.table_document["tables"]:
+        spec = cells_table_spec(config, table)
+    elif table in SETTINGS_TABLES:
+        spec = settings_table_spec(config, table)
+    elif table == "supp_table8":
+        spec = table8_spec(config)
+    else:
         raise ConfigError(f"`flux table {table}`: unknown table; define it in config/tables.yaml")
+    return spec
+
+
+def table8_spec(config: Config) -> dict[str, Any]:
+    table = "supp_table8"
     rows = [
         {"role": role, "dataset": config.roles[role], "manifest": str(config.manifest_path(config.roles[role]))}
         for role in TABLE8_ROLES
@@ -406,6 +419,11 @@ def document_spec(config: Config, target: str) -> dict[str, Any]:
 
 
 def figure_spec(config: Config, name: str) -> dict[str, Any]:
+    """The spec of a figure, in the shape of its typed spec (flux.tables.job_spec.FigureJob)."""
+    return FigureJob.from_dict(figure_fields(config, name)).to_dict()
+
+
+def figure_fields(config: Config, name: str) -> dict[str, Any]:
     figures = config.table_document.get("figures", {})
     if name not in figures:
         raise ConfigError(f"`flux figure {name}`: unknown figure; known: {', '.join(figures)}")
@@ -436,10 +454,10 @@ def figure_spec(config: Config, name: str) -> dict[str, Any]:
 
 
 def figure_inputs(config: Config, name: str) -> list[str]:
-    spec = figure_spec(config, name)
-    if spec["kind"] == "accuracy_vs_gflops":
-        return [path for panel in spec["panels"] for path in panel["metrics"].values()]
-    return [path for files in spec["runs"].values() for path in files.values()]
+    spec = FigureJob.from_dict(figure_fields(config, name))
+    if spec.kind == "accuracy_vs_gflops":
+        return [path for panel in spec.panels for path in panel["metrics"].values()]
+    return [path for files in spec.runs.values() for path in files.values()]
 
 
 def pdf_spec(config: Config, target: str) -> dict[str, Any]:

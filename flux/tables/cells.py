@@ -24,6 +24,7 @@ from typing import Any
 
 from flux.config import load_paper_numbers
 from flux.errors import ConfigError, FluxError
+from flux.tables.job_spec import CellsJob
 from flux.tables.layout import Column, Row, cell_key, column_name, columns_of, fill, row_name, row_runs, rows_of
 
 logger = logging.getLogger(__name__)
@@ -236,33 +237,33 @@ def label_variables(store: MetricsStore, row: Row, columns: list[Column], facts:
     return variables
 
 
-def build(job: dict[str, Any]) -> dict[str, Any]:
+def build(job: CellsJob) -> dict[str, Any]:
     """The table as data: header, rows of label strings and cells, footnotes."""
-    table, layout = job["table"], job["layout"]
-    paper = load_paper_numbers(Path(job["paper_numbers"]), table)
+    table, layout = job.table, job.layout
+    paper = load_paper_numbers(Path(job.paper_numbers), table)
     if "tolerance" not in paper:
-        raise ConfigError(f"{job['paper_numbers']}: {table} needs `tolerance` (allowed |ours - paper| in points)")
+        raise ConfigError(f"{job.paper_numbers}: {table} needs `tolerance` (allowed |ours - paper| in points)")
     tolerance = float(paper["tolerance"])
     columns = columns_of(table, layout)
     all_rows = rows_of(table, layout)
-    untrained = set(job["untrained"])
+    untrained = set(job.untrained)
     skipped = [row.id for row in all_rows if any(run in untrained for runs in row.runs.values() for run in runs)]
     rows = [row for row in all_rows if row.id not in skipped]
-    store = MetricsStore(job["metrics"], job["keys"])
+    store = MetricsStore(job.metrics, job.keys)
     values = paper.get("values", {})
     unknown = sorted(set(values) - {row.id for row in all_rows})
     if unknown:
-        raise ConfigError(f"{job['paper_numbers']}: {table}.values has rows {unknown} that the table does not have")
+        raise ConfigError(f"{job.paper_numbers}: {table}.values has rows {unknown} that the table does not have")
     grid: dict[str, list[Cell]] = {}
     for row in rows:
         reference = values.get(row.id)
         if reference is None:
             raise ConfigError(
-                f"{job['paper_numbers']}: {table}.values lacks row '{row.id}' (a list of {len(columns)} numbers or null)"
+                f"{job.paper_numbers}: {table}.values lacks row '{row.id}' (a list of {len(columns)} numbers or null)"
             )
         if len(reference) != len(columns):
             raise ConfigError(
-                f"{job['paper_numbers']}: {table}.values.{row.id} has {len(reference)} entries for {len(columns)} columns "
+                f"{job.paper_numbers}: {table}.values.{row.id} has {len(reference)} entries for {len(columns)} columns "
                 f"({', '.join(column.id for column in columns)})"
             )
         cells = []
@@ -293,7 +294,7 @@ def build(job: dict[str, Any]) -> dict[str, Any]:
                 ours = [cell.ours for cell, other in zip(grid[row.id], columns) if not other.summary and cell.ours is not None]
                 grid[row.id][index].ours = reduce(ours, column.summary)
     checks = summary_mismatches(rows, columns, values) + cross_check_mismatches(
-        Path(job["paper_numbers"]), table, paper, rows, columns
+        Path(job.paper_numbers), table, paper, rows, columns
     )
     row_notes: dict[str, list[str]] = {}
     for row in rows:
@@ -303,7 +304,7 @@ def build(job: dict[str, Any]) -> dict[str, Any]:
                 names.append(row_name(row))
     rendered_rows = []
     for row in rows:
-        variables = label_variables(store, row, columns, job["run_facts"]) if not row.paper_only else dict(row.variables)
+        variables = label_variables(store, row, columns, job.run_facts) if not row.paper_only else dict(row.variables)
         labels = [fill(label, variables, f"{table} row {row.id}") for label in row.labels]
         rendered_rows.append(
             {"id": row.id, "source": row.source, "labels": labels, "paper_only": row.paper_only, "cells": grid[row.id]}

@@ -8,12 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flux.errors import FluxError
 from flux.provenance import latex_comment, provenance
+from flux.tables.job_spec import CheckpointsJob
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 
 COLUMNS = (
@@ -42,12 +42,12 @@ def _views(frames: int, clips: int, crops: int) -> str:
     return f"{frames}x{crops}x{clips}"
 
 
-def rows(job: Mapping[str, Any]) -> list[dict[str, Any]]:
+def rows(job: CheckpointsJob) -> list[dict[str, Any]]:
     table = []
-    for checkpoint in job["checkpoints"]:
-        published = {(number["protocol"], number["setting"]): number for number in checkpoint["published"]}
-        for evaluation in checkpoint["evaluations"]:
-            path = Path(evaluation["metrics"])
+    for checkpoint in job.checkpoints:
+        published = {(number["protocol"], number["setting"]): number for number in checkpoint.published}
+        for evaluation in checkpoint.evaluations:
+            path = Path(evaluation.metrics)
             if not path.is_file():
                 raise FluxError(f"{path} does not exist; build it first (snakemake {path})")
             record = json.loads(path.read_text())
@@ -56,16 +56,16 @@ def rows(job: Mapping[str, Any]) -> list[dict[str, Any]]:
                 raise FluxError(f"{path}: the checkpoints table reads single-dataset protocols; this one has {len(more) + 1}")
             clips, crops = record["views"]
             for setting, result in results.items():
-                number = published.get((evaluation["protocol"], setting))
+                number = published.get((evaluation.protocol, setting))
                 ours = result.get(number["metric"]) if number else None
                 frames = int(setting.split("x", 1)[0]) if not setting.startswith("to@") else result["input"][0]
                 table.append(
                     {
-                        "checkpoint": checkpoint["name"],
-                        "model": checkpoint["title"],
+                        "checkpoint": checkpoint.name,
+                        "model": checkpoint.title,
                         "dataset": record["datasets"][role]["dataset"],
                         "split": record["datasets"][role]["split"],
-                        "protocol": evaluation["protocol"],
+                        "protocol": evaluation.protocol,
                         "setting": setting,
                         "views": _views(frames, clips, crops),
                         "tokens": result["budget"],
@@ -87,7 +87,7 @@ def _number(value: Any, digits: int = 1) -> str:
     return "--" if value is None else f"{value:.{digits}f}"
 
 
-def render(job: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def render(job: CheckpointsJob) -> tuple[str, dict[str, Any]]:
     table = rows(job)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(COLUMNS), lineterminator="\n")
@@ -111,11 +111,11 @@ def render(job: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
             delta,
         ]
         body.append(" & ".join(cells) + " \\\\")
-    record = provenance(job["config_digest"])
+    record = provenance(job.config_digest)
     sources = sorted({row["published_source"] for row in table if row["published_source"]})
     caption = (
         "Released checkpoints evaluated by this pipeline beside their published top-1; views are frames x crops x "
-        f"clips, GFLOPs per view. {SCALE_NOTE[job['scale']].capitalize()}."
+        f"clips, GFLOPs per view. {SCALE_NOTE[job.scale].capitalize()}."
     )
     tex = (
         environment()
@@ -128,4 +128,4 @@ def render(job: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         )
     )
     files = {".csv": text.getvalue()}
-    return tex, {"table": "checkpoints", "scale": job["scale"], "rows": table, "provenance": record, "files": files}
+    return tex, {"table": "checkpoints", "scale": job.scale, "rows": table, "provenance": record, "files": files}

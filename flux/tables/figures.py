@@ -18,6 +18,7 @@ from flux.errors import FluxError
 from flux.eval.protocols import setting_key, unmasked_frames
 from flux.io import atomic_path
 from flux.tables.cells import dig
+from flux.tables.job_spec import FigureJob
 
 logger = logging.getLogger(__name__)
 
@@ -32,22 +33,22 @@ def read_log(path: str) -> list[dict[str, Any]]:
     return records
 
 
-def _grad_norms(axes, spec: dict[str, Any]) -> None:
-    for label, files in spec["runs"].items():
+def _grad_norms(axes, spec: FigureJob) -> None:
+    for label, files in spec.runs.items():
         records = read_log(files["log"])
         steps = [record["step"] for record in records]
-        for group in spec["groups"]:
+        for group in spec.groups:
             values = [record["grad_norm"].get(group) for record in records]
             if any(value is None for value in values):
                 raise FluxError(f"{files['log']}: gradient norms lack the module group '{group}'")
-            axes.plot(steps, values, marker="o", label=f"{group}" if len(spec["runs"]) == 1 else f"{label}: {group}")
+            axes.plot(steps, values, marker="o", label=f"{group}" if len(spec.runs) == 1 else f"{label}: {group}")
     axes.set_xlabel("step")
     axes.set_ylabel("gradient L2 norm")
     axes.set_yscale("log")
 
 
-def _convergence(axes, spec: dict[str, Any]) -> None:
-    for label, files in spec["runs"].items():
+def _convergence(axes, spec: FigureJob) -> None:
+    for label, files in spec.runs.items():
         records = read_log(files["log"])
         summary = json.loads(Path(files["summary"]).read_text(encoding="utf-8"))
         validation = summary.get("validation") or {}
@@ -57,18 +58,18 @@ def _convergence(axes, spec: dict[str, Any]) -> None:
     axes.set_ylabel("training loss")
 
 
-def _total_grad_norm(axes, spec: dict[str, Any]) -> None:
-    for label, files in spec["runs"].items():
+def _total_grad_norm(axes, spec: FigureJob) -> None:
+    for label, files in spec.runs.items():
         records = read_log(files["log"])
         axes.plot([r["step"] for r in records], [r["grad_norm"]["total"] for r in records], marker="o", label=label)
     axes.set_xlabel("step")
     axes.set_ylabel("overall gradient L2 norm")
 
 
-def _accuracy_vs_gflops(figure, spec: dict[str, Any]) -> None:
+def _accuracy_vs_gflops(figure, spec: FigureJob) -> None:
     from matplotlib import ticker
 
-    panels = spec["panels"]
+    panels = spec.panels
     for index, panel in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), index + 1)
         for label, path in panel["metrics"].items():
@@ -95,25 +96,29 @@ def _accuracy_vs_gflops(figure, spec: dict[str, Any]) -> None:
         axes.legend(fontsize=7)
 
 
-def run(spec: dict[str, Any]) -> None:
+LOG_FIGURES = {"grad_norms": _grad_norms, "convergence": _convergence, "total_grad_norm": _total_grad_norm}
+
+
+def run(job: dict[str, Any]) -> None:
     """`flux figure`: one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure = pyplot.figure(figsize=(9, 4) if spec["kind"] == "accuracy_vs_gflops" else (6, 4), dpi=120)
-    if spec["kind"] == "accuracy_vs_gflops":
+    spec = FigureJob.from_dict(job)
+    figure = pyplot.figure(figsize=(9, 4) if spec.kind == "accuracy_vs_gflops" else (6, 4), dpi=120)
+    if spec.kind == "accuracy_vs_gflops":
         _accuracy_vs_gflops(figure, spec)
     else:
-        if not spec["runs"]:
-            raise FluxError(f"{spec['figure']}: none of its runs is trained in this configuration (training.runs)")
+        if not spec.runs:
+            raise FluxError(f"{spec.figure}: none of its runs is trained in this configuration (training.runs)")
         axes = figure.add_subplot(1, 1, 1)
-        {"grad_norms": _grad_norms, "convergence": _convergence, "total_grad_norm": _total_grad_norm}[spec["kind"]](axes, spec)
+        LOG_FIGURES[spec.kind](axes, spec)
         axes.legend(fontsize=7)
-    figure.suptitle(f"{spec['figure']} ({spec['scale']} scale)", fontsize=10)
+    figure.suptitle(f"{spec.figure} ({spec.scale} scale)", fontsize=10)
     figure.tight_layout()
-    out = Path(spec["out"])
+    out = Path(spec.out)
     with atomic_path(out) as temporary:
         figure.savefig(temporary, format="png")
     pyplot.close(figure)

@@ -20,6 +20,7 @@ from typing import Any
 
 from flux.errors import ConfigError
 from flux.provenance import latex_comment, provenance
+from flux.tables.job_spec import RecipeJob
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 from flux.train.runs import teacher_layers
 from flux.yamlfiles import read_yaml_file
@@ -129,16 +130,16 @@ def reference_of(run_id: str, chain: list[str], document: Mapping[str, Any]) -> 
     return merged
 
 
-def rows(job: Mapping[str, Any]) -> list[dict[str, Any]]:
+def rows(job: RecipeJob) -> list[dict[str, Any]]:
     """One row per (run, parameter): the three values, whether ours differs, and why."""
-    document = read_yaml_file(Path(job["reference"]))
-    unknown = sorted(set(document.get("runs", {})) - set(job["runs"]))
+    document = read_yaml_file(Path(job.reference))
+    unknown = sorted(set(document.get("runs", {})) - set(job.runs))
     if unknown:
-        raise ConfigError(f"{job['reference']}: runs {unknown} are not runs of this configuration")
-    compared = job["scale"] == "paper"  # below paper scale ours are scaled or replaced: shown, not compared
+        raise ConfigError(f"{job.reference}: runs {unknown} are not runs of this configuration")
+    compared = job.scale == "paper"  # below paper scale ours are scaled or replaced: shown, not compared
     out, problems = [], []
-    for run_id, run in job["runs"].items():
-        reference = reference_of(run_id, job["chains"][run_id], document)
+    for run_id, run in job.runs.items():
+        reference = reference_of(run_id, job.chains[run_id], document)
         for parameter, (applies, read) in PARAMETERS.items():
             if not applies(run):
                 continue
@@ -151,7 +152,7 @@ def rows(job: Mapping[str, Any]) -> list[dict[str, Any]]:
                 if compared and value is not None and not same(ours, value)
             ]
             reason = entry.get("reason") if compared else None
-            where = f"{job['reference']}: run {run_id} ({' > '.join(job['chains'][run_id])}), {parameter}"
+            where = f"{job.reference}: run {run_id} ({' > '.join(job.chains[run_id])}), {parameter}"
             if differs and not reason:
                 problems.append(
                     f"{where}: ours {show(ours)} differs from the {' and '.join(differs)} value; give `ours` and a `reason`"
@@ -167,7 +168,7 @@ def rows(job: Mapping[str, Any]) -> list[dict[str, Any]]:
                 {
                     "run": run_id,
                     "stage": run["stage"],
-                    "recipe": job["chains"][run_id][-1] if job["chains"][run_id] else "",
+                    "recipe": job.chains[run_id][-1] if job.chains[run_id] else "",
                     "parameter": parameter,
                     "paper": show(paper),
                     "official": show(official),
@@ -182,7 +183,7 @@ def rows(job: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def render(job: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def render(job: RecipeJob) -> tuple[str, dict[str, Any]]:
     """LaTeX (one block per recipe: runs with equal values share a line) and, under `files`, the CSV of every
     run and parameter."""
     table = rows(job)
@@ -213,11 +214,11 @@ def render(job: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
             "\\scriptsize " + latex_escape(reason),
         ]
         body.append(" & ".join(cells) + " \\\\")
-    record = provenance(job["config_digest"])
+    record = provenance(job.config_digest)
     caption = (
         "Training recipes: the paper's settings tables, the official code's effective values and ours, run by run"
-        f". {SCALE_NOTE[job['scale']].capitalize()}"
-        + ("." if job["scale"] == "paper" else "; ours are this configuration's, not compared with the paper's.")
+        f". {SCALE_NOTE[job.scale].capitalize()}"
+        + ("." if job.scale == "paper" else "; ours are this configuration's, not compared with the paper's.")
     )
     tex = (
         environment()
@@ -227,13 +228,13 @@ def render(job: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
             caption=latex_escape(caption),
             body=body,
             sources=[f"[{number}] {latex_escape(source)}" for source, number in sources.items()],
-            excluded=latex_escape("; ".join(job.get("excluded", []))),
+            excluded=latex_escape("; ".join(job.excluded)),
         )
     )
     differences = sum(1 for row in table if row["differs_from"])
     data = {
         "table": "recipe",
-        "scale": job["scale"],
+        "scale": job.scale,
         "differences": differences,
         "rows": table,
         "provenance": record,

@@ -17,6 +17,7 @@ from flux.config import load_paper_numbers
 from flux.errors import ConfigError
 from flux.io import atomic_write_json, atomic_write_text
 from flux.provenance import latex_comment, provenance
+from flux.tables.job_spec import CellsJob, CheckpointsJob, RecipeJob, SettingsJob, Table8Job, table_job
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 
 logger = logging.getLogger(__name__)
@@ -146,11 +147,11 @@ def manifest_counts(manifest: Path, split: str = "train") -> dict[str, Any]:
     }
 
 
-def supp_table8(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    paper = load_paper_numbers(Path(job["paper_numbers"]), "supp_table8")
+def supp_table8(job: Table8Job) -> tuple[str, dict[str, Any]]:
+    paper = load_paper_numbers(Path(job.paper_numbers), "supp_table8")
     tolerance = float(paper["relative_tolerance"])
-    scale = job["scale"]
-    counts = {row["role"]: {**manifest_counts(Path(row["manifest"])), "dataset_id": row["dataset"]} for row in job["rows"]}
+    scale = job.scale
+    counts = {row.role: {**manifest_counts(Path(row.manifest)), "dataset_id": row.dataset} for row in job.rows}
 
     def render_row(key: str, media: int, texts: int, types: set[str], source: str) -> dict[str, Any]:
         reference = paper["rows"][key]
@@ -173,12 +174,12 @@ def supp_table8(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     rows = []
     for role, values in counts.items():
         rows.append(render_row(role, values["media"], values["texts"], {values["modality"]}, values["dataset_id"]))
-    for role in job["missing_roles"]:
+    for role in job.missing_roles:
         logger.warning("supp_table8: role %s is not bound in this configuration; its row is left out", role)
     n_datasets = len(rows)
-    for corpus, members in job["corpora"].items():
+    for corpus, members in job.corpora.items():
         if corpus not in paper["rows"]:
-            raise ConfigError(f"corpora.{corpus}: no paper numbers for it in {job['paper_numbers']}")
+            raise ConfigError(f"corpora.{corpus}: no paper numbers for it in {job.paper_numbers}")
         missing = [role for role in members if role not in counts]
         if missing:
             raise ConfigError(f"corpora.{corpus}: roles {missing} have no manifest among the Table 8 rows")
@@ -192,7 +193,7 @@ def supp_table8(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                 " + ".join(dict.fromkeys(members)),
             )
         )
-    checks = corpus_mismatches(paper["rows"], list(job["corpora"]), job["paper_numbers"])
+    checks = corpus_mismatches(paper["rows"], list(job.corpora), job.paper_numbers)
     sentences = [
         f"The paper prints {check['printed']} {COUNT_NAMES[check['field']]} for the {paper['rows'][check['row']]['dataset']}; "
         f"its members' printed counts ({' + '.join(f'{name} {count}' for name, count in check['members'].items())}) "
@@ -200,7 +201,7 @@ def supp_table8(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         for check in checks
     ]
     footnote = " ".join(latex_escape(text) for text in [*sentences, *paper.get("notes", [])])
-    record = provenance(job["config_digest"])
+    record = provenance(job.config_digest)
     caption = f"{paper['caption']}. {SCALE_NOTE[scale].capitalize()}."
     tex = (
         environment()
@@ -258,12 +259,12 @@ def _merged_labels(rows: list[dict[str, Any]], width: int) -> list[list[str]]:
     return out
 
 
-def cells_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def cells_table(job: CellsJob) -> tuple[str, dict[str, Any]]:
     from flux.tables.cells import build
 
     built = build(job)
-    scale, tolerance, columns, rows = job["scale"], built["tolerance"], built["columns"], built["rows"]
-    labels = job["layout"]["labels"]
+    scale, tolerance, columns, rows = job.scale, built["tolerance"], built["columns"], built["rows"]
+    labels = job.layout["labels"]
     width = len(labels)
     body, previous = [], None
     for row, label_cells in zip(rows, _merged_labels(rows, width)):
@@ -298,14 +299,14 @@ def cells_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     sentences = paper_check_sentences(built["paper_checks"])
     sentences += [f"{', '.join(names)}: {note}." for note, names in built["row_notes"].items()]
     sentences += [latex_escape(note) for note in built["notes"]]
-    record = provenance(job["config_digest"])
+    record = provenance(job.config_digest)
     caption = f"{built['caption']}. {SCALE_NOTE[scale].capitalize()}."
     tex = (
         environment()
         .get_template("cells.tex.j2")
         .render(
             provenance=latex_comment(record),
-            table=job["table"],
+            table=job.table,
             caption_comment=built["caption"],
             scale=scale,
             caption=latex_escape(caption),
@@ -339,7 +340,7 @@ def cells_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         for row in rows
     ]
     data = {
-        "table": job["table"],
+        "table": job.table,
         "scale": scale,
         "skipped": built["skipped"],
         "rows": data_rows,
@@ -349,35 +350,39 @@ def cells_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return tex, data
 
 
-def settings_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def settings_table(job: SettingsJob) -> tuple[str, dict[str, Any]]:
     from flux.tables.settings import render_settings
 
     return render_settings(job)
 
 
-def recipe_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def recipe_table(job: RecipeJob) -> tuple[str, dict[str, Any]]:
     from flux.tables.recipe import render
 
     return render(job)
 
 
-def checkpoints_table(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def checkpoints_table(job: CheckpointsJob) -> tuple[str, dict[str, Any]]:
     from flux.tables.checkpoints import render
 
     return render(job)
 
 
-def renderer(job: dict[str, Any]):
-    kind = job.get("kind", job["table"])
-    tables = {"supp_table8": supp_table8, "cells": cells_table, "settings": settings_table, "recipe": recipe_table}
-    return {**tables, "checkpoints": checkpoints_table}[kind]
+RENDERERS = {
+    Table8Job: supp_table8,
+    CellsJob: cells_table,
+    SettingsJob: settings_table,
+    RecipeJob: recipe_table,
+    CheckpointsJob: checkpoints_table,
+}
 
 
 def run(job: dict[str, Any]) -> None:
     """`flux table`: render one table to <out>.tex, with its numbers in <out>.json beside it (and the files a
     renderer adds under `files`, by suffix: the recipe and checkpoints tables' CSV)."""
-    tex, data = renderer(job)(job)
-    out = Path(job["out"])
+    spec = table_job(job)
+    tex, data = RENDERERS[type(spec)](spec)
+    out = Path(spec.out)
     for suffix, text in data.pop("files", {}).items():
         atomic_write_text(out.with_suffix(suffix), text)
     atomic_write_json(out.with_suffix(".json"), data)

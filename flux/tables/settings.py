@@ -10,6 +10,7 @@ from typing import Any
 
 from flux.config import load_paper_numbers
 from flux.provenance import latex_comment, provenance
+from flux.tables.job_spec import SettingsJob
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 
 
@@ -74,19 +75,19 @@ EXTRACTORS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
-def render_settings(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    table = job["table"]
-    paper = load_paper_numbers(Path(job["paper_numbers"]), table)
-    runs = job["runs"]
+def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
+    table = job.table
+    paper = load_paper_numbers(Path(job.paper_numbers), table)
+    runs = job.runs
     shown = [run for run in paper["columns"] if run in runs]
     rows = []
     for key, reference in paper["settings"].items():
         if key not in EXTRACTORS:
-            raise KeyError(f"{job['paper_numbers']}: {table}.settings.{key} has no extractor; known: {', '.join(EXTRACTORS)}")
+            raise KeyError(f"{job.paper_numbers}: {table}.settings.{key} has no extractor; known: {', '.join(EXTRACTORS)}")
         values = [EXTRACTORS[key](runs[run]) for run in shown]
         rows.append({"setting": key, "label": latex_escape(reference["label"]), "values": values, "paper": reference["paper"]})
-    record = provenance(job["config_digest"])
-    caption = f"{paper['caption']}. {SCALE_NOTE[job['scale']].capitalize()}."
+    record = provenance(job.config_digest)
+    caption = f"{paper['caption']}. {SCALE_NOTE[job.scale].capitalize()}."
     body = [
         " & ".join(
             [
@@ -104,7 +105,7 @@ def render_settings(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         .render(
             provenance=latex_comment(record),
             table=table,
-            scale=job["scale"],
+            scale=job.scale,
             caption=latex_escape(caption),
             column_spec="l" + "l" * len(shown) + "l",
             header=" & ".join(["config", *[latex_escape(run) for run in shown], "paper"]),
@@ -112,4 +113,4 @@ def render_settings(job: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             missing=latex_escape(", ".join(run for run in paper["columns"] if run not in runs)),
         )
     )
-    return tex, {"table": table, "scale": job["scale"], "columns": shown, "rows": rows, "provenance": record}
+    return tex, {"table": table, "scale": job.scale, "columns": shown, "rows": rows, "provenance": record}

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from flux.errors import ConfigError, FluxError
+from flux.tables.job_spec import CellsJob, SettingsJob
 from flux.tables.render import cells_table
 from tests.paths import REPO
 
@@ -46,6 +47,11 @@ PAPER = {
     "a.max": [83.9, 72.7, None],
     "b.8": [84.0, 80.0, 82.0],
 }
+
+
+def render_cells(job: dict):
+    """The grid renderer on a spec as flux.jobs writes it (JSON-ready), read back as the job reads it."""
+    return cells_table(CellsJob.from_dict(job))
 
 
 def write_job(
@@ -86,7 +92,7 @@ def cells_by_row(data: dict) -> dict:
 
 
 def test_cells_empties_summaries_and_seeds(tmp_path):
-    tex, data = cells_table(write_job(tmp_path))
+    tex, data = render_cells(write_job(tmp_path))
     cells = cells_by_row(data)
     assert cells["a.2"]["b2048"]["verdict"] == "empty" and cells["a.2"]["b512"]["ours"] == 40.0
     assert cells["a.2"]["avg"]["ours"] == 40.0  # the row mean skips the ∅ cell
@@ -103,7 +109,7 @@ def test_cells_empties_summaries_and_seeds(tmp_path):
 
 def test_paper_scale_verdicts_use_the_tolerance(tmp_path):
     results = {**RESULTS, "run_a": {"2x224@512": 69.8, "8x224@2048": 83.0, "8x224@512": 72.7}}
-    _, data = cells_table(write_job(tmp_path, results=results, scale="paper"))
+    _, data = render_cells(write_job(tmp_path, results=results, scale="paper"))
     cells = cells_by_row(data)
     assert cells["a.2"]["b512"]["verdict"] == "ok"  # |69.8 - 69.5| <= 0.5
     assert cells["a.8"]["b2048"]["verdict"] == "off"  # |83.0 - 83.9| > 0.5
@@ -113,9 +119,9 @@ def test_every_number_comes_from_its_metrics_file(tmp_path):
     """Perturb every metric: every data cell moves with it, and the new values are what the LaTeX shows."""
     (tmp_path / "x").mkdir()
     (tmp_path / "y").mkdir()
-    _, before = cells_table(write_job(tmp_path / "x"))
+    _, before = render_cells(write_job(tmp_path / "x"))
     shifted = {run: {key: value + 3.25 for key, value in values.items()} for run, values in RESULTS.items()}
-    tex, after = cells_table(write_job(tmp_path / "y", results=shifted))
+    tex, after = render_cells(write_job(tmp_path / "y", results=shifted))
     old, new = cells_by_row(before), cells_by_row(after)
     compared = 0
     for row, columns in new.items():
@@ -146,26 +152,26 @@ def test_templates_and_renderers_hold_no_numbers():
 def test_paper_numbers_must_match_the_columns(tmp_path):
     bad = {**PAPER, "a.8": [83.9, 72.7]}
     with pytest.raises(ConfigError, match=r"values.a.8 has 2 entries for 3 columns"):
-        cells_table(write_job(tmp_path, paper=bad))
+        render_cells(write_job(tmp_path, paper=bad))
     with pytest.raises(ConfigError, match="lacks row 'b.8'"):
-        cells_table(write_job(tmp_path, paper={k: v for k, v in PAPER.items() if k != "b.8"}))
+        render_cells(write_job(tmp_path, paper={k: v for k, v in PAPER.items() if k != "b.8"}))
 
 
 def test_a_paper_number_on_an_unevaluated_cell_is_an_error(tmp_path):
     bad = {**PAPER, "a.2": [70.1, 69.5, 69.5]}
     with pytest.raises(ConfigError, match="does not evaluate this cell"):
-        cells_table(write_job(tmp_path, paper=bad))
+        render_cells(write_job(tmp_path, paper=bad))
 
 
 def test_a_missing_result_names_the_file(tmp_path):
     job = write_job(tmp_path)
     job["keys"]["run_a"].append("2x224@2048")  # the protocol promises it, the file lacks it
     with pytest.raises(FluxError, match="run_a.json lacks result '2x224@2048'"):
-        cells_table(job)
+        render_cells(job)
 
 
 def test_rows_of_untrained_runs_are_left_out_and_named(tmp_path):
-    tex, data = cells_table(write_job(tmp_path, untrained=("run_b0", "run_b1")))
+    tex, data = render_cells(write_job(tmp_path, untrained=("run_b0", "run_b1")))
     assert data["skipped"] == ["b.8"] and "b.8" not in cells_by_row(data)
     assert "rows not trained in this configuration: b.8" in tex
 
@@ -194,7 +200,7 @@ def test_settings_tables_escape_what_they_name(tmp_path):
     from flux.tables.settings import render_settings
 
     config = load_config([REPO / "config" / "config.yaml"], {"training": {"runs": ["umt_s"]}})
-    tex, data = render_settings(settings_table_spec(config, "supp_table5"))
+    tex, data = render_settings(SettingsJob.from_dict(settings_table_spec(config, "supp_table5")))
     assert data["columns"] == ["umt_s"] and r"in this configuration: umt\_b." in tex
     assert r"umt\_s" in tex and "0.05" in tex
 
@@ -224,7 +230,7 @@ CHECKED = {  # PAPER with hand-planted inconsistencies; the comments give the re
 
 
 def test_summaries_the_paper_misprints_are_footnoted(tmp_path):
-    tex, data = cells_table(write_job(tmp_path, paper=CHECKED))
+    tex, data = render_cells(write_job(tmp_path, paper=CHECKED))
     found = [(c["row"], c["column"], c["printed"], c["other"], c["source"]) for c in data["paper_checks"]]
     assert found == [
         ("a.mean", "b512", 71.3, pytest.approx(71.05), "summary"),
@@ -273,7 +279,7 @@ def test_cells_another_table_prints_differently_are_footnoted(tmp_path):
     (tmp_path / "all").mkdir()
     (tmp_path / "some").mkdir()
     job = write_job(tmp_path / "all", entry={"cross_check": CROSS}, others=OTHER)
-    tex, data = cells_table(job)
+    tex, data = render_cells(job)
     crossed = [(c["row"], c["column"], c["printed"], c["other"]) for c in data["paper_checks"] if c["source"] == "supp_table3"]
     assert crossed == [("a.8", "b512", 72.7, 72.0), ("b.8", "b512", 80.0, 80.5)]
     assert (
@@ -281,7 +287,7 @@ def test_cells_another_table_prints_differently_are_footnoted(tmp_path):
         "Seeds, 8 / 512: 80.0 here, 80.5 there." in tex
     )
     # a row left out (its runs are not trained) is not footnoted
-    _, data = cells_table(
+    _, data = render_cells(
         write_job(tmp_path / "some", entry={"cross_check": CROSS}, others=OTHER, untrained=("run_b0", "run_b1"))
     )
     assert [(c["row"], c["source"]) for c in data["paper_checks"]] == [("a.8", "summary"), ("a.8", "supp_table3")]
@@ -299,13 +305,13 @@ def test_a_cross_check_must_be_declared_and_fit(tmp_path):
     (tmp_path / "d").mkdir()
     undeclared = {"supp_table3": {**OTHER["supp_table3"], "cross_check": {"table": "main_table2"}}}
     with pytest.raises(ConfigError, match="supp_table3.cross_check must declare them"):
-        cells_table(write_job(tmp_path / "a", entry={"cross_check": {"table": "supp_table3"}}, others=undeclared))
+        render_cells(write_job(tmp_path / "a", entry={"cross_check": {"table": "supp_table3"}}, others=undeclared))
     with pytest.raises(ConfigError, match="main_table1.cross_check.columns has 2 entries, but main_table1.values.a.8 has 3"):
-        cells_table(write_job(tmp_path / "b", entry={"cross_check": {**CROSS, "columns": [0, 1]}}, others=OTHER))
+        render_cells(write_job(tmp_path / "b", entry={"cross_check": {**CROSS, "columns": [0, 1]}}, others=OTHER))
     with pytest.raises(ConfigError, match="names supp_table3 row 'z' column position 0"):
-        cells_table(write_job(tmp_path / "c", entry={"cross_check": {**CROSS, "rows": {"a.8": "z"}}}, others=OTHER))
+        render_cells(write_job(tmp_path / "c", entry={"cross_check": {**CROSS, "rows": {"a.8": "z"}}}, others=OTHER))
     with pytest.raises(ConfigError, match="columns"):  # the schema: `rows` needs `columns`
-        cells_table(
+        render_cells(
             write_job(tmp_path / "d", entry={"cross_check": {"table": "supp_table3", "rows": {"a.8": "x"}}}, others=OTHER)
         )
 
@@ -348,7 +354,7 @@ def test_main_table9_and_supp_table3_differ_in_the_cells_paper_md_lists():
 
 
 def test_paper_notes_are_escaped_into_the_footnote(tmp_path):
-    tex, _ = cells_table(write_job(tmp_path, entry={"notes": ["Only val_1 & no HACS."]}))
+    tex, _ = render_cells(write_job(tmp_path, entry={"notes": ["Only val_1 & no HACS."]}))
     assert r"Only val\_1 \& no HACS." in tex
 
 
@@ -371,7 +377,7 @@ def test_a_row_can_read_another_key_in_one_column(tmp_path):
     """Vanilla rows: the w/ TO column shows the plain result (78.0), not the TO search's (79.0)."""
     results = {"run_v": {"8x224@2048": 78.0, "to@2048": 79.0}, "run_f": {"8x224@2048": 80.0, "to@2048": 81.5}}
     paper = {"vanilla": [78.4, 78.4], "flux": [80.5, 81.7]}
-    tex, data = cells_table(write_job(tmp_path, results=results, paper=paper, layout=ABLATION))
+    tex, data = render_cells(write_job(tmp_path, results=results, paper=paper, layout=ABLATION))
     cells = cells_by_row(data)
     assert cells["vanilla"]["k400_to"]["ours"] == 78.0 and cells["vanilla"]["k400_to"]["sources"][0].endswith(
         "k400/8x224@2048/top1"
@@ -419,7 +425,7 @@ def test_supp_table7_names_fluxvit_b_stage2_batch():
     from flux.tables.settings import render_settings
 
     config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml"])
-    _, data = render_settings(settings_table_spec(config, "supp_table7"))
+    _, data = render_settings(SettingsJob.from_dict(settings_table_spec(config, "supp_table7")))
     batch = next(row for row in data["rows"] if row["setting"] == "batch_size")
     assert dict(zip(data["columns"], batch["values"]))["clip2_b"] == "2048"
     assert batch["paper"].endswith("2048 for FluxViT-B on the 2.5M corpus")

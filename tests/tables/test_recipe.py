@@ -11,15 +11,20 @@ import yaml
 from flux.config import load_config
 from flux.errors import ConfigError
 from flux.jobs import recipe_table_spec
+from flux.tables.job_spec import RecipeJob
 from flux.tables.recipe import rows, same
 from tests.paths import REPO
 
 PAPER = [REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml"]
 
 
+def recipe_rows(spec: dict):
+    return rows(RecipeJob.from_dict(spec))
+
+
 @pytest.fixture(scope="module")
 def paper_rows():
-    return rows(recipe_table_spec(load_config(PAPER)))
+    return recipe_rows(recipe_table_spec(load_config(PAPER)))
 
 
 def by_key(table):
@@ -63,7 +68,7 @@ def test_a_changed_recipe_needs_a_new_reason(tmp_path):
     path.write_text(yaml.safe_dump(runs))
     config = load_config(PAPER, {"runs_file": str(path)})
     with pytest.raises(ConfigError, match=r"run k710_s \(finetune\), label_smoothing: ours 0 is not the value its reason covers"):
-        rows(recipe_table_spec(config))
+        recipe_rows(recipe_table_spec(config))
 
 
 def test_a_difference_without_reason_or_a_stale_reason_is_an_error(tmp_path):
@@ -73,17 +78,17 @@ def test_a_difference_without_reason_or_a_stale_reason_is_an_error(tmp_path):
         del document["recipes"]["umt"]["epochs"]["reason"]
 
     with pytest.raises(ConfigError, match=r"run umt_s \(umt\), epochs: ours 100 differs from the official value; give"):
-        rows({**spec, "reference": write_reference(tmp_path, drop_reason)})
+        recipe_rows({**spec, "reference": write_reference(tmp_path, drop_reason)})
 
     def stale(document):
         document["recipes"]["umt"]["warmup_epochs"]["reason"] = "nothing differs here"
 
     with pytest.raises(ConfigError, match=r"warmup_epochs: a reason is given but ours equals every reference value"):
-        rows({**spec, "reference": write_reference(tmp_path, stale)})
+        recipe_rows({**spec, "reference": write_reference(tmp_path, stale)})
 
 
 def test_below_paper_scale_ours_are_shown_not_compared():
-    table = rows(recipe_table_spec(load_config([REPO / "config" / "config.yaml"])))
+    table = recipe_rows(recipe_table_spec(load_config([REPO / "config" / "config.yaml"])))
     assert not any(row["differs_from"] or row["reason"] for row in table)
     assert by_key(table)["k400_s", "batch_size"]["ours"] == "8"
 

@@ -206,3 +206,31 @@ def test_supp_table8_footnotes_the_paper_corpus_sums(tmp_path):
     assert "The paper prints 2.62M texts for the 2.5M corpus" in tex and "sum to 3.07M." in tex
     assert "Kinetics-710's size is given differently elsewhere" in tex  # the paper numbers' free-text notes
     assert [check["field"] for check in json.loads(out.with_suffix(".json").read_text())["paper_checks"]] == ["media", "texts"]
+
+
+@pytest.mark.parametrize("files", [["config.yaml"], ["paper.yaml"]])
+def test_every_table_and_figure_spec_reads_back_typed_and_writes_the_same_json(files):
+    from flux.config import load_config
+    from flux.jobs import figure_fields, table_fields
+    from flux.tables.job_spec import TABLE_JOBS, FigureJob, table_job
+
+    config = load_config([REPO / "config" / name for name in files])
+    kinds = set()
+    for table in [*config.tables, "recipe", *(["checkpoints"] if config.evaluated_checkpoints else [])]:
+        spec = table_fields(config, table)
+        typed = table_job(spec)
+        kinds.add(type(typed))
+        assert typed.to_dict() == spec and list(typed.to_dict()) == list(spec)  # same keys, same order: same param text
+    for name in config.figures:
+        spec = figure_fields(config, name)
+        assert list(FigureJob.from_dict(spec).to_dict().items()) == list(spec.items())
+    assert kinds == set(TABLE_JOBS.values()) - (set() if config.evaluated_checkpoints else {TABLE_JOBS["checkpoints"]})
+
+
+def test_a_table_spec_of_an_unknown_kind_or_shape_is_named():
+    from flux.tables.job_spec import table_job
+
+    with pytest.raises(ConfigError, match="unknown kind 'heatmap'"):
+        table_job({"table": "main_table2", "kind": "heatmap"})
+    with pytest.raises(ConfigError, match=r"missing keys \['config_digest', 'keys'"):
+        table_job({"table": "main_table2", "kind": "cells", "scale": "tiny"})
