@@ -4,7 +4,9 @@ Every video is evaluated on a fixed set of views (clips x crops, e.g. K400 4 x 3
 logits are softmaxed and the probabilities averaged per video; top-1/top-5 are per-video means. Views are
 keyed (video, view): a repeated key (a distributed sampler's padding) counts once, and a video missing
 views is an error, never a silently smaller test set. Undecodable videos stay in the denominator as
-wrong answers, and their count is reported next to the accuracy over the decodable ones.
+wrong answers, and their count is reported next to the accuracy over the decodable ones. Each video's top-1
+outcome is kept too (`top1_hits`, "1"/"0" in the order of the videos), so that two models scored on the same
+videos can be compared pairwise (flux.stats).
 """
 
 from __future__ import annotations
@@ -49,4 +51,6 @@ def multiview_accuracy(
         hit = (ranked[:, :k] == labels[:, None]).any(dim=1) & decodable
         result[f"top{k}"] = round(100.0 * float(hit.sum()) / max(1, len(labels)), 4)
         result[f"top{k}_decodable"] = round(100.0 * float(hit.sum()) / max(1, int(decodable.sum())), 4)
+        if k == 1:
+            result["top1_hits"] = "".join("1" if value else "0" for value in hit.tolist())
     return result

@@ -14,7 +14,8 @@ cosine score is multiplied by a softmax of the raw cosine scores (temperature 1;
 does not enter) over the queries competing for the same gallery item: for T2V the prior of (t, v) is the
 softmax over all texts of video v's column (`S.T * S.T.softmax(dim=0)`), for V2T over all videos of text t's
 row (`S * S.softmax(dim=0)`). It is transductive (it uses the whole test gallery), so both results are
-reported, `plain` and `dual_softmax`.
+reported, `plain` and `dual_softmax`. Each caption's T2V rank is kept under both (`t2v_ranks`, in caption
+order), so that two scorings of the same captions can be compared pairwise (flux.stats).
 """
 
 from __future__ import annotations
@@ -103,5 +104,5 @@ def retrieval_metrics(
     for name, dual in (("plain", False), ("dual_softmax", True)):
         t2v = query_ranks(texts, videos, [[video] for video in owners], chunk, dual)
         v2t = query_ranks(videos, texts, captions_of, chunk, dual)
-        results[name] = {"t2v": rank_metrics(t2v), "v2t": rank_metrics(v2t)}
+        results[name] = {"t2v": rank_metrics(t2v), "v2t": rank_metrics(v2t), "t2v_ranks": t2v.tolist()}
     return results

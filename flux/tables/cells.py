@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from flux.config import load_paper_numbers
 from flux.errors import ConfigError, FluxError
+from flux.stats import bootstrap_interval, hits
 from flux.tables.job_spec import CellsJob
 from flux.tables.layout import Column, Row, cell_key, column_name, columns_of, fill, row_name, row_runs, rows_of
 
@@ -41,6 +44,7 @@ class Cell:
     paper: float | str | None = None
     empty: bool = False  # the paper's ∅: not evaluated at this input
     sources: tuple[str, ...] = ()  # "metrics file :: role/key/metric" for each value averaged
+    interval: tuple[float, float] | None = None  # 95% bootstrap interval over the test items (one run's cells)
 
     @property
     def delta(self) -> float | None:
@@ -63,6 +67,19 @@ def dig(result: Mapping[str, Any], metric: str, where: str) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
         raise FluxError(f"{where}: metric '{metric}' is {value!r}, not a number")
     return float(value)
+
+
+def item_outcomes(result: Mapping[str, Any], metric: str) -> np.ndarray | None:
+    """Per-item outcomes (1 = counted) behind a metric in %, where the metrics file keeps them: top-1 per video,
+    retrieval R@K per caption query (T2V); None for the others (top-5, V2T, means of ranks)."""
+    if metric == "top1" and "top1_hits" in result:
+        return hits(result["top1_hits"])
+    parts = metric.split(".")
+    if len(parts) == 3 and parts[1] == "t2v" and parts[2].startswith("R@"):
+        ranks = result.get(parts[0], {}).get("t2v_ranks")
+        if ranks is not None:
+            return (np.asarray(ranks) < int(parts[2][2:])).astype(np.float64)
+    return None
 
 
 class MetricsStore:
@@ -111,13 +128,18 @@ def fill_cell(store: MetricsStore, table: str, row: Row, column: Column) -> Cell
     metric = fill(column.metric, variables, where)
     if any(key not in store.keys[run] for run in runs):
         return Cell(empty=True)
-    values, sources = [], []
+    values, sources, outcomes = [], [], None
     for run in runs:
         result, source = store.result(run, column.role, key, where)
         values.append(dig(result, metric, f"{where} ({source})"))
         sources.append(f"{source}/{metric}")
+        outcomes = item_outcomes(result, metric)
     std = statistics.stdev(values) if len(values) > 1 else None
-    return Cell(ours=statistics.fmean(values), std=std, sources=tuple(sources))
+    interval = None
+    if len(runs) == 1 and outcomes is not None and len(outcomes):
+        found = bootstrap_interval(outcomes).scaled(100)
+        interval = (round(found.low, 4), round(found.high, 4))
+    return Cell(ours=statistics.fmean(values), std=std, sources=tuple(sources), interval=interval)
 
 
 def reduce(values: list[float], how: str) -> float | None:

@@ -330,6 +330,7 @@ def cells_table(job: CellsJob) -> tuple[str, dict[str, Any]]:
                     "std": cell.std,
                     "paper": cell.paper,
                     "delta": cell.delta,
+                    "interval": list(cell.interval) if cell.interval else None,
                     "verdict": "empty" if cell.empty else cell.verdict(tolerance, scale),
                     "text": format_number(cell.ours, cell.std) if cell.ours is not None else None,
                     "sources": list(cell.sources),

@@ -31,6 +31,7 @@ def test_multiview_averages_probabilities_and_keeps_undecodable_videos_in_the_de
         "undecodable": 1,
         "top1": 50.0,
         "top1_decodable": 66.6667,
+        "top1_hits": "1100",  # per video: right, right, undecodable, wrong (predicts 0 for label 1)
         "top2": 75.0,
         "top2_decodable": 100.0,
     }

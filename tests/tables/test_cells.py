@@ -429,3 +429,30 @@ def test_supp_table7_names_fluxvit_b_stage2_batch():
     batch = next(row for row in data["rows"] if row["setting"] == "batch_size")
     assert dict(zip(data["columns"], batch["values"]))["clip2_b"] == "2048"
     assert batch["paper"].endswith("2048 for FluxViT-B on the 2.5M corpus")
+
+
+def test_a_single_runs_top1_cell_carries_its_bootstrap_interval(tmp_path):
+    job = write_job(tmp_path)
+    for run in ("run_a", "run_b0"):
+        path = Path(job["metrics"][run])
+        record = json.loads(path.read_text())
+        top1 = record["results"]["k400"]["8x224@2048"]["top1"]
+        record["results"]["k400"]["8x224@2048"]["top1_hits"] = "1" * round(3 * top1) + "0" * (300 - round(3 * top1))
+        path.write_text(json.dumps(record))
+    cells = cells_by_row(render_cells(job)[1])
+    # 70% of 300 videos: 1.96 * sqrt(0.7 * 0.3 / 300) = 5.19 points either side
+    low, high = cells["a.8"]["b2048"]["interval"]
+    assert low == pytest.approx(70 - 5.19, abs=0.6) and high == pytest.approx(70 + 5.19, abs=0.6)
+    assert cells["a.8"]["b512"]["interval"] is None  # no per-video outcomes in its metrics
+    assert cells["b.8"]["b2048"]["interval"] is None  # a mean over seeds: their spread is the std
+    assert cells["a.8"]["avg"]["interval"] is None
+
+
+def test_retrieval_recall_outcomes_come_from_the_caption_ranks():
+    from flux.tables.cells import item_outcomes
+
+    result = {"dual_softmax": {"t2v": {"R@1": 50.0}, "t2v_ranks": [0, 3, 0, 12]}, "top1_hits": "10"}
+    assert item_outcomes(result, "dual_softmax.t2v.R@1").tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert item_outcomes(result, "dual_softmax.t2v.R@5").tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert item_outcomes(result, "top1").tolist() == [1.0, 0.0]
+    assert item_outcomes(result, "dual_softmax.v2t.R@1") is None and item_outcomes(result, "top5") is None

@@ -1,0 +1,64 @@
+"""flux.stats on hand-made outcomes: intervals, pairing, verdicts."""
+
+import numpy as np
+import pytest
+
+from flux.errors import FluxError
+from flux.stats import Interval, bootstrap_interval, hits, paired_difference, verdict
+
+
+def test_hits_reads_outcome_strings_and_refuses_anything_else():
+    assert hits("1010").tolist() == [1.0, 0.0, 1.0, 0.0]
+    with pytest.raises(FluxError, match="string of 0 and 1"):
+        hits("10x1")
+
+
+def test_constant_outcomes_have_a_point_interval():
+    assert bootstrap_interval([0.7] * 10) == Interval(pytest.approx(0.7), pytest.approx(0.7), pytest.approx(0.7), 10)
+    assert paired_difference([1.0] * 8, [0.0] * 8) == Interval(1.0, 1.0, 1.0, 8)
+    assert paired_difference([1.0, 0.0, 1.0], [1.0, 0.0, 1.0]) == Interval(0.0, 0.0, 0.0, 3)
+
+
+def test_an_accuracy_on_300_videos_is_known_to_about_six_points():
+    # p = 0.5 on n = 300: the normal approximation's 95% half-width is 1.96 * sqrt(0.25 / 300) = 0.0566
+    interval = bootstrap_interval([1.0, 0.0] * 150)
+    assert interval.estimate == 0.5 and interval.items == 300
+    assert (interval.high - interval.low) / 2 == pytest.approx(0.0566, abs=0.004)
+    assert bootstrap_interval([1.0, 0.0] * 150, seed=0) == interval  # seeded: a function of its inputs
+
+
+def test_pairing_cancels_what_the_items_share():
+    # two models that agree on 299 of 300 videos and differ on one: the paired interval is tight around 1/300,
+    # while each accuracy alone is uncertain by about six points
+    shared = (np.random.default_rng(1).random(300) < 0.6).astype(float)
+    better = shared.copy()
+    better[np.flatnonzero(shared == 0)[0]] = 1.0
+    difference = paired_difference(better, shared)
+    assert difference.estimate == pytest.approx(1 / 300)
+    assert 0 <= difference.low <= difference.high < 4 / 300
+    alone = bootstrap_interval(shared)
+    assert alone.high - alone.low > 0.09
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "direction", "expected"),
+    [
+        (0.1, 0.3, 1, "reproduced"),
+        (-0.3, -0.1, 1, "contradicted"),
+        (-0.1, 0.2, 1, "inconclusive"),
+        (0.0, 0.2, 1, "inconclusive"),  # touching zero is not excluding it
+        (-0.3, -0.1, -1, "reproduced"),  # the claim says "lower"
+        (0.1, 0.3, -1, "contradicted"),
+    ],
+)
+def test_verdict_by_hand(low, high, direction, expected):
+    assert verdict(Interval((low + high) / 2, low, high, 100), direction) == expected
+
+
+def test_unpaired_or_empty_measurements_are_refused():
+    with pytest.raises(FluxError, match="same items"):
+        paired_difference([1.0, 0.0], [1.0])
+    with pytest.raises(FluxError, match="no items"):
+        bootstrap_interval([])
+    with pytest.raises(FluxError, match=r"\+1 or -1"):
+        verdict(Interval(0.0, -1.0, 1.0, 2), 0)
