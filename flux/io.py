@@ -45,3 +45,15 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, payload: object) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def csv_text(rows: list[dict], fieldnames: list[str] | None = None) -> str:
+    """Rows as CSV text (header first, `\\n` line ends): every table's `.csv` beside its `.tex` and `.json`."""
+    import csv
+    import io
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fieldnames or (list(rows[0]) if rows else []), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()

@@ -72,7 +72,7 @@ VERBS: dict[str, Verb] = {
             "render a paper table as LaTeX",
             "flux.tables.render:run",
             "flux.jobs:table_spec",
-            ("table", "supp_table8", "settings_table", "recipe_table", "checkpoints_table"),
+            ("table",),
         ),
         Verb(
             "train",

@@ -80,7 +80,7 @@ def test_missing_partition_stops_before_any_submission(slurm_run):
     before = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True).stdout.split()
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "results/tables/supp_table8.tex", "--configfile", "config/micro.yaml"]
-        + [*SLURM_ARGUMENTS, "--forcerun", "supp_table8"],
+        + [*SLURM_ARGUMENTS, "--forcerun", "table"],
         cwd=slurm_run,
         env=env,
         capture_output=True,

@@ -5,13 +5,12 @@ the released models' (results/tables/checkpoints.{tex,csv,json}, built from metr
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 from flux.errors import FluxError
+from flux.io import csv_text
 from flux.provenance import latex_comment, provenance
 from flux.tables.job_spec import CheckpointsJob
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
@@ -89,10 +88,6 @@ def _number(value: Any, digits: int = 1) -> str:
 
 def render(job: CheckpointsJob) -> tuple[str, dict[str, Any]]:
     table = rows(job)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(table)
     body = []
     for row in table:
         delta = "--" if row["delta"] is None else f"{row['delta']:+.1f}"
@@ -127,5 +122,5 @@ def render(job: CheckpointsJob) -> tuple[str, dict[str, Any]]:
             sources=[latex_escape(source) for source in sources],
         )
     )
-    files = {".csv": text.getvalue()}
+    files = {".csv": csv_text(table, list(COLUMNS))}
     return tex, {"table": "checkpoints", "scale": job.scale, "rows": table, "provenance": record, "files": files}

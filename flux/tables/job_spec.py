@@ -1,5 +1,6 @@
 """The job specs of `flux table`, `flux figure`, `flux document` and `flux pdf`, typed: flux.jobs builds them from the
-configuration, their renderers read attributes. Fields are in the order of the keys flux.jobs writes (the spec is a
+configuration, their renderers read attributes, and a table's inputs in the workflow are the files its spec names
+(`inputs()`). Fields are in the order of the keys flux.jobs writes (the spec is a
 Snakemake param: its text decides whether a table is rebuilt; tests/tables/test_render.py checks the order)."""
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class Table8Job(JobSpec):
     config_digest: str
     out: str
 
+    def inputs(self) -> dict[str, Any]:
+        return {"manifests": sorted({row.manifest for row in self.rows}), "paper_numbers": self.paper_numbers}
+
 
 @dataclass(frozen=True)
 class CellsJob(JobSpec):
@@ -50,6 +54,9 @@ class CellsJob(JobSpec):
     config_digest: str
     out: str
 
+    def inputs(self) -> dict[str, Any]:
+        return {"metrics": list(self.metrics.values()), "paper_numbers": self.paper_numbers}
+
 
 @dataclass(frozen=True)
 class RecipeJob(JobSpec):
@@ -64,6 +71,9 @@ class RecipeJob(JobSpec):
     excluded: list[str]
     config_digest: str
     out: str
+
+    def inputs(self) -> dict[str, Any]:
+        return {"reference": self.reference}
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,9 @@ class CheckpointsJob(JobSpec):
     config_digest: str
     out: str
 
+    def inputs(self) -> dict[str, Any]:
+        return {"metrics": [evaluation.metrics for entry in self.checkpoints for evaluation in entry.evaluations]}
+
 
 @dataclass(frozen=True)
 class SettingsJob(JobSpec):
@@ -109,6 +122,9 @@ class SettingsJob(JobSpec):
     paper_numbers: str
     config_digest: str
     out: str
+
+    def inputs(self) -> dict[str, Any]:
+        return {"paper_numbers": self.paper_numbers}
 
 
 TABLE_JOBS: dict[str, type[JobSpec]] = {

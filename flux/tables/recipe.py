@@ -11,14 +11,13 @@ run and parameter.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from flux.errors import ConfigError
+from flux.io import csv_text
 from flux.provenance import latex_comment, provenance
 from flux.tables.job_spec import RecipeJob
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
@@ -187,10 +186,6 @@ def render(job: RecipeJob) -> tuple[str, dict[str, Any]]:
     """LaTeX (one block per recipe: runs with equal values share a line) and, under `files`, the CSV of every
     run and parameter."""
     table = rows(job)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(table[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(table)
     columns = ("recipe", "parameter", "paper", "official", "official_source", "ours", "differs_from", "reason")
     order = {parameter: index for index, parameter in enumerate(PARAMETERS)}
     groups: dict[tuple[str, ...], list[str]] = {}
@@ -238,6 +233,6 @@ def render(job: RecipeJob) -> tuple[str, dict[str, Any]]:
         "differences": differences,
         "rows": table,
         "provenance": record,
-        "files": {".csv": text.getvalue()},
+        "files": {".csv": csv_text(table)},
     }
     return tex, data

@@ -15,7 +15,7 @@ from typing import Any
 
 from flux.config import load_paper_numbers
 from flux.errors import ConfigError
-from flux.io import atomic_write_json, atomic_write_text
+from flux.io import atomic_write_json, atomic_write_text, csv_text
 from flux.provenance import latex_comment, provenance
 from flux.tables.job_spec import CellsJob, CheckpointsJob, RecipeJob, SettingsJob, Table8Job, table_job
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
@@ -153,10 +153,26 @@ def supp_table8(job: Table8Job) -> tuple[str, dict[str, Any]]:
     scale = job.scale
     counts = {row.role: {**manifest_counts(Path(row.manifest)), "dataset_id": row.dataset} for row in job.rows}
 
+    lines = []  # the CSV: the same rows, unescaped
+
     def render_row(key: str, media: int, texts: int, types: set[str], source: str) -> dict[str, Any]:
         reference = paper["rows"][key]
         paper_media, paper_texts = parse_count(reference["media"]), parse_count(reference["texts"])
         verdicts = {count_verdict(media, paper_media, tolerance, scale), count_verdict(texts, paper_texts, tolerance, scale)}
+        check = "off" if "off" in verdicts else next(iter(verdicts))
+        lines.append(
+            {
+                "key": key,
+                "dataset": reference["dataset"],
+                "source": source,
+                "media": media,
+                "paper_media": reference["media"],
+                "texts": texts,
+                "paper_texts": reference["texts"],
+                "type": " + ".join(sorted(types)),
+                "check": check,
+            }
+        )
         return {
             "key": key,
             "dataset": latex_escape(reference["dataset"]),
@@ -166,7 +182,7 @@ def supp_table8(job: Table8Job) -> tuple[str, dict[str, Any]]:
             "texts": format_count(texts),
             "paper_texts": latex_escape(reference["texts"]),
             "type": " + ".join(sorted(types)),
-            "check": "off" if "off" in verdicts else verdicts.pop(),
+            "check": check,
             "media_count": media,
             "text_count": texts,
         }
@@ -216,6 +232,7 @@ def supp_table8(job: Table8Job) -> tuple[str, dict[str, Any]]:
         )
     )
     data = {"table": "supp_table8", "scale": scale, "rows": rows, "paper_checks": checks, "provenance": record}
+    data["files"] = {".csv": csv_text(lines)}
     return tex, data
 
 
@@ -347,8 +364,31 @@ def cells_table(job: CellsJob) -> tuple[str, dict[str, Any]]:
         "rows": data_rows,
         "paper_checks": [asdict(check) for check in built["paper_checks"]],
         "provenance": record,
+        "files": {".csv": csv_text(cell_lines(data_rows), CELL_FIELDS)},
     }
     return tex, data
+
+
+CELL_FIELDS = ["row", "labels", "column", "ours", "std", "interval_low", "interval_high", "paper", "delta", "verdict", "sources"]
+
+
+def cell_lines(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A grid table as CSV lines, one per cell (the JSON's rows, flattened)."""
+    lines = []
+    for row in rows:
+        for cell in row["cells"]:
+            low, high = cell["interval"] or (None, None)
+            lines.append(
+                {
+                    "row": row["id"],
+                    "labels": " / ".join(row["labels"]),
+                    **{field: cell[field] for field in ("column", "ours", "std", "paper", "delta", "verdict")},
+                    "interval_low": low,
+                    "interval_high": high,
+                    "sources": "; ".join(cell["sources"]),
+                }
+            )
+    return lines
 
 
 def settings_table(job: SettingsJob) -> tuple[str, dict[str, Any]]:

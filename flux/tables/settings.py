@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flux.config import load_paper_numbers
+from flux.io import csv_text
 from flux.provenance import latex_comment, provenance
 from flux.tables.job_spec import SettingsJob
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
@@ -113,4 +114,10 @@ def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
             missing=latex_escape(", ".join(run for run in paper["columns"] if run not in runs)),
         )
     )
-    return tex, {"table": table, "scale": job.scale, "columns": shown, "rows": rows, "provenance": record}
+    lines = [
+        {"setting": row["setting"], "label": row["label"], "run": run, "value": value, "paper": row["paper"]}
+        for row in rows
+        for run, value in zip(shown, row["values"])
+    ]
+    files = {".csv": csv_text(lines, ["setting", "label", "run", "value", "paper"])}
+    return tex, {"table": table, "scale": job.scale, "columns": shown, "rows": rows, "provenance": record, "files": files}

@@ -1,6 +1,8 @@
 """Grid tables from metrics files: cells, ∅, summaries, seeds, paper numbers, and that every number shown
 comes from a metrics file (no table cell is a literal in a template or in code)."""
 
+import csv
+import io
 import json
 import re
 import statistics
@@ -439,13 +441,18 @@ def test_a_single_runs_top1_cell_carries_its_bootstrap_interval(tmp_path):
         top1 = record["results"]["k400"]["8x224@2048"]["top1"]
         record["results"]["k400"]["8x224@2048"]["top1_hits"] = "1" * round(3 * top1) + "0" * (300 - round(3 * top1))
         path.write_text(json.dumps(record))
-    cells = cells_by_row(render_cells(job)[1])
+    data = render_cells(job)[1]
+    cells = cells_by_row(data)
     # 70% of 300 videos: 1.96 * sqrt(0.7 * 0.3 / 300) = 5.19 points either side
     low, high = cells["a.8"]["b2048"]["interval"]
     assert low == pytest.approx(70 - 5.19, abs=0.6) and high == pytest.approx(70 + 5.19, abs=0.6)
     assert cells["a.8"]["b512"]["interval"] is None  # no per-video outcomes in its metrics
     assert cells["b.8"]["b2048"]["interval"] is None  # a mean over seeds: their spread is the std
     assert cells["a.8"]["avg"]["interval"] is None
+    lines = list(csv.DictReader(io.StringIO(data["files"][".csv"])))  # the CSV: one line per cell
+    assert len(lines) == sum(len(row["cells"]) for row in data["rows"])
+    line = next(line for line in lines if (line["row"], line["column"]) == ("a.8", "b2048"))
+    assert (float(line["interval_low"]), float(line["interval_high"])) == (low, high) and line["labels"] == "Direct / 8"
 
 
 def test_retrieval_recall_outcomes_come_from_the_caption_ranks():

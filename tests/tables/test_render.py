@@ -234,3 +234,22 @@ def test_a_table_spec_of_an_unknown_kind_or_shape_is_named():
         table_job({"table": "main_table2", "kind": "heatmap"})
     with pytest.raises(ConfigError, match=r"missing keys \['config_digest', 'keys'"):
         table_job({"table": "main_table2", "kind": "cells", "scale": "tiny"})
+
+
+def test_a_tables_workflow_inputs_are_the_files_its_spec_names():
+    from flux.tables.job_spec import CheckpointsJob, Table8Job
+
+    rows = [
+        {"role": role, "dataset": "d", "manifest": manifest} for role, manifest in (("k710", "b.parquet"), ("k400", "a.parquet"))
+    ]
+    table8 = Table8Job.from_dict(
+        {"table": "supp_table8", "scale": "tiny", "rows": [*rows, {**rows[0], "role": "k600"}], "missing_roles": [],
+         "corpora": {}, "paper_numbers": "numbers.yaml", "config_digest": "", "out": "t.tex"}
+    )  # fmt: skip
+    assert table8.inputs() == {"manifests": ["a.parquet", "b.parquet"], "paper_numbers": "numbers.yaml"}
+    entry = {"name": "m", "title": "M", "published": [], "evaluations": [{"protocol": "p", "metrics": "m/p.json"}]}
+    checkpoints = CheckpointsJob.from_dict(
+        {"table": "checkpoints", "kind": "checkpoints", "scale": "paper", "checkpoints": [entry, {**entry, "name": "n",
+         "evaluations": [{"protocol": "p", "metrics": "n/p.json"}]}], "config_digest": "", "out": "c.tex"}
+    )  # fmt: skip
+    assert checkpoints.inputs() == {"metrics": ["m/p.json", "n/p.json"]}

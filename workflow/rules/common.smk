@@ -1,13 +1,16 @@
 # Shared definitions: the typed configuration, path helpers, resources and job specs.
+import functools
+import json
 import re
 import sys
 
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from flux.config import SETTINGS_TABLES, TABLE8_ROLES, build_config
+from flux.config import build_config
 from flux.cluster import check_site_settings, job_resources, launcher_command, site_resources
 from flux.errors import ConfigError
 from flux.jobs import figure_inputs, job_spec_json
+from flux.tables.job_spec import table_job
 from flux.train.runs import STAGES
 
 try:
@@ -84,13 +87,6 @@ def annotations_edited(wildcards):
 
     dataset = wildcards.dataset
     return annotations_since_fetch(FLUX.datasets[dataset], FLUX.dataset_dir(dataset), FLUX.ready_marker(dataset))
-
-
-def table8_manifests(wildcards):
-    datasets = {FLUX.roles[row] for row in TABLE8_ROLES if row in FLUX.roles}
-    for members in FLUX.corpora.values():
-        datasets.update(FLUX.roles[role] for role in members)
-    return sorted(manifest(dataset) for dataset in datasets)
 
 
 def all_manifests():
@@ -184,30 +180,27 @@ def import_inputs(wildcards):
     return inputs
 
 
-def checkpoint_metrics(wildcards):
-    """The metrics files of the checkpoints table: every evaluated checkpoint under each of its protocols."""
-    return [
-        str(FLUX.metrics_path(name, protocol)) for name in FLUX.evaluated_checkpoints for protocol in FLUX.evaluated_protocols(name)
-    ]
-
-
 def evaluate_spec(wildcards):
     return job_spec_json(FLUX, "evaluate", f"{wildcards.run}/{wildcards.protocol}")
 
 
-def table_metrics(wildcards):
-    """The metrics files a grid table reads (runs of this configuration only)."""
-    from flux.jobs import table_evaluations
-
-    return [str(FLUX.metrics_path(run, protocol)) for run, protocol in table_evaluations(FLUX, wildcards.table)]
+@functools.cache
+def table_spec_json(table):
+    """Built once per table: both its inputs and its params come from it."""
+    return job_spec_json(FLUX, "table", table)
 
 
 def table_spec_param(wildcards):
-    return job_spec_json(FLUX, "table", wildcards.table)
+    return table_spec_json(wildcards.table)
 
 
-GRID_TABLES = [table for table in FLUX.tables if table in FLUX.table_document["tables"]]
-SETTINGS_TABLES_BUILT = [table for table in FLUX.tables if table in SETTINGS_TABLES]
+def table_inputs(wildcards):
+    """The files a table's job spec names (flux.tables.job_spec: `inputs()` of each kind of table)."""
+    return table_job(json.loads(table_spec_json(wildcards.table))).inputs()
+
+
+# Tables a target may name: the configuration's (`tables`), the recipe table, and the released checkpoints'.
+TABLES = [*FLUX.tables, "recipe", "checkpoints"]
 FIGURES = list(FLUX.figures)
 
 
