@@ -31,7 +31,7 @@ from flux.eval.aggregate import aggregate_clips
 from flux.eval.classification import gather_views, multiview_accuracy
 from flux.eval.grid import full_grid, token_optimization_search
 from flux.eval.retrieval import retrieval_metrics
-from flux.eval.spec import EvaluateSpec, RoleSpec, Search
+from flux.eval.spec import EvaluateSpec, RoleSpec, Scoring, Search
 from flux.eval.zeroshot import prompt_embeddings, zero_shot_scores
 from flux.io import atomic_write_json
 from flux.models.checkpoint import read_payload
@@ -130,17 +130,17 @@ class Evaluator:
 
     def __init__(
         self,
-        spec: EvaluateSpec,
+        scoring: Scoring,
         role: RoleSpec,
         model: FluxViT,
         device: torch.device,
         text: tuple[TextEncoder, float] | None,
         transform: EvalTransform | None = None,
     ):
-        self.spec, self.role, self.model, self.device = spec, role, model, device
+        self.scoring, self.role, self.model, self.device = scoring, role, model, device
         self.transform = transform or EvalTransform()
-        self.task = spec.task
-        self.clips, self.crops = spec.views
+        self.task = scoring.task
+        self.clips, self.crops = scoring.views
         self.cache: dict[tuple[int, int, Variant], dict[str, Any]] = {}
         self.text = text
         self.failures: dict[str, int] = {}
@@ -156,7 +156,7 @@ class Evaluator:
     def dataset(self, frames: int, resolution: int):
         common = {
             "manifest": Path(self.role.manifest),
-            "data_dir": Path(self.spec.data_dir),
+            "data_dir": Path(self.scoring.data_dir),
             "split": self.split,
             "train": False,
             "frames": frames,
@@ -174,7 +174,7 @@ class Evaluator:
             names = [name.replace("_", " ") for name in dataset.info.class_names or []]
             if not names:
                 raise FluxError(f"{self.role.manifest}: no class names, zero-shot classification needs them")
-            self.prompts = prompt_embeddings(lambda texts: encode_texts(encoder, texts), names, self.spec.prompts)
+            self.prompts = prompt_embeddings(lambda texts: encode_texts(encoder, texts), names, list(self.scoring.prompts))
         if self.task == "retrieval" and self.captions is None:
             texts, owners = [], []
             for position in range(len(dataset)):
@@ -207,7 +207,7 @@ class Evaluator:
         dataset = self.dataset(frames, resolution)
         if self.task != "classification":
             self._text_side(dataset)
-        loader = DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=self.spec.workers)
+        loader = DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=self.scoring.workers)
         outputs: dict[Variant, list[torch.Tensor]] = {variant: [] for variant in variants}
         positions, views, labels, valid = [], [], [], []
         with torch.no_grad():
@@ -244,7 +244,7 @@ class Evaluator:
         video_labels = labels[[first[i] for i in ids]]
         decodable = torch.stack([valid[positions == i].all() for i in ids])
         if self.task == "classification":
-            method = self.spec.aggregate
+            method = self.scoring.aggregate
             if method != "softmax_mean":  # ClipBERT: combine the clips' logits, then one prediction per video
                 return {
                     **multiview_accuracy(aggregate_clips(per_view, method)[:, None], video_labels, decodable),
@@ -324,7 +324,7 @@ def run(job: dict) -> None:
     results, undecodable, splits = {}, {}, {}
     for role in spec.roles:
         check_classes(spec, role, payload["metadata"])
-        evaluator = Evaluator(spec, role, model, device, text, eval_transform(payload["metadata"]))
+        evaluator = Evaluator(spec.scoring(), role, model, device, text, eval_transform(payload["metadata"]))
         results[role.role] = evaluate_role(evaluator, spec)
         undecodable[role.role] = evaluator.failures
         splits[role.role] = {"dataset": role.dataset, "split": evaluator.split}

@@ -46,6 +46,20 @@ class Search(JobSpec):
 
 
 @dataclass(frozen=True)
+class Scoring:
+    """What an Evaluator reads of a job: the task, the views per video (clips, crops), where the media are, how a
+    video's views combine, the zero-shot prompts, data-loading processes. The trainer's end-of-run check scores
+    with one of its own (one centre view)."""
+
+    task: str
+    views: tuple[int, int]
+    data_dir: str
+    aggregate: str = "softmax_mean"
+    prompts: tuple[str, ...] = ()
+    workers: int = 0
+
+
+@dataclass(frozen=True)
 class EvaluateSpec(JobSpec):
     nested = {"roles": RoleSpec, "settings": Setting, "token_optimization": Search}
 
@@ -67,3 +81,6 @@ class EvaluateSpec(JobSpec):
     text_encoder: str | None = None
     workers: int = field(default=0, metadata={EXECUTION: True})
     threads: int | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # the rule's, from the CLI
+
+    def scoring(self) -> Scoring:
+        return Scoring(self.task, tuple(self.views), self.data_dir, self.aggregate, tuple(self.prompts), self.workers)

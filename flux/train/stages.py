@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from flux.data.datasets import FrameSampling, ImageText, KeyedConcat, VideoClassification, VideoClips, VideoText
 from flux.data.index import read_manifest
@@ -260,47 +259,38 @@ def clip_objective(
 
 
 # ------------------------------------------------------------------------------------------- validation
+VALIDATION_SPLITS = ("val", "test")  # the end-of-run check scores the first of these the manifest has
+
+
 def validation_accuracy(model: FluxViT, run: ResolvedRun, spec: TrainSpec, device: torch.device) -> dict | None:
     """Top-1 on the validation split, one centre clip and crop, at the run's reference input (the paper's
     8 x 224^2 in this configuration's units, cut to its budget): a check that training learned, not the
-    paper's protocol (that is the evaluation rules' job). Runs whose spec names a validation manifest only."""
+    paper's protocol (that is the evaluation rules' job). Scored by flux.eval's Evaluator, as every evaluation
+    is (undecodable videos count as wrong). Runs whose spec names a validation manifest only."""
+    from flux.eval.runner import Evaluator, Variant
+    from flux.eval.spec import RoleSpec, Scoring
+
     if not spec.val_manifest:
         return None
-    frames, resolution = spec.reference_input
     splits = set(read_manifest(Path(spec.val_manifest))[0]["split"])
-    split = "val" if "val" in splits else "test" if "test" in splits else None
-    if split is None:
+    if not splits & set(VALIDATION_SPLITS):
         return None
-    dataset = VideoClassification(
-        Path(spec.val_manifest),
-        Path(spec.data_dir),
-        split,
-        train=False,
-        frames=frames,
-        resolution=resolution,
-        frame_sampling=FrameSampling(spec.frame_sampling.get(run.datasets[0], "tsn")),
-    )
+    frames, resolution = spec.reference_input
+    dataset = run.datasets[0]
+    role = RoleSpec("validation", dataset, spec.val_manifest, list(VALIDATION_SPLITS), spec.frame_sampling.get(dataset, "tsn"))
     reference = 1 if run.method == "multi" else 0  # Flux-Multi: the 2048-token head
-    head = run.heads[reference]
-    budget = run.budgets[reference] if run.budgets else None
-    correct = total = invalid = 0
-    model.eval()
-    with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=8):
-            logits = model(batch["video"].to(device), budget=budget, head=head)
-            valid = batch["valid"]
-            invalid += int((~valid).sum())
-            correct += int(((logits.argmax(-1).cpu() == batch["label"]) & valid).sum())
-            total += len(valid)
+    variant = Variant(run.budgets[reference] if run.budgets else None, run.heads[reference])
+    evaluator = Evaluator(Scoring("classification", (1, 1), spec.data_dir), role, model.eval(), device, text=None)
+    measured = evaluator.measure(frames, resolution, [variant])[variant]
     return {
-        "split": split,
-        "top1": correct / total if total else 0.0,
-        "videos": total,
-        "undecodable": invalid,
+        "split": evaluator.split,
+        "top1": measured["top1"] / 100,
+        "videos": measured["videos"],
+        "undecodable": measured["undecodable"],
         "chance": 1 / max(1, model.num_classes),
         "input": [frames, resolution],
-        "budget": budget,
-        "head": head,
+        "budget": variant.budget,
+        "head": variant.head,
     }
 
 
