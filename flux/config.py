@@ -224,6 +224,16 @@ def load_table_document(path: Path, wanted: Sequence[str], runs: Mapping[str, An
         unknown = sorted({run for run in named if run not in runs})
         if unknown:
             raise ConfigError(f"{where}: unknown run(s) {unknown}; the runs are in the runs file")
+    for index, claim in enumerate(document.get("claims", [])):
+        where = f"{path}: claims[{index}] ({claim['id']})"
+        if claim["protocol"] not in protocols:
+            raise ConfigError(f"{where}.protocol: unknown protocol '{claim['protocol']}' (known: {', '.join(protocols)})")
+        sides = [claim["better"]] + ([claim["against"]] if claim["against"] != "chance" else [])
+        unknown = sorted({side["run"] for side in sides if side["run"] not in runs})
+        if unknown:
+            raise ConfigError(f"{where}: unknown run(s) {unknown}; the runs are in the runs file")
+        if claim.get("paper") and claim["paper"]["table"] not in tables:
+            raise ConfigError(f"{where}.paper.table: '{claim['paper']['table']}' is not a table of {path}")
     return document
 
 

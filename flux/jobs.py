@@ -262,6 +262,8 @@ def table_fields(config: Config, table: str) -> dict[str, Any]:
         spec = settings_table_spec(config, table)
     elif table == "supp_table8":
         spec = table8_spec(config)
+    elif table == "claims":
+        spec = claims_spec(config)
     else:
         raise ConfigError(f"`flux table {table}`: unknown table; define it in config/tables.yaml")
     return spec
@@ -284,6 +286,63 @@ def table8_spec(config: Config) -> dict[str, Any]:
         "config_digest": config.digest,
         "out": str(config.table_path(table)),
     }
+
+
+def claims_spec(config: Config) -> dict[str, Any]:
+    """Every claim of config/tables.yaml with the metrics file of each side (None where this configuration does not
+    train the run) and the positions of its paper cells."""
+    document = config.table_document
+    claims = []
+    for entry in document.get("claims", []):
+        metric = entry.get("metric", "top1")
+        sides = [entry["better"]] + ([] if entry["against"] == "chance" else [entry["against"]])
+        paper = entry.get("paper") or {}
+        claims.append(
+            {
+                "id": entry["id"],
+                "claim": entry["claim"],
+                "note": entry.get("note", ""),
+                "protocol": entry["protocol"],
+                "role": entry.get("role"),
+                "sides": [
+                    {
+                        "run": side["run"],
+                        "keys": list(side["keys"]),
+                        "metric": side.get("metric", metric),
+                        "metrics": str(config.metrics_path(side["run"], entry["protocol"]))
+                        if side["run"] in config.selected_runs
+                        else None,
+                    }
+                    for side in sides
+                ],
+                "paper_table": paper.get("table"),
+                "paper_better": _paper_cells(document, entry, "better"),
+                "paper_against": _paper_cells(document, entry, "against"),
+            }
+        )
+    return {
+        "table": "claims",
+        "kind": "claims",
+        "scale": config.scale,
+        "claims": claims,
+        "paper_numbers": str(config.paper_numbers_path),
+        "config_digest": _table_digest(config),
+        "out": str(config.table_path("claims")),
+    }
+
+
+def _paper_cells(document: Mapping[str, Any], entry: Mapping[str, Any], side: str) -> list[list[Any]]:
+    """A claim's paper cells of one side as [row, column position] in config/paper_numbers.yaml's value lists."""
+    from flux.tables.layout import columns_of
+
+    paper = entry.get("paper") or {}
+    if side not in paper:
+        return []
+    columns = [column.id for column in columns_of(paper["table"], document["tables"][paper["table"]])]
+    unknown = sorted({column for _, column in paper[side] if column not in columns})
+    if unknown:
+        raise ConfigError(f"claims.{entry['id']}.paper.{side}: {unknown} are not columns of {paper['table']} ({columns})")
+    return [[row, columns.index(column)] for row, column in paper[side]]
 
 
 def cells_table_spec(config: Config, table: str) -> dict[str, Any]:
@@ -409,7 +468,7 @@ def _table_digest(config: Config) -> str:
 def document_spec(config: Config, target: str) -> dict[str, Any]:
     figures = config.table_document.get("figures", {})
     spec = {
-        "tables": [str(config.table_path(table)) for table in config.tables],
+        "tables": [str(config.table_path(table)) for table in ("claims", *config.tables)],  # the claims first
         "figures": [{"path": str(config.figure_path(name)), "caption": figures[name]["caption"]} for name in config.figures],
         "scale": config.scale,
         "config_digest": _table_digest(config),

@@ -127,14 +127,59 @@ class SettingsJob(JobSpec):
         return {"paper_numbers": self.paper_numbers}
 
 
+@dataclass(frozen=True)
+class ClaimSide(JobSpec):
+    """One side of a claim: a run's per-item outcomes under the claim's protocol, averaged over `keys`."""
+
+    run: str
+    keys: list[str]
+    metric: str
+    metrics: str | None  # the run's metrics file; None: the run is not trained in this configuration
+
+
+@dataclass(frozen=True)
+class Claim(JobSpec):
+    nested = {"sides": ClaimSide}
+
+    id: str
+    claim: str
+    note: str
+    protocol: str
+    role: str | None
+    sides: list[ClaimSide]  # better, then against (absent when the claim is against chance)
+    paper_table: str | None
+    paper_better: list[list[Any]]  # [row, column position] cells of config/paper_numbers.yaml, averaged
+    paper_against: list[list[Any]]
+
+
+@dataclass(frozen=True)
+class ClaimsJob(JobSpec):
+    """The claims table: each claim's measured effect, its interval and verdict, beside the paper's evidence."""
+
+    nested = {"claims": Claim}
+
+    table: str
+    kind: str
+    scale: str
+    claims: list[Claim]
+    paper_numbers: str
+    config_digest: str
+    out: str
+
+    def inputs(self) -> dict[str, Any]:
+        measured = sorted({side.metrics for claim in self.claims for side in claim.sides if side.metrics})
+        return {"metrics": measured, "paper_numbers": self.paper_numbers}
+
+
 TABLE_JOBS: dict[str, type[JobSpec]] = {
     "supp_table8": Table8Job,
     "cells": CellsJob,
     "recipe": RecipeJob,
     "checkpoints": CheckpointsJob,
     "settings": SettingsJob,
+    "claims": ClaimsJob,
 }
-TableJob = Table8Job | CellsJob | RecipeJob | CheckpointsJob | SettingsJob
+TableJob = Table8Job | CellsJob | RecipeJob | CheckpointsJob | SettingsJob | ClaimsJob
 
 
 def table_job(spec: dict[str, Any]) -> TableJob:

@@ -17,7 +17,7 @@ from flux.config import load_paper_numbers
 from flux.errors import ConfigError
 from flux.io import atomic_write_json, atomic_write_text, csv_text
 from flux.provenance import latex_comment, provenance
-from flux.tables.job_spec import CellsJob, CheckpointsJob, RecipeJob, SettingsJob, Table8Job, table_job
+from flux.tables.job_spec import CellsJob, CheckpointsJob, ClaimsJob, RecipeJob, SettingsJob, Table8Job, table_job
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 
 logger = logging.getLogger(__name__)
@@ -409,12 +409,19 @@ def checkpoints_table(job: CheckpointsJob) -> tuple[str, dict[str, Any]]:
     return render(job)
 
 
+def claims_table(job: ClaimsJob) -> tuple[str, dict[str, Any]]:
+    from flux.tables.claims import render
+
+    return render(job)
+
+
 RENDERERS = {
     Table8Job: supp_table8,
     CellsJob: cells_table,
     SettingsJob: settings_table,
     RecipeJob: recipe_table,
     CheckpointsJob: checkpoints_table,
+    ClaimsJob: claims_table,
 }
 
 

@@ -216,7 +216,7 @@ def test_every_table_and_figure_spec_reads_back_typed_and_writes_the_same_json(f
 
     config = load_config([REPO / "config" / name for name in files])
     kinds = set()
-    for table in [*config.tables, "recipe", *(["checkpoints"] if config.evaluated_checkpoints else [])]:
+    for table in ["claims", *config.tables, "recipe", *(["checkpoints"] if config.evaluated_checkpoints else [])]:
         spec = table_fields(config, table)
         typed = table_job(spec)
         kinds.add(type(typed))

@@ -94,7 +94,8 @@ def all_manifests():
 
 
 def all_tables():
-    return [str(FLUX.table_path(table)) for table in FLUX.tables]
+    """The claims table first (the document opens with it), then the configuration's tables."""
+    return [str(FLUX.table_path(table)) for table in ("claims", *FLUX.tables)]
 
 
 def run_checkpoint(run):
@@ -199,8 +200,8 @@ def table_inputs(wildcards):
     return table_job(json.loads(table_spec_json(wildcards.table))).inputs()
 
 
-# Tables a target may name: the configuration's (`tables`), the recipe table, and the released checkpoints'.
-TABLES = [*FLUX.tables, "recipe", "checkpoints"]
+# Tables a target may name: the claims table, the configuration's (`tables`), the recipe table, the released checkpoints'.
+TABLES = ["claims", *FLUX.tables, "recipe", "checkpoints"]
 FIGURES = list(FLUX.figures)
 
 

@@ -1,0 +1,155 @@
+"""The claims table: each of the paper's qualitative claims tested on this build's own measurements.
+
+A claim compares two sides measured on the same test items: `better` and `against` (a run's per-item outcomes
+under a protocol: each video's top-1 hit, each caption's T2V hit at R@K, averaged per item over the side's result
+keys), or `better` and chance (R@K of a retrieval gallery of N videos: K / N). Our effect is the difference in
+points with its paired bootstrap 95% interval over the items (flux.stats), and the verdict follows from the interval
+alone: reproduced (the claimed direction, zero excluded), contradicted (the other direction, zero excluded) or
+inconclusive. The paper's evidence is the mean of the named cells of config/paper_numbers.yaml on each side.
+A claim whose runs this configuration does not train is listed as not measured.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flux.config import load_paper_numbers
+from flux.errors import ConfigError, FluxError
+from flux.io import csv_text
+from flux.provenance import latex_comment, provenance
+from flux.stats import VERDICTS, Interval, bootstrap_interval, paired_difference, verdict
+from flux.tables.cells import item_outcomes
+from flux.tables.job_spec import Claim, ClaimSide, ClaimsJob
+from flux.tables.latex import SCALE_NOTE, environment, latex_escape
+
+NOT_MEASURED = "not measured"
+FIELDS = ["id", "claim", "paper_table", "paper_effect", "ours_effect", "low", "high", "items", "verdict", "note"]
+
+
+def side_outcomes(side: ClaimSide, role: str | None, where: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Per-item outcomes of one side, averaged over its keys, and the first key's result (for its sizes)."""
+    path = Path(side.metrics)
+    if not path.is_file():
+        raise FluxError(f"{where}: metrics file {path} is missing; run its evaluation (snakemake {path})")
+    results = json.loads(path.read_text(encoding="utf-8"))["results"]
+    if role is None:
+        if len(results) != 1:
+            raise ConfigError(f"{where}: {path} holds several datasets {sorted(results)}; name the claim's `role`")
+        role = next(iter(results))
+    if role not in results:
+        raise FluxError(f"{where}: {path} has no results for '{role}' (has {sorted(results)})")
+    columns = []
+    for key in side.keys:
+        if key not in results[role]:
+            raise FluxError(f"{where}: {path} lacks result '{key}' for {role}; re-run the evaluation")
+        outcomes = item_outcomes(results[role][key], side.metric)
+        if outcomes is None:
+            raise FluxError(
+                f"{where}: {path} keeps no per-item outcomes for {role}/{key}/{side.metric} (top1, or a T2V R@K); "
+                "re-run the evaluation (snakemake -R evaluate)"
+            )
+        columns.append(outcomes)
+    if len({len(column) for column in columns}) != 1:
+        raise FluxError(f"{where}: the keys {side.keys} of {path} score different numbers of items")
+    return np.mean(columns, axis=0), results[role][side.keys[0]]
+
+
+def chance_level(result: dict[str, Any], metric: str, where: str) -> float:
+    """R@K of a gallery of N videos by chance: K / N."""
+    parts = metric.split(".")
+    if len(parts) != 3 or not parts[2].startswith("R@") or "videos" not in result:
+        raise ConfigError(f"{where}: `against: chance` compares a retrieval R@K (e.g. dual_softmax.t2v.R@1), not {metric}")
+    return min(1.0, int(parts[2][2:]) / result["videos"])
+
+
+def paper_effect(paper: dict[str, Any], claim: Claim, where: str) -> float | None:
+    """Mean of the claim's paper cells on the better side minus the mean on the against side (or the better mean alone
+    for a claim against chance); None where the paper prints no such cells."""
+    if not claim.paper_table:
+        return None
+
+    def mean(cells: list[list[Any]]) -> float:
+        values = []
+        for row, position in cells:
+            printed = paper.get("values", {}).get(row)
+            if printed is None or position >= len(printed) or not isinstance(printed[position], (int, float)):
+                raise ConfigError(f"{where}: config/paper_numbers.yaml {claim.paper_table}.values.{row}[{position}] is no number")
+            values.append(float(printed[position]))
+        return statistics.fmean(values)
+
+    better = mean(claim.paper_better)
+    return better - mean(claim.paper_against) if claim.paper_against else better
+
+
+def measure(claim: Claim, paper_numbers: Path) -> dict[str, Any]:
+    where = f"claims.{claim.id}"
+    row: dict[str, Any] = {"id": claim.id, "claim": claim.claim, "note": claim.note, "paper_table": claim.paper_table}
+    paper = load_paper_numbers(paper_numbers, claim.paper_table) if claim.paper_table else {}
+    row["paper_effect"] = paper_effect(paper, claim, where)
+    untrained = [side.run for side in claim.sides if side.metrics is None]
+    if untrained:
+        return {**row, "ours_effect": None, "low": None, "high": None, "items": None, "verdict": NOT_MEASURED,
+                "reason": f"not trained in this configuration: {', '.join(untrained)}"}  # fmt: skip
+    better, result = side_outcomes(claim.sides[0], claim.role, f"{where}.better")
+    if len(claim.sides) == 2:
+        against, _ = side_outcomes(claim.sides[1], claim.role, f"{where}.against")
+        if len(against) != len(better):
+            raise FluxError(f"{where}: the two sides score {len(better)} and {len(against)} items; they must share a test set")
+        difference = paired_difference(better, against)
+    else:
+        chance = chance_level(result, claim.sides[0].metric, where)
+        found = bootstrap_interval(better)
+        difference = Interval(found.estimate - chance, found.low - chance, found.high - chance, found.items)
+    points = difference.scaled(100)
+    return {
+        **row,
+        "ours_effect": round(points.estimate, 4),
+        "low": round(points.low, 4),
+        "high": round(points.high, 4),
+        "items": points.items,
+        "verdict": verdict(difference),
+        "reason": "",
+    }
+
+
+def _signed(value: float | None) -> str:
+    return "--" if value is None else f"{value:+.1f}"
+
+
+def render(job: ClaimsJob) -> tuple[str, dict[str, Any]]:
+    rows = [measure(claim, Path(job.paper_numbers)) for claim in job.claims]
+    body = []
+    for row in rows:
+        paper = "--" if row["paper_effect"] is None else f"{_signed(row['paper_effect'])} ({latex_escape(row['paper_table'])})"
+        if row["verdict"] == NOT_MEASURED:
+            ours = latex_escape(row["reason"])
+        else:
+            ours = f"{_signed(row['ours_effect'])} [{_signed(row['low'])}, {_signed(row['high'])}], n={row['items']}"
+        claim = latex_escape(row["claim"]) + (f" \\emph{{({latex_escape(row['note'])})}}" if row["note"] else "")
+        body.append(f"{claim} & {paper} & {ours} & {row['verdict']} \\\\")
+    record = provenance(job.config_digest)
+    counts = {name: sum(row["verdict"] == name for row in rows) for name in (*VERDICTS, NOT_MEASURED)}
+    caption = (
+        "The paper's claims tested on this build: our effect (points, better minus against, or minus chance) with its "
+        "paired bootstrap 95\\% interval over the same test items, and the verdict it implies; the paper's effect from "
+        f"the named table's cells. {latex_escape(SCALE_NOTE[job.scale].capitalize())}."
+    )
+    tex = (
+        environment()
+        .get_template("claims.tex.j2")
+        .render(provenance=latex_comment(record), caption=caption, body=body, counts=counts)
+    )
+    data = {
+        "table": "claims",
+        "scale": job.scale,
+        "rows": rows,
+        "verdicts": counts,
+        "provenance": record,
+        "files": {".csv": csv_text([{field: row.get(field) for field in FIELDS} for row in rows], FIELDS)},
+    }
+    return tex, data

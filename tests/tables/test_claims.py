@@ -1,0 +1,98 @@
+"""The claims table on hand-made metrics files: effects, intervals, verdicts, the paper's effect, and what is refused."""
+
+import csv
+import io
+import json
+
+import pytest
+import yaml
+
+from flux.errors import FluxError
+from flux.tables.claims import render
+from flux.tables.job_spec import ClaimsJob
+
+
+def metrics_file(tmp_path, name: str, results: dict) -> str:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"results": {"k400": results}}))
+    return str(path)
+
+
+def job(tmp_path, claims: list[dict]) -> ClaimsJob:
+    numbers = tmp_path / "paper_numbers.yaml"
+    values = {"group4": [79.2, 80.3], "random": [78.6, 79.0]}
+    numbers.write_text(yaml.safe_dump({"main_table2": {"caption": "Selectors", "tolerance": 0.5, "values": values}}))
+    spec = {"table": "claims", "kind": "claims", "scale": "tiny", "claims": claims, "paper_numbers": str(numbers),
+            "config_digest": "0" * 64, "out": str(tmp_path / "claims.tex")}  # fmt: skip
+    return ClaimsJob.from_dict(spec)
+
+
+def claim(better: dict, against: dict | None, **fields) -> dict:
+    return {"id": "c", "claim": "A beats B", "note": "", "protocol": "ablation", "role": None,
+            "sides": [better, *([against] if against else [])], "paper_table": None, "paper_better": [],
+            "paper_against": [], **fields}  # fmt: skip
+
+
+def side(path: str | None, keys=("8x224@2048",), metric="top1") -> dict:
+    return {"run": "r", "keys": list(keys), "metric": metric, "metrics": path}
+
+
+def test_a_clear_gain_on_the_same_videos_is_reproduced_and_its_reverse_contradicted(tmp_path):
+    strong = metrics_file(tmp_path, "strong", {"8x224@2048": {"top1": 75.0, "top1_hits": "1" * 30 + "0" * 10}})
+    weak = metrics_file(tmp_path, "weak", {"8x224@2048": {"top1": 25.0, "top1_hits": "1" * 10 + "0" * 30}})
+    paper = {"paper_table": "main_table2", "paper_better": [["group4", 1]], "paper_against": [["random", 1]]}
+    _, data = render(job(tmp_path, [claim(side(strong), side(weak), **paper), {**claim(side(weak), side(strong)), "id": "r"}]))
+    gain, loss = data["rows"]
+    # 30 of 40 against 10 of 40, every hit of the weak side also a hit of the strong one: +50 points
+    assert gain["ours_effect"] == pytest.approx(50.0) and gain["items"] == 40 and 30 < gain["low"] < 50 < gain["high"] < 70
+    assert gain["verdict"] == "reproduced" and loss["verdict"] == "contradicted"
+    assert gain["paper_effect"] == pytest.approx(80.3 - 79.0)
+    assert data["verdicts"] == {"reproduced": 1, "contradicted": 1, "inconclusive": 0, "not measured": 0}
+    lines = list(csv.DictReader(io.StringIO(data["files"][".csv"])))
+    assert [line["verdict"] for line in lines] == ["reproduced", "contradicted"]
+
+
+def test_equal_sides_are_inconclusive_and_keys_are_averaged_per_item(tmp_path):
+    two = metrics_file(tmp_path, "two", {"a": {"top1": 50.0, "top1_hits": "1100"}, "b": {"top1": 50.0, "top1_hits": "0011"}})
+    one = metrics_file(tmp_path, "one", {"a": {"top1": 50.0, "top1_hits": "1010"}})
+    _, data = render(job(tmp_path, [claim(side(two, keys=("a", "b")), side(one, keys=("a",)))]))
+    (row,) = data["rows"]
+    # per item: (1+0)/2 = 0.5 for every video on one side, 1/0 alternating on the other: both mean 0.5
+    assert row["ours_effect"] == 0.0 and row["verdict"] == "inconclusive" and row["low"] < 0 < row["high"]
+
+
+def test_retrieval_against_chance_uses_the_gallery_size(tmp_path):
+    ranks = {"dual_softmax": {"t2v": {"R@1": 75.0}, "t2v_ranks": [0, 0, 0, 2]}, "videos": 4}
+    path = metrics_file(tmp_path, "clip", {"8x224@2048": ranks})
+    _, data = render(job(tmp_path, [claim(side(path, metric="dual_softmax.t2v.R@1"), None)]))
+    (row,) = data["rows"]
+    assert row["ours_effect"] == pytest.approx(75.0 - 25.0)  # 3 of 4 captions find their video first; chance 1 / 4
+    recall5 = {"dual_softmax": {"t2v": {"R@5": 75.0}, "t2v_ranks": [0, 1, 4, 9]}, "videos": 10}
+    path = metrics_file(tmp_path, "clip5", {"8x224@2048": recall5})
+    _, data = render(job(tmp_path, [claim(side(path, metric="dual_softmax.t2v.R@5"), None)]))
+    assert data["rows"][0]["ours_effect"] == pytest.approx(75.0 - 50.0)  # chance of R@5 among 10 videos: 5 / 10
+
+
+def test_untrained_runs_are_listed_as_not_measured(tmp_path):
+    tex, data = render(job(tmp_path, [claim(side(None), side(None))]))
+    assert data["rows"][0]["verdict"] == "not measured" and "not trained in this configuration" in tex
+
+
+def test_metrics_without_per_item_outcomes_are_refused_with_the_fix(tmp_path):
+    old = metrics_file(tmp_path, "old", {"8x224@2048": {"top1": 50.0}})
+    with pytest.raises(FluxError, match="keeps no per-item outcomes .* re-run the evaluation"):
+        render(job(tmp_path, [claim(side(old), side(old))]))
+    short = metrics_file(tmp_path, "short", {"8x224@2048": {"top1": 50.0, "top1_hits": "10"}})
+    longer = metrics_file(tmp_path, "longer", {"8x224@2048": {"top1": 50.0, "top1_hits": "1000"}})
+    with pytest.raises(FluxError, match="must share a test set"):
+        render(job(tmp_path, [claim(side(short), side(longer))]))
+
+
+def test_every_configuration_plans_its_claims(tmp_path):
+    from flux.config import load_config
+    from flux.jobs import table_spec
+    from tests.paths import REPO
+
+    for files in (["config.yaml"], ["config.yaml", "micro.yaml"], ["paper.yaml"]):
+        spec = ClaimsJob.from_dict(table_spec(load_config([REPO / "config" / name for name in files]), "claims"))
+        assert len(spec.claims) >= 8 and all(claim.sides for claim in spec.claims)
