@@ -315,6 +315,9 @@ def test_all_tex_compiles_and_the_pdf_shows_the_metrics(micro_run):
                     assert cell["text"] in text, (name, row["id"], cell)
                     shown += 1
     assert shown > 50
+    claims = json.loads((root / "results" / "tables" / "claims.json").read_text())["rows"]
+    assert claims and all(row["verdict"] in text for row in claims)
+    assert "ours [95% interval]" in text
 
 
 @pytest.mark.slow
