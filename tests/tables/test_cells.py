@@ -441,7 +441,7 @@ def test_a_single_runs_top1_cell_carries_its_bootstrap_interval(tmp_path):
         top1 = record["results"]["k400"]["8x224@2048"]["top1"]
         record["results"]["k400"]["8x224@2048"]["top1_hits"] = "1" * round(3 * top1) + "0" * (300 - round(3 * top1))
         path.write_text(json.dumps(record))
-    data = render_cells(job)[1]
+    tex, data = render_cells(job)
     cells = cells_by_row(data)
     # 70% of 300 videos: 1.96 * sqrt(0.7 * 0.3 / 300) = 5.19 points either side
     low, high = cells["a.8"]["b2048"]["interval"]
@@ -449,6 +449,11 @@ def test_a_single_runs_top1_cell_carries_its_bootstrap_interval(tmp_path):
     assert cells["a.8"]["b512"]["interval"] is None  # no per-video outcomes in its metrics
     assert cells["b.8"]["b2048"]["interval"] is None  # a mean over seeds: their spread is the std
     assert cells["a.8"]["avg"]["interval"] is None
+    # below paper scale a cell prints ours with its interval and the paper's number, no difference from it
+    assert f"\\fluxtinycell{{70.0}}{{[{low:.1f}, {high:.1f}]}}{{83.9}}" in tex and "\\fluxtinycell{50.0}{}{72.7}" in tex
+    assert "\\fluxcell{" not in tex and "claims table" in tex
+    paper_tex, _ = render_cells({**job, "scale": "paper"})
+    assert "\\fluxcell{70.0}{83.9}{-13.9}" in paper_tex and "\\fluxtinycell{" not in paper_tex.split("\\begin{table}")[1]
     lines = list(csv.DictReader(io.StringIO(data["files"][".csv"])))  # the CSV: one line per cell
     assert len(lines) == sum(len(row["cells"]) for row in data["rows"])
     line = next(line for line in lines if (line["row"], line["column"]) == ("a.8", "b2048"))
