@@ -86,7 +86,8 @@ def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
         if key not in EXTRACTORS:
             raise KeyError(f"{job.paper_numbers}: {table}.settings.{key} has no extractor; known: {', '.join(EXTRACTORS)}")
         values = [EXTRACTORS[key](runs[run]) for run in shown]
-        rows.append({"setting": key, "label": latex_escape(reference["label"]), "values": values, "paper": reference["paper"]})
+        row = {"setting": key, "label": latex_escape(reference["label"]), "values": values, "paper": reference["paper"]}
+        rows.append({**row, "footnote": reference["footnote"]} if "footnote" in reference else row)
     record = provenance(job.config_digest)
     caption = f"{paper['caption']}. {SCALE_NOTE[job.scale].capitalize()}."
     body = [
@@ -94,7 +95,7 @@ def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
             [
                 row["label"],
                 *[value if value.startswith("$") else latex_escape(value) for value in row["values"]],
-                latex_escape(row["paper"]),
+                latex_escape(row["paper"]) + ("\\textsuperscript{$\\dagger$}" if "footnote" in row else ""),
             ]
         )
         + " \\\\"
@@ -112,6 +113,7 @@ def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
             header=" & ".join(["config", *[latex_escape(run) for run in shown], "paper"]),
             body=body,
             missing=latex_escape(", ".join(run for run in paper["columns"] if run not in runs)),
+            footnotes=[latex_escape(row["footnote"]) for row in rows if "footnote" in row],
         )
     )
     lines = [

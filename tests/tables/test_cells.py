@@ -427,10 +427,14 @@ def test_supp_table7_names_fluxvit_b_stage2_batch():
     from flux.tables.settings import render_settings
 
     config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml"])
-    _, data = render_settings(SettingsJob.from_dict(settings_table_spec(config, "supp_table7")))
+    tex, data = render_settings(SettingsJob.from_dict(settings_table_spec(config, "supp_table7")))
     batch = next(row for row in data["rows"] if row["setting"] == "batch_size")
     assert dict(zip(data["columns"], batch["values"]))["clip2_b"] == "2048"
-    assert batch["paper"].endswith("2048 for FluxViT-B on the 2.5M corpus")
+    # the paper's dagger, as printed: its value, then the footnote under the table
+    assert batch["paper"] == "4096 (image), 4096 (video)" and batch["footnote"].startswith("For FluxViT-B, we lower")
+    assert (
+        "4096 (video)\\textsuperscript{$\\dagger$}" in tex and "$\\dagger$ For FluxViT-B, we lower the batch size to 2048" in tex
+    )
 
 
 def test_a_single_runs_top1_cell_carries_its_bootstrap_interval(tmp_path):
