@@ -296,7 +296,7 @@ def part_peak(check: Check, report: dict) -> dict:
     b = torch.randn(size, size, device=check.device, dtype=dtype)
     seconds, _ = timed(lambda: a @ b, check.device, warmup=3, repeats=10)
     flops = 2 * size**3 / statistics.median(seconds)
-    return {"dtype": str(dtype).removeprefix("torch."), "size": size, "flops": flops, "tflops": round(flops / 1e12, 2)}
+    return {"dtype": str(dtype).removeprefix("torch."), "size": size, "flops": flops}
 
 
 def train_setting(check: Check, name: str, batch_size: int, peak: float | None) -> dict:
@@ -564,7 +564,7 @@ def table(report: dict) -> str:
             row(name, "", f"**{result['status']}**: {result.get('error') or result.get('reason')}")
             continue
         if name == "peak":
-            row(name, f"{result['size']}^3 {result['dtype']} matmul", f"{result['tflops']} TFLOP/s")
+            row(name, f"{result['size']}^3 {result['dtype']} matmul", f"{result['flops'] / 1e12:.3g} TFLOP/s")
         elif name == "train":
             for setting in ("single", "multi"):
                 r = result[setting]
