@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from flux.config import SETTINGS_TABLES, TABLE8_ROLES, Config
+from flux.config import Config
 from flux.data.job_spec import DownloadJob, IndexJob, Kinetics710Job, SynthJob
 from flux.data.scenes import RENDER_VERSION
 from flux.errors import ConfigError
 from flux.eval.spec import EvaluateSpec
 from flux.models.import_spec import ImportSpec
 from flux.tables.job_spec import DocumentJob, FigureJob, PdfJob, table_job
+from flux.tables.sources import SETTINGS_TABLES, TABLE8_ROLES
 from flux.train.inheritance import heads_record, parent_plan, trained_heads
 from flux.train.spec import TrainSpec
 from flux.verbs import resolve

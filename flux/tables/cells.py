@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from flux.config import load_paper_numbers
 from flux.errors import ConfigError, FluxError
 from flux.stats import bootstrap_interval, hits
 from flux.tables.job_spec import CellsJob
 from flux.tables.layout import Column, Row, cell_key, column_name, columns_of, fill, row_name, row_runs, rows_of
+from flux.tables.sources import load_paper_numbers
 
 logger = logging.getLogger(__name__)
 

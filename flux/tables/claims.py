@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from flux.config import load_paper_numbers
 from flux.errors import ConfigError, FluxError
 from flux.io import csv_text
 from flux.provenance import latex_comment, provenance
@@ -26,6 +25,7 @@ from flux.stats import VERDICTS, Interval, bootstrap_interval, paired_difference
 from flux.tables.cells import item_outcomes
 from flux.tables.job_spec import Claim, ClaimSide, ClaimsJob
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
+from flux.tables.sources import load_paper_numbers
 
 NOT_MEASURED = "not measured"
 FIELDS = ["id", "claim", "paper_table", "paper_effect", "ours_effect", "low", "high", "items", "verdict", "note"]

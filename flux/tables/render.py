@@ -13,12 +13,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from flux.config import load_paper_numbers
 from flux.errors import ConfigError
 from flux.io import atomic_write_json, atomic_write_text, csv_text
 from flux.provenance import latex_comment, provenance
 from flux.tables.job_spec import CellsJob, CheckpointsJob, ClaimsJob, RecipeJob, SettingsJob, Table8Job, table_job
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
+from flux.tables.sources import load_paper_numbers
 
 logger = logging.getLogger(__name__)
 

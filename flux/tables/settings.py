@@ -8,11 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flux.config import load_paper_numbers
 from flux.io import csv_text
 from flux.provenance import latex_comment, provenance
 from flux.tables.job_spec import SettingsJob
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
+from flux.tables.sources import load_paper_numbers
 
 
 def _range(values: list[int]) -> str:

@@ -320,9 +320,10 @@ def test_a_cross_check_must_be_declared_and_fit(tmp_path):
 
 def test_main_table9_and_supp_table3_differ_in_the_cells_paper_md_lists():
     """paper.md §8.1 item 2: twelve T2V R@1 cells, found from config/paper_numbers.yaml on both sides."""
-    from flux.config import load_config, load_paper_numbers
+    from flux.config import load_config
     from flux.tables.cells import cross_check_mismatches
     from flux.tables.layout import columns_of, rows_of
+    from flux.tables.sources import load_paper_numbers
 
     config = load_config([REPO / "config" / "config.yaml"])
     path = REPO / "config" / "paper_numbers.yaml"
