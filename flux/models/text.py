@@ -27,7 +27,6 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -122,8 +121,20 @@ class TextEncoder(nn.Module, abc.ABC):
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _pipeline(pattern: str):
+    """The Hugging Face `tokenizers` steps of a WordTokenizer: lower-case, then keep the `pattern` matches."""
+    from tokenizers import Regex, normalizers, pre_tokenizers
+
+    try:
+        regex = Regex(pattern)
+    except Exception as exc:  # noqa: BLE001 (the Rust regex engine's error type is not exported)
+        raise ConfigError(f"tokenizer pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+    return normalizers.Lowercase(), pre_tokenizers.Split(regex, behavior="removed", invert=True)
+
+
 class WordTokenizer:
-    """Lower-cased word/punctuation tokenizer over a closed vocabulary built from a corpus.
+    """Lower-cased word/punctuation tokenizer over a closed vocabulary built from a corpus: a `tokenizers` WordLevel
+    model behind our vocabulary rule and checks.
 
     Ids: ``[PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3``, then the corpus tokens by descending count, ties broken
     alphabetically, so the same corpus always gives the same ids whatever its order.
@@ -139,13 +150,15 @@ class WordTokenizer:
         duplicates = sorted(token for token, count in Counter(vocab).items() if count > 1)
         if duplicates:
             raise ConfigError(f"tokenizer vocab has duplicate tokens {duplicates[:10]}; each token must appear once")
-        try:
-            self._regex = re.compile(pattern)
-        except re.error as exc:
-            raise ConfigError(f"tokenizer pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+        from tokenizers import Tokenizer, models, processors
+
         self.pattern = pattern
         self._vocab: tuple[str, ...] = tuple(vocab)
-        self._ids: dict[str, int] = {token: i for i, token in enumerate(vocab)}
+        self._tokenizer = Tokenizer(models.WordLevel(vocab={token: i for i, token in enumerate(vocab)}, unk_token="[UNK]"))
+        self._tokenizer.normalizer, self._tokenizer.pre_tokenizer = _pipeline(pattern)
+        self._tokenizer.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", CLS_ID), ("[SEP]", SEP_ID)]
+        )
 
     @classmethod
     def build(cls, texts: Sequence[str], min_count: int = 1, max_size: int | None = None) -> WordTokenizer:
@@ -163,8 +176,8 @@ class WordTokenizer:
             raise ConfigError(
                 f"max_size must be None or an integer >= {len(SPECIAL_TOKENS)} (it counts the special tokens), got {max_size!r}"
             )
-        regex = re.compile(TOKEN_PATTERN)
-        counts = Counter(token for text in texts for token in regex.findall(text.lower()))
+        normalizer, pre_tokenizer = _pipeline(TOKEN_PATTERN)
+        counts = Counter(token for text in texts for token, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
         ranked = sorted((token for token, n in counts.items() if n >= min_count), key=lambda t: (-counts[t], t))
         if max_size is not None:
             ranked = ranked[: max_size - len(SPECIAL_TOKENS)]
@@ -184,11 +197,12 @@ class WordTokenizer:
 
     def split(self, text: str) -> list[str]:
         """The tokens of one text (lower-cased), before id lookup."""
-        return self._regex.findall(text.lower())
+        normalised = self._tokenizer.normalizer.normalize_str(text)
+        return [token for token, _ in self._tokenizer.pre_tokenizer.pre_tokenize_str(normalised)]
 
     def token_ids(self, text: str) -> list[int]:
         """Ids of one text without special tokens; unknown tokens map to ``[UNK]``."""
-        return [self._ids.get(token, UNK_ID) for token in self.split(text)]
+        return self._tokenizer.encode(text, add_special_tokens=False).ids
 
     def encode(self, texts: Sequence[str], max_length: int, pad_to_max_length: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``[CLS] tokens [SEP]``, truncated to ``max_length`` (``[SEP]`` kept), right-padded with ``[PAD]``.
@@ -199,14 +213,15 @@ class WordTokenizer:
         texts = _check_texts(texts)
         if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
             raise ConfigError(f"max_length must be an integer >= 2 ([CLS] and [SEP] take two), got {max_length!r}")
-        rows = [[CLS_ID, *self.token_ids(text)[: max_length - 2], SEP_ID] for text in texts]
-        width = max_length if pad_to_max_length else max((len(row) for row in rows), default=2)
-        ids = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = 1
-        return ids, mask
+        tokenizer, width = self._tokenizer, max_length if pad_to_max_length else None
+        tokenizer.enable_truncation(max_length)
+        tokenizer.enable_padding(pad_id=PAD_ID, pad_token=SPECIAL_TOKENS[PAD_ID], length=width)
+        encodings = tokenizer.encode_batch(texts)
+        if not encodings:
+            empty = torch.zeros((0, width or 2), dtype=torch.long)
+            return empty, empty.clone()
+        ids = torch.tensor([encoding.ids for encoding in encodings], dtype=torch.long)
+        return ids, torch.tensor([encoding.attention_mask for encoding in encodings], dtype=torch.long)
 
     def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
         """Space-joined tokens of one id row, special tokens except ``[UNK]`` dropped (for logs and tests)."""

@@ -351,3 +351,27 @@ def test_huggingface_without_transformers_is_config_error(tmp_path: Path, monkey
     monkeypatch.setitem(sys.modules, "transformers", None)  # makes `import transformers` raise ImportError
     with pytest.raises(ConfigError, match="pip install transformers"):
         HuggingFaceTextEncoder(tmp_path)
+
+
+def test_word_tokenizer_ids_are_the_word_rule_s_on_real_captions():
+    """The `tokenizers` WordLevel pipeline gives, on every line of the real annotation fixtures (unicode, punctuation,
+    long lines), the ids of the rule it implements: lower-case, `TOKEN_PATTERN` matches, vocabulary lookup, [UNK]
+    for unseen tokens, [CLS] ... [SEP] truncated to max_length."""
+    import re
+
+    from flux.models.text import TOKEN_PATTERN
+    from tests.paths import require_real_fixtures
+
+    lines = []
+    for path in sorted(require_real_fixtures().rglob("*")):
+        if path.is_file() and path.suffix in {".csv", ".json", ".txt", ".tsv", ".jsonl"}:
+            lines += [line[:300] for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()][
+                :400
+            ]
+    assert len(lines) > 5000
+    tokenizer = WordTokenizer.build(lines[::2])  # the other half holds unseen words
+    ids = {token: index for index, token in enumerate(tokenizer.vocab)}
+    expected = [[2, *[ids.get(token, 1) for token in re.findall(TOKEN_PATTERN, line.lower())][:14], 3] for line in lines]
+    encoded, mask = tokenizer.encode(lines, max_length=16)
+    assert [row[: int(length)] for row, length in zip(encoded.tolist(), mask.sum(1))] == expected
+    assert any(1 in row for row in expected) and any(len(row) == 16 for row in expected)
