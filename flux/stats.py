@@ -1,10 +1,16 @@
 """Intervals and verdicts for claims measured on a test set: is an effect there, and which way does it go?
 
 A paper claim compares two measurements on the same test items (two models on the same videos, plain and dual-
-softmax retrieval on the same captions, one model at two budgets). The difference of their means gets a paired
-percentile bootstrap interval: the same resampled items for both sides, so what the items share cancels. A
-single measurement (an accuracy against chance) gets the plain percentile bootstrap. Resampling is seeded: an
-interval is a function of its inputs, like every other number of a build.
+softmax retrieval on the same captions, one model at two inputs). Per-item outcomes are 0/1 (a video's top-1 hit, a
+caption's R@K hit) or, averaged over several settings, fractions. Intervals at the 95% level:
+- one measurement (an accuracy, a recall; against chance): binary outcomes get the Wilson score interval, which stays
+  honest at 0 or n hits of a few dozen items (a bootstrap of 32 misses is the point [0, 0]); fractions get the
+  percentile bootstrap;
+- the difference of two measurements on the same items: binary outcomes get Newcombe's paired score interval
+  (method 10, from the two Wilson intervals and the pairs' correlation; it is near a sign test when few pairs
+  differ, where a bootstrap is overconfident); fractions get the paired percentile bootstrap (the same resampled
+  items on both sides, so what the items share cancels).
+Resampling is seeded: an interval is a function of its inputs, like every other number of a build.
 
 The verdict is computed, never written by hand: the interval of the difference in the claimed direction
 (positive: "A beats B") either excludes zero on the claimed side (reproduced), excludes it on the other side
@@ -13,6 +19,8 @@ The verdict is computed, never written by hand: the interval of the difference i
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,3 +96,58 @@ def verdict(difference: Interval, direction: int = 1) -> str:
     if high < 0:
         return "contradicted"
     return "inconclusive"
+
+
+def _binary(values: np.ndarray) -> bool:
+    return bool(np.isin(values, (0.0, 1.0)).all())
+
+
+def _z(level: float) -> float:
+    return statistics.NormalDist().inv_cdf(1 - (1 - level) / 2)
+
+
+def wilson_interval(successes: int, count: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson's score interval of a proportion."""
+    if count <= 0:
+        raise FluxError("no items to estimate a proportion from")
+    z, p = _z(level), successes / count
+    centre = (p + z * z / (2 * count)) / (1 + z * z / count)
+    half = z * math.sqrt(p * (1 - p) / count + z * z / (4 * count * count)) / (1 + z * z / count)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def proportion_interval(values: Sequence[float], level: float = LEVEL, seed: int = 0) -> Interval:
+    """The mean of per-item outcomes and its interval: Wilson's for 0/1 outcomes, else the percentile bootstrap."""
+    column = np.asarray(values, dtype=np.float64)
+    if len(column) and _binary(column):
+        low, high = wilson_interval(int(column.sum()), len(column), level)
+        return Interval(float(column.mean()), low, high, len(column))
+    return bootstrap_interval(column, level, seed=seed)
+
+
+def newcombe_paired_difference(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> Interval:
+    """mean(a) - mean(b) of paired 0/1 outcomes with Newcombe's score interval (1998, method 10)."""
+    first, second = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    count = len(first)
+    if count == 0 or len(second) != count:
+        raise FluxError(f"paired measurements need the same items; got {len(first)} and {len(second)}")
+    both = int(((first == 1) & (second == 1)).sum())
+    only_a = int(((first == 1) & (second == 0)).sum())
+    only_b = int(((first == 0) & (second == 1)).sum())
+    neither = count - both - only_a - only_b
+    p1, p2 = (both + only_a) / count, (both + only_b) / count
+    (l1, u1), (l2, u2) = wilson_interval(both + only_a, count, level), wilson_interval(both + only_b, count, level)
+    margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    phi = (both * neither - only_a * only_b) / math.sqrt(margins) if margins else 0.0
+    below = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    above = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    difference = p1 - p2
+    return Interval(difference, difference - below, difference + above, count)
+
+
+def difference_interval(a: Sequence[float], b: Sequence[float], level: float = LEVEL, seed: int = 0) -> Interval:
+    """mean(a) - mean(b) over the same items: Newcombe's interval for 0/1 outcomes, else the paired bootstrap."""
+    first, second = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(first) and len(first) == len(second) and _binary(first) and _binary(second):
+        return newcombe_paired_difference(first, second, level)
+    return paired_difference(first, second, level, seed=seed)

@@ -62,3 +62,32 @@ def test_unpaired_or_empty_measurements_are_refused():
         bootstrap_interval([])
     with pytest.raises(FluxError, match=r"\+1 or -1"):
         verdict(Interval(0.0, -1.0, 1.0, 2), 0)
+
+
+def test_wilson_and_newcombe_by_hand():
+    from flux.stats import newcombe_paired_difference, wilson_interval
+
+    # no hit in 32: Wilson's upper bound is z^2 / (n + z^2) = 3.8415 / 35.8415
+    assert wilson_interval(0, 32) == (0.0, pytest.approx(0.107179, abs=1e-6))
+    # 4 of 32: centre (0.125 + z^2/64) / (1 + z^2/32), half-width z sqrt(p q / n + z^2 / 4n^2) / (1 + z^2/32)
+    assert wilson_interval(4, 32) == (pytest.approx(0.049701, abs=1e-6), pytest.approx(0.280683, abs=1e-6))
+    # A right on 4 videos where B is wrong, equal elsewhere (all wrong): phi = 0 (a margin is empty), so
+    # below = sqrt((0.125 - 0.049701)^2 + 0.107179^2) = 0.130985 and above = 0.280683 - 0.125
+    found = newcombe_paired_difference([1.0] * 4 + [0.0] * 28, [0.0] * 32)
+    assert (found.estimate, found.low, found.high) == (
+        0.125,
+        pytest.approx(-0.005985, abs=1e-6),
+        pytest.approx(0.280683, abs=1e-6),
+    )
+
+
+def test_binary_outcomes_use_score_intervals_and_fractions_the_bootstrap():
+    from flux.stats import difference_interval, proportion_interval
+
+    # 0 of 32: a bootstrap would say [0, 0]; the score interval keeps the uncertainty
+    assert proportion_interval([0.0] * 32).high == pytest.approx(0.107179, abs=1e-6)
+    # 4 discordant pairs all one way: a sign test gives p = 0.125, and so does not exclude zero
+    assert difference_interval([1.0] * 4 + [0.0] * 28, [0.0] * 32).low < 0
+    fractions = [0.5, 1.0, 0.0, 0.5] * 10
+    assert proportion_interval(fractions) == bootstrap_interval(fractions)
+    assert difference_interval(fractions, fractions[::-1]) == paired_difference(fractions, fractions[::-1])

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from flux.errors import ConfigError, FluxError
-from flux.stats import bootstrap_interval, hits
+from flux.stats import hits, proportion_interval
 from flux.tables.job_spec import CellsJob
 from flux.tables.layout import Column, Row, cell_key, column_name, columns_of, fill, row_name, row_runs, rows_of
 from flux.tables.sources import load_paper_numbers
@@ -44,7 +44,7 @@ class Cell:
     paper: float | str | None = None
     empty: bool = False  # the paper's ∅: not evaluated at this input
     sources: tuple[str, ...] = ()  # "metrics file :: role/key/metric" for each value averaged
-    interval: tuple[float, float] | None = None  # 95% bootstrap interval over the test items (one run's cells)
+    interval: tuple[float, float] | None = None  # 95% interval over the test items (one run's cells; flux.stats)
 
     @property
     def delta(self) -> float | None:
@@ -137,7 +137,7 @@ def fill_cell(store: MetricsStore, table: str, row: Row, column: Column) -> Cell
     std = statistics.stdev(values) if len(values) > 1 else None
     interval = None
     if len(runs) == 1 and outcomes is not None and len(outcomes):
-        found = bootstrap_interval(outcomes).scaled(100)
+        found = proportion_interval(outcomes).scaled(100)
         interval = (round(found.low, 4), round(found.high, 4))
     return Cell(ours=statistics.fmean(values), std=std, sources=tuple(sources), interval=interval)
 

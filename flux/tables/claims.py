@@ -3,7 +3,8 @@
 A claim compares two sides measured on the same test items: `better` and `against` (a run's per-item outcomes
 under a protocol: each video's top-1 hit, each caption's T2V hit at R@K, averaged per item over the side's result
 keys), or `better` and chance (R@K of a retrieval gallery of N videos: K / N). Our effect is the difference in
-points with its paired bootstrap 95% interval over the items (flux.stats), and the verdict follows from the interval
+points with its 95% interval over the same items (flux.stats: Newcombe's paired score interval for 0/1 outcomes, the
+paired bootstrap for averaged ones; Wilson's interval against chance), and the verdict follows from the interval
 alone: reproduced (the claimed direction, zero excluded), contradicted (the other direction, zero excluded) or
 inconclusive. The paper's evidence is the mean of the named cells of config/paper_numbers.yaml on each side.
 A claim whose runs this configuration does not train is listed as not measured.
@@ -21,7 +22,7 @@ import numpy as np
 from flux.errors import ConfigError, FluxError
 from flux.io import csv_text
 from flux.provenance import latex_comment, provenance
-from flux.stats import VERDICTS, Interval, bootstrap_interval, paired_difference, verdict
+from flux.stats import VERDICTS, Interval, difference_interval, proportion_interval, verdict
 from flux.tables.cells import item_outcomes
 from flux.tables.job_spec import Claim, ClaimSide, ClaimsJob
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
@@ -100,10 +101,10 @@ def measure(claim: Claim, paper_numbers: Path) -> dict[str, Any]:
         against, _ = side_outcomes(claim.sides[1], claim.role, f"{where}.against")
         if len(against) != len(better):
             raise FluxError(f"{where}: the two sides score {len(better)} and {len(against)} items; they must share a test set")
-        difference = paired_difference(better, against)
+        difference = difference_interval(better, against)
     else:
         chance = chance_level(result, claim.sides[0].metric, where)
-        found = bootstrap_interval(better)
+        found = proportion_interval(better)
         difference = Interval(found.estimate - chance, found.low - chance, found.high - chance, found.items)
     points = difference.scaled(100)
     return {
@@ -136,7 +137,7 @@ def render(job: ClaimsJob) -> tuple[str, dict[str, Any]]:
     counts = {name: sum(row["verdict"] == name for row in rows) for name in (*VERDICTS, NOT_MEASURED)}
     caption = (
         "The paper's claims tested on this build: our effect (points, better minus against, or minus chance) with its "
-        "paired bootstrap 95\\% interval over the same test items, and the verdict it implies; the paper's effect from "
+        "95\\% interval over the same test items (paired), and the verdict it implies; the paper's effect from "
         f"the named table's cells. {latex_escape(SCALE_NOTE[job.scale].capitalize())}."
     )
     tex = (

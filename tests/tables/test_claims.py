@@ -96,3 +96,11 @@ def test_every_configuration_plans_its_claims(tmp_path):
     for files in (["config.yaml"], ["config.yaml", "micro.yaml"], ["paper.yaml"]):
         spec = ClaimsJob.from_dict(table_spec(load_config([REPO / "config" / name for name in files]), "claims"))
         assert len(spec.claims) >= 8 and all(claim.sides for claim in spec.claims)
+
+
+def test_no_hit_against_chance_is_inconclusive_not_contradicted(tmp_path):
+    # 0 of 32 captions retrieve their video first; chance is 1 / 32: as likely as not by chance alone
+    misses = {"dual_softmax": {"t2v": {"R@1": 0.0}, "t2v_ranks": [5] * 32}, "videos": 32}
+    path = metrics_file(tmp_path, "misses", {"8x224@2048": misses})
+    (row,) = render(job(tmp_path, [claim(side(path, metric="dual_softmax.t2v.R@1"), None)]))[1]["rows"]
+    assert row["ours_effect"] == pytest.approx(-3.125) and row["low"] < 0 < row["high"] and row["verdict"] == "inconclusive"
