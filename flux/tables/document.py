@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage[margin=1.5cm]{geometry}
-\usepackage{amssymb,booktabs,multirow,graphicx,xcolor,float}
+\usepackage{amssymb,booktabs,longtable,multirow,graphicx,xcolor,float}
 \title{FluxViT reproduction: every table and figure}
 \date{}
 \begin{document}
