@@ -43,6 +43,7 @@ class Cell:
     std: float | None = None
     paper: float | str | None = None
     empty: bool = False  # the paper's ∅: not evaluated at this input
+    blank: bool = False  # left blank, as the paper does where a row has no such column (not ∅)
     sources: tuple[str, ...] = ()  # "metrics file :: role/key/metric" for each value averaged
     interval: tuple[float, float] | None = None  # 95% interval over the test items (one run's cells; flux.stats)
 
@@ -290,7 +291,11 @@ def build(job: CellsJob) -> dict[str, Any]:
             )
         cells = []
         for column, number in zip(columns, reference):
-            if row.paper_only or row.summary or column.summary:
+            if column.id in row.blank:
+                if number is not None:
+                    raise ConfigError(f"{table} row {row.id} column {column.id}: the paper has {number} in a `blank` column")
+                cells.append(Cell(blank=True))
+            elif row.paper_only or row.summary or column.summary:
                 cells.append(Cell(paper=number))
             else:
                 cell = fill_cell(store, table, row, column)
@@ -306,7 +311,7 @@ def build(job: CellsJob) -> dict[str, Any]:
         if row.summary:
             members = [grid[member] for member in row.members if member in grid]
             for index, column in enumerate(columns):
-                if column.summary:
+                if column.summary or grid[row.id][index].blank:
                     continue
                 ours = [cells[index].ours for cells in members if cells[index].ours is not None]
                 grid[row.id][index].ours = reduce(ours, row.summary)

@@ -48,6 +48,7 @@ class Row:
     note: str | None = None  # LaTeX, in the footnote after the row's name: why its cells read other keys
     summary: str | None = None  # a block summary row: `mean` or `max` over the block's data rows
     members: tuple[str, ...] = field(default_factory=tuple)  # a summary row's data rows
+    blank: tuple[str, ...] = ()  # columns the paper leaves blank for this row (not ∅: no such input exists)
 
 
 def fill(template: str, variables: Mapping[str, Any], where: str) -> str:
@@ -137,12 +138,19 @@ def rows_of(table: str, layout: Mapping[str, Any]) -> list[Row]:
             )
     for block in layout.get("blocks", []):
         head = () if block.get("single_label") else (block["label"],)
+        blank = tuple(block.get("blank", ()))
+        unknown = sorted(set(blank) - set(column_ids))
+        if unknown:
+            raise ConfigError(
+                f"tables.{table}.blocks.{block['id']}.blank: unknown column(s) {unknown}; the columns are {column_ids}"
+            )
         members = []
         for values in _combinations(block["expand"]):
             row_id = block["id"] + "".join(f".{value}" for value in values.values())
             members.append(row_id)
             variables = derived({**values, **block.get("variables", {})}, role_names)
-            rows.append(Row(row_id, (*head, block["row_label"]), {ANY_SLOT: _runs(block["run"])}, variables, block["id"]))
+            runs = {ANY_SLOT: _runs(block["run"])}
+            rows.append(Row(row_id, (*head, block["row_label"]), runs, variables, block["id"], blank=blank))
         for reduce in block.get("summaries", []):
             rows.append(
                 Row(
@@ -153,6 +161,7 @@ def rows_of(table: str, layout: Mapping[str, Any]) -> list[Row]:
                     block["id"],
                     summary=reduce,
                     members=tuple(members),
+                    blank=blank,
                 )
             )
     widths = {len(row.labels) for row in rows}

@@ -243,6 +243,8 @@ def format_number(value: float | None, std: float | None = None) -> str:
 
 
 def cell_latex(cell: Any, tolerance: float, scale: str) -> str:
+    if cell.blank:
+        return ""
     if cell.empty:
         return "$\\emptyset$"
     paper = cell.paper
@@ -354,7 +356,7 @@ def cells_table(job: CellsJob) -> tuple[str, dict[str, Any]]:
                     "paper": cell.paper,
                     "delta": cell.delta,
                     "interval": list(cell.interval) if cell.interval else None,
-                    "verdict": "empty" if cell.empty else cell.verdict(tolerance, scale),
+                    "verdict": "blank" if cell.blank else "empty" if cell.empty else cell.verdict(tolerance, scale),
                     "text": format_number(cell.ours, cell.std) if cell.ours is not None else None,
                     "sources": list(cell.sources),
                 }

@@ -473,3 +473,20 @@ def test_retrieval_recall_outcomes_come_from_the_caption_ranks():
     assert item_outcomes(result, "dual_softmax.t2v.R@5").tolist() == [1.0, 1.0, 1.0, 0.0]
     assert item_outcomes(result, "top1").tolist() == [1.0, 0.0]
     assert item_outcomes(result, "dual_softmax.v2t.R@1") is None and item_outcomes(result, "top5") is None
+
+
+def test_a_blank_column_is_left_blank_and_out_of_summaries(tmp_path):
+    import copy
+
+    layout = copy.deepcopy(LAYOUT)
+    layout["blocks"][1]["blank"] = ["b512"]  # the paper prints nothing there: not ∅, no such input
+    tex, data = render_cells(write_job(tmp_path, layout=layout, paper={**PAPER, "b.8": [84.0, None, 82.0]}))
+    cells = cells_by_row(data)
+    assert cells["b.8"]["b512"]["verdict"] == "blank" and cells["b.8"]["b512"]["ours"] is None
+    assert cells["b.8"]["avg"]["ours"] == 62.0  # the seeds' 2048 mean alone: (60 + 64) / 2
+    assert cells["a.8"]["b512"]["ours"] == 50.0  # other blocks keep the column
+    with pytest.raises(ConfigError, match=r"row b.8 column b512: the paper has 80.0 in a `blank` column"):
+        render_cells(write_job(tmp_path, layout=layout))
+    layout["blocks"][1]["blank"] = ["b999"]
+    with pytest.raises(ConfigError, match=r"blocks.b.blank: unknown column\(s\) \['b999'\]"):
+        render_cells(write_job(tmp_path, layout=layout))
