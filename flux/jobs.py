@@ -445,6 +445,15 @@ def checkpoints_table_spec(config: Config) -> dict[str, Any]:
     }
 
 
+def training_flip(config: Config, run_id: str) -> str:
+    """Whether a run's training clips are flipped: each dataset's registry entry decides (SSv2's are not)."""
+    datasets = config.runs[run_id].datasets
+    unflipped = [dataset for dataset in datasets if not config.datasets[dataset].allow_flip]
+    if not unflipped:
+        return "yes"
+    return "no" if len(unflipped) == len(datasets) else f"yes, except {', '.join(unflipped)}"
+
+
 def settings_table_spec(config: Config, table: str) -> dict[str, Any]:
     from flux.train.runs import run_to_dict
 
@@ -454,7 +463,11 @@ def settings_table_spec(config: Config, table: str) -> dict[str, Any]:
         "kind": "settings",
         "scale": config.scale,
         "stage": stage,
-        "runs": {run: run_to_dict(config.runs[run]) for run in config.selected_runs if config.runs[run].stage == stage},
+        "runs": {
+            run: {**run_to_dict(config.runs[run]), "facts": {"flip": training_flip(config, run)}}
+            for run in config.selected_runs
+            if config.runs[run].stage == stage
+        },
         "unit_scale": {"frames": config.unit_scale.frames, "resolution": config.unit_scale.resolution},
         "paper_numbers": str(config.paper_numbers_path),
         "config_digest": _table_digest(config),

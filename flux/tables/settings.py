@@ -70,6 +70,7 @@ EXTRACTORS: dict[str, Callable[[dict[str, Any]], str]] = {
     "token_threshold": lambda run: f"({run['input']['spec']['token_min']}, {run['input']['spec']['token_max']})",
     "drop_path": lambda run: f"{run['model_options'].get('drop_path_rate', 0.0):g}",
     "label_smoothing": lambda run: f"{run['augment'].get('label_smoothing', 0.0):g}",
+    "flip": lambda run: run["facts"]["flip"],  # flux.jobs.training_flip
     "augmentation": _augment,
     "freeze": lambda run: run["freeze"],
     "datasets": lambda run: ", ".join(run["datasets"]),

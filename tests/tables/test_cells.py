@@ -490,3 +490,17 @@ def test_a_blank_column_is_left_blank_and_out_of_summaries(tmp_path):
     layout["blocks"][1]["blank"] = ["b999"]
     with pytest.raises(ConfigError, match=r"blocks.b.blank: unknown column\(s\) \['b999'\]"):
         render_cells(write_job(tmp_path, layout=layout))
+
+
+def test_the_flip_rows_come_from_each_runs_datasets():
+    from flux.config import load_config
+    from flux.jobs import settings_table_spec, training_flip
+    from flux.tables.settings import render_settings
+
+    config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml"])
+    # the registry decides per dataset: SSv2 clips are never flipped (left/right is in its labels)
+    assert [training_flip(config, run) for run in ("umt_s", "k400_s", "ssv2_s")] == ["yes, except ssv2", "yes", "no"]
+    for table, expected in (("supp_table5", "yes, except ssv2"), ("supp_table6", "yes")):
+        _, data = render_settings(SettingsJob.from_dict(settings_table_spec(config, table)))
+        (flip,) = [row for row in data["rows"] if row["setting"] == "flip"]
+        assert set(flip["values"]) == {expected} and flip["label"] == "flip augmentation"
