@@ -88,7 +88,8 @@ def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
             raise KeyError(f"{job.paper_numbers}: {table}.settings.{key} has no extractor; known: {', '.join(EXTRACTORS)}")
         values = [EXTRACTORS[key](runs[run]) for run in shown]
         row = {"setting": key, "label": latex_escape(reference["label"]), "values": values, "paper": reference["paper"]}
-        rows.append({**row, "footnote": reference["footnote"]} if "footnote" in reference else row)
+        rows.append({**row, **{extra: reference[extra] for extra in ("footnote", "official") if extra in reference}})
+    official = any("official" in row for row in rows)  # the released code's values, apart from the paper's
     record = provenance(job.config_digest)
     caption = f"{paper['caption']}. {SCALE_NOTE[job.scale].capitalize()}."
     body = [
@@ -97,6 +98,7 @@ def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
                 row["label"],
                 *[value if value.startswith("$") else latex_escape(value) for value in row["values"]],
                 latex_escape(row["paper"]) + ("\\textsuperscript{$\\dagger$}" if "footnote" in row else ""),
+                *([latex_escape(row.get("official", ""))] if official else []),
             ]
         )
         + " \\\\"
@@ -110,17 +112,26 @@ def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
             table=table,
             scale=job.scale,
             caption=latex_escape(caption),
-            column_spec="l" + "l" * len(shown) + "l",
-            header=" & ".join(["config", *[latex_escape(run) for run in shown], "paper"]),
+            column_spec="l" + "l" * len(shown) + "l" + ("l" if official else ""),
+            header=" & ".join(
+                ["config", *[latex_escape(run) for run in shown], "paper", *(["official code"] if official else [])]
+            ),
             body=body,
             missing=latex_escape(", ".join(run for run in paper["columns"] if run not in runs)),
             footnotes=[latex_escape(row["footnote"]) for row in rows if "footnote" in row],
         )
     )
     lines = [
-        {"setting": row["setting"], "label": row["label"], "run": run, "value": value, "paper": row["paper"]}
+        {
+            "setting": row["setting"],
+            "label": row["label"],
+            "run": run,
+            "value": value,
+            "paper": row["paper"],
+            "official": row.get("official"),
+        }
         for row in rows
         for run, value in zip(shown, row["values"])
     ]
-    files = {".csv": csv_text(lines, ["setting", "label", "run", "value", "paper"])}
+    files = {".csv": csv_text(lines, ["setting", "label", "run", "value", "paper", "official"])}
     return tex, {"table": table, "scale": job.scale, "columns": shown, "rows": rows, "provenance": record, "files": files}
