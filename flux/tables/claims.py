@@ -12,7 +12,6 @@ A claim whose runs this configuration does not train is listed as not measured.
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from flux.errors import ConfigError, FluxError
 from flux.io import csv_text
 from flux.provenance import latex_comment, provenance
 from flux.stats import VERDICTS, Interval, difference_interval, proportion_interval, verdict
-from flux.tables.cells import item_outcomes
+from flux.tables.cells import MetricsStore, item_outcomes
 from flux.tables.job_spec import Claim, ClaimSide, ClaimsJob
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 from flux.tables.sources import load_paper_numbers
@@ -32,32 +31,22 @@ NOT_MEASURED = "not measured"
 FIELDS = ["id", "claim", "paper_table", "paper_effect", "ours_effect", "low", "high", "items", "verdict", "note"]
 
 
-def side_outcomes(side: ClaimSide, role: str | None, where: str) -> tuple[np.ndarray, dict[str, Any]]:
+def side_outcomes(store: MetricsStore, side: ClaimSide, role: str | None, where: str) -> tuple[np.ndarray, dict[str, Any]]:
     """Per-item outcomes of one side, averaged over its keys, and the first key's result (for its sizes)."""
-    path = Path(side.metrics)
-    if not path.is_file():
-        raise FluxError(f"{where}: metrics file {path} is missing; run its evaluation (snakemake {path})")
-    results = json.loads(path.read_text(encoding="utf-8"))["results"]
-    if role is None:
-        if len(results) != 1:
-            raise ConfigError(f"{where}: {path} holds several datasets {sorted(results)}; name the claim's `role`")
-        role = next(iter(results))
-    if role not in results:
-        raise FluxError(f"{where}: {path} has no results for '{role}' (has {sorted(results)})")
-    columns = []
+    columns, results = [], []
     for key in side.keys:
-        if key not in results[role]:
-            raise FluxError(f"{where}: {path} lacks result '{key}' for {role}; re-run the evaluation")
-        outcomes = item_outcomes(results[role][key], side.metric)
+        result, source = store.result(side.metrics, role, key, where)
+        outcomes = item_outcomes(result, side.metric)
         if outcomes is None:
             raise FluxError(
-                f"{where}: {path} keeps no per-item outcomes for {role}/{key}/{side.metric} (top1, or a T2V R@K); "
+                f"{where}: {source} keeps no per-item outcomes for {side.metric} (top1, or a T2V R@K); "
                 "re-run the evaluation (snakemake -R evaluate)"
             )
         columns.append(outcomes)
+        results.append(result)
     if len({len(column) for column in columns}) != 1:
-        raise FluxError(f"{where}: the keys {side.keys} of {path} score different numbers of items")
-    return np.mean(columns, axis=0), results[role][side.keys[0]]
+        raise FluxError(f"{where}: the keys {side.keys} of {side.metrics} score different numbers of items")
+    return np.mean(columns, axis=0), results[0]
 
 
 def chance_level(result: dict[str, Any], metric: str, where: str) -> float:
@@ -87,18 +76,19 @@ def paper_effect(paper: dict[str, Any], claim: Claim, where: str) -> float | Non
     return better - mean(claim.paper_against) if claim.paper_against else better
 
 
-def measure(claim: Claim, paper_numbers: Path) -> dict[str, Any]:
+def measure(claim: Claim, paper: dict[str, Any]) -> dict[str, Any]:
+    """One claim's row; `paper`: its paper table's entry of config/paper_numbers.yaml (empty without one)."""
     where = f"claims.{claim.id}"
     row: dict[str, Any] = {"id": claim.id, "claim": claim.claim, "note": claim.note, "paper_table": claim.paper_table}
-    paper = load_paper_numbers(paper_numbers, claim.paper_table) if claim.paper_table else {}
     row["paper_effect"] = paper_effect(paper, claim, where)
     untrained = [side.run for side in claim.sides if side.metrics is None]
     if untrained:
         return {**row, "ours_effect": None, "low": None, "high": None, "items": None, "verdict": NOT_MEASURED,
                 "reason": f"not trained in this configuration: {', '.join(untrained)}"}  # fmt: skip
-    better, result = side_outcomes(claim.sides[0], claim.role, f"{where}.better")
+    store = MetricsStore({side.metrics: side.metrics for side in claim.sides}, {})  # by file: each read once
+    better, result = side_outcomes(store, claim.sides[0], claim.role, f"{where}.better")
     if len(claim.sides) == 2:
-        against, _ = side_outcomes(claim.sides[1], claim.role, f"{where}.against")
+        against, _ = side_outcomes(store, claim.sides[1], claim.role, f"{where}.against")
         if len(against) != len(better):
             raise FluxError(f"{where}: the two sides score {len(better)} and {len(against)} items; they must share a test set")
         difference = difference_interval(better, against)
@@ -123,7 +113,9 @@ def _signed(value: float | None) -> str:
 
 
 def render(job: ClaimsJob) -> tuple[str, dict[str, Any]]:
-    rows = [measure(claim, Path(job.paper_numbers)) for claim in job.claims]
+    tables = {claim.paper_table for claim in job.claims if claim.paper_table}
+    paper = {table: load_paper_numbers(Path(job.paper_numbers), table) for table in tables}
+    rows = [measure(claim, paper.get(claim.paper_table, {})) for claim in job.claims]
     body = []
     for row in rows:
         paper = "--" if row["paper_effect"] is None else f"{_signed(row['paper_effect'])} ({latex_escape(row['paper_table'])})"
