@@ -502,18 +502,20 @@ def figure_fields(config: Config, name: str) -> dict[str, Any]:
         raise ConfigError(f"`flux figure {name}`: unknown figure; known: {', '.join(figures)}")
     figure = figures[name]
     spec: dict[str, Any] = {"figure": name, "kind": figure["kind"], "caption": figure["caption"], "scale": config.scale}
-    if figure["kind"] == "accuracy_vs_gflops":
-        spec["panels"] = [
-            {
-                **{key: value for key, value in panel.items() if key != "runs"},
-                "metrics": {
-                    label: str(config.metrics_path(run, panel["protocol"]))
-                    for label, run in panel["runs"].items()
-                    if run in config.selected_runs
-                },
-            }
-            for panel in figure["panels"]
-        ]
+    if "panels" in figure:
+
+        def metrics(runs: Mapping[str, str], protocol: str) -> dict[str, str]:
+            return {label: str(config.metrics_path(run, protocol)) for label, run in runs.items() if run in config.selected_runs}
+
+        spec["panels"] = []
+        for panel in figure["panels"]:
+            drawn = {key: value for key, value in panel.items() if key not in ("runs", "baselines")}
+            drawn["metrics"] = metrics(panel["runs"], panel["protocol"])
+            if "baselines" in panel:
+                drawn["baseline_metrics"] = metrics(panel["baselines"], panel["protocol"])
+            if "bands" in panel:  # the sides this configuration runs: the embedded default's 196-252 are all 56 px
+                drawn["pixels"] = {str(r): config.unit_scale.pixels(r) for band in panel["bands"].values() for r in band}
+            spec["panels"].append(drawn)
     else:
         spec["groups"] = figure.get("groups", [])
         spec["runs"] = {
@@ -528,8 +530,10 @@ def figure_fields(config: Config, name: str) -> dict[str, Any]:
 
 def figure_inputs(config: Config, name: str) -> list[str]:
     spec = FigureJob.from_dict(figure_fields(config, name))
-    if spec.kind == "accuracy_vs_gflops":
-        return [path for panel in spec.panels for path in panel["metrics"].values()]
+    if spec.panels is not None:
+        return [
+            path for panel in spec.panels for path in (*panel["metrics"].values(), *panel.get("baseline_metrics", {}).values())
+        ]
     return [path for files in spec.runs.values() for path in files.values()]
 
 

@@ -4,7 +4,10 @@
 - convergence (supplementary Figure 3): training loss per step, one curve per run (frame count), with the
   run's validation top-1 in the legend;
 - total_grad_norm (supplementary Figure 4): the overall gradient norm over pre-training, one curve per run;
-- accuracy_vs_gflops (Figure 2 / teaser): a metric against GFLOPs per view, unmasked inputs and TO.
+- accuracy_vs_gflops (Figure 2 / teaser): a metric against GFLOPs per view, unmasked inputs and TO, and baselines
+  (plain inputs only);
+- accuracy_vs_frames (main Figure 5): a metric at one token budget against the frame count, a line at one
+  resolution and, where asked, a band over the spread of other resolutions.
 """
 
 from __future__ import annotations
@@ -66,6 +69,20 @@ def _total_grad_norm(axes, spec: FigureJob) -> None:
     axes.set_ylabel("overall gradient L2 norm")
 
 
+def _results(path: str, panel: dict[str, Any]) -> dict[str, Any]:
+    metrics = Path(path)
+    if not metrics.is_file():
+        raise FluxError(f"metrics file {metrics} is missing; run its evaluation (snakemake {metrics})")
+    record = json.loads(metrics.read_text(encoding="utf-8"))
+    return record["results"][panel["role"]] if "role" in panel else next(iter(record["results"].values()))
+
+
+def _setting(results: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+    if key not in results:
+        raise FluxError(f"{path}: no result '{key}'; its protocol does not evaluate that input (config/tables.yaml protocols)")
+    return results[key]
+
+
 def _accuracy_vs_gflops(figure, spec: FigureJob) -> None:
     from matplotlib import ticker
 
@@ -73,20 +90,21 @@ def _accuracy_vs_gflops(figure, spec: FigureJob) -> None:
     for index, panel in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), index + 1)
         for label, path in panel["metrics"].items():
-            metrics = Path(path)
-            if not metrics.is_file():
-                raise FluxError(f"metrics file {metrics} is missing; run its evaluation (snakemake {metrics})")
-            record = json.loads(metrics.read_text(encoding="utf-8"))
-            results = record["results"][panel["role"]] if "role" in panel else next(iter(record["results"].values()))
+            results = _results(path, panel)
             plain, optimised, costs = [], [], []
             for budget in panel["budgets"]:
-                setting = results[setting_key(unmasked_frames(budget), 224, budget)]
+                setting = _setting(results, setting_key(unmasked_frames(budget), 224, budget), path)
                 costs.append(setting["gflops"])
-                plain.append(dig(setting, panel["metric"], str(metrics)))
-                optimised.append(dig(results[f"to@{budget}"], panel["metric"], str(metrics)))
+                plain.append(dig(setting, panel["metric"], path))
+                optimised.append(dig(_setting(results, f"to@{budget}", path), panel["metric"], path))
             line = axes.plot(costs, plain, marker="o", label=label)[0]
             axes.plot(costs, optimised, marker="*", linestyle="--", color=line.get_color(), label=f"{label}+ (TO)")
             axes.fill_between(costs, plain, optimised, color=line.get_color(), alpha=0.15)
+        for label, path in panel.get("baseline_metrics", {}).items():
+            results = _results(path, panel)
+            settings = [_setting(results, setting_key(unmasked_frames(budget), 224, budget), path) for budget in panel["budgets"]]
+            values = [dig(setting, panel["metric"], path) for setting in settings]
+            axes.plot([setting["gflops"] for setting in settings], values, marker="s", color="grey", label=label)
         axes.set_xscale("log")
         axes.xaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
         axes.xaxis.set_minor_formatter(ticker.NullFormatter())
@@ -96,6 +114,52 @@ def _accuracy_vs_gflops(figure, spec: FigureJob) -> None:
         axes.legend(fontsize=7)
 
 
+def _band(results: dict[str, Any], frames: int, resolutions: list[int], budget: int, metric: str, path: str) -> list[float]:
+    """The metric at each of `resolutions` evaluated for `frames` frames; an input with fewer tokens than the budget is
+    not evaluated (8 x 196^2 < 2048), and the band spans the rest."""
+    keys = [setting_key(frames, resolution, budget) for resolution in resolutions]
+    values = [dig(results[key], metric, path) for key in keys if key in results]
+    if not values:
+        raise FluxError(f"{path}: none of {keys} was evaluated; the band needs at least one (config/tables.yaml protocols)")
+    return values
+
+
+def _collapsed(panel: dict[str, Any], resolutions: list[int]) -> str:
+    """A note where this configuration's scale maps the band's resolutions to one side (tiny: 196-252 -> 56 px)."""
+    sides = {panel["pixels"][str(resolution)] for resolution in resolutions}
+    return f", all {sides.pop()}px at this scale" if len(sides) == 1 else ""
+
+
+def _accuracy_vs_frames(figure, spec: FigureJob) -> None:
+    panels = spec.panels
+    for index, panel in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), index + 1)
+        frames, budget = panel["frames"], panel["budget"]
+        for label, path in panel["metrics"].items():
+            results = _results(path, panel)
+            line = [
+                dig(_setting(results, setting_key(f, panel["resolution"], budget), path), panel["metric"], path) for f in frames
+            ]
+            drawn = axes.plot(frames, line, marker="o", label=f"{label} ({panel['resolution']}px)")[0]
+            resolutions = panel.get("bands", {}).get(label)
+            if resolutions:
+                spread = [_band(results, f, resolutions, budget, panel["metric"], path) for f in frames]
+                axes.fill_between(
+                    frames,
+                    [min(values) for values in spread],
+                    [max(values) for values in spread],
+                    color=drawn.get_color(),
+                    alpha=0.2,
+                    label=f"{label} ({min(resolutions)}-{max(resolutions)}px{_collapsed(panel, resolutions)})",
+                )
+        axes.set_xticks(frames)
+        axes.set_xlabel(f"frames (at most {budget} tokens)")
+        axes.set_ylabel(panel["metric"])
+        axes.set_title(panel["title"], fontsize=9)
+        axes.legend(fontsize=7)
+
+
+PANEL_FIGURES = {"accuracy_vs_gflops": _accuracy_vs_gflops, "accuracy_vs_frames": _accuracy_vs_frames}
 LOG_FIGURES = {"grad_norms": _grad_norms, "convergence": _convergence, "total_grad_norm": _total_grad_norm}
 
 
@@ -107,9 +171,9 @@ def run(job: dict[str, Any]) -> None:
     from matplotlib import pyplot
 
     spec = FigureJob.from_dict(job)
-    figure = pyplot.figure(figsize=(9, 4) if spec.kind == "accuracy_vs_gflops" else (6, 4), dpi=120)
-    if spec.kind == "accuracy_vs_gflops":
-        _accuracy_vs_gflops(figure, spec)
+    figure = pyplot.figure(figsize=(9, 4) if spec.panels is not None and len(spec.panels) > 1 else (6, 4), dpi=120)
+    if spec.kind in PANEL_FIGURES:
+        PANEL_FIGURES[spec.kind](figure, spec)
     else:
         if not spec.runs:
             raise FluxError(f"{spec.figure}: none of its runs is trained in this configuration (training.runs)")

@@ -192,13 +192,14 @@ def table_job(spec: dict[str, Any]) -> TableJob:
 
 @dataclass(frozen=True, kw_only=True)
 class FigureJob(JobSpec):
-    """A figure of config/tables.yaml: accuracy-vs-GFLOPs panels read metrics files, the others training logs."""
+    """A figure of config/tables.yaml: panels (accuracy against GFLOPs or frames) read metrics files, the others
+    training logs."""
 
     figure: str
-    kind: str  # accuracy_vs_gflops | grad_norms | convergence | total_grad_norm
+    kind: str  # accuracy_vs_gflops | accuracy_vs_frames | grad_norms | convergence | total_grad_norm
     caption: str
     scale: str
-    panels: list[dict[str, Any]] | None = field(default=None, metadata={WHEN_SET: True})  # accuracy_vs_gflops
+    panels: list[dict[str, Any]] | None = field(default=None, metadata={WHEN_SET: True})  # the accuracy_vs_* kinds
     groups: list[str] | None = field(default=None, metadata={WHEN_SET: True})  # the log-reading kinds
     runs: dict[str, dict[str, str]] | None = field(default=None, metadata={WHEN_SET: True})  # label -> log, summary
     config_digest: str

@@ -62,7 +62,37 @@ def load_table_document(path: Path, wanted: Sequence[str], runs: Mapping[str, An
             raise ConfigError(f"{where}: unknown run(s) {unknown}; the runs are in the runs file")
         if claim.get("paper") and claim["paper"]["table"] not in tables:
             raise ConfigError(f"{where}.paper.table: '{claim['paper']['table']}' is not a table of {path}")
+    for name, figure in document.get("figures", {}).items():
+        _check_figure(f"{path}: figures.{name}", figure, protocols, runs)
     return document
+
+
+PANEL_KEY = {"accuracy_vs_gflops": "budgets", "accuracy_vs_frames": "budget"}  # the key that tells the panel shapes apart
+
+
+def _check_figure(where: str, figure: Mapping[str, Any], protocols: Mapping[str, Any], runs: Mapping[str, Any]) -> None:
+    kind = figure["kind"]
+    if kind in PANEL_KEY:
+        if "panels" not in figure or "runs" in figure:
+            raise ConfigError(f"{where}: a {kind} figure takes `panels` (each with its runs), not `runs`")
+        named = []
+        for index, panel in enumerate(figure["panels"]):
+            if PANEL_KEY[kind] not in panel:
+                raise ConfigError(f"{where}.panels[{index}]: a {kind} panel needs `{PANEL_KEY[kind]}`")
+            if panel["protocol"] not in protocols:
+                known = ", ".join(protocols)
+                raise ConfigError(f"{where}.panels[{index}].protocol: unknown protocol '{panel['protocol']}' (known: {known})")
+            stray = sorted(set(panel.get("bands", {})) - set(panel["runs"]))
+            if stray:
+                raise ConfigError(f"{where}.panels[{index}].bands: {stray} are not legend labels of its `runs`")
+            named += [*panel["runs"].values(), *panel.get("baselines", {}).values()]
+    else:
+        if "runs" not in figure or "panels" in figure:
+            raise ConfigError(f"{where}: a {kind} figure takes `runs` (legend label -> run), not `panels`")
+        named = list(figure["runs"].values())
+    unknown = sorted({run for run in named if run not in runs})
+    if unknown:
+        raise ConfigError(f"{where}: unknown run(s) {unknown}; the runs are in the runs file")
 
 
 def _as_list(value: Any) -> list:
