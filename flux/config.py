@@ -73,6 +73,7 @@ class Config:
     local_paths: Mapping[str, Path]
     synthetic: SyntheticSettings
     thorough_index: bool  # `indexing.thorough`: probes decode every frame
+    clip_cache: bool  # `evaluation.clip_cache`: evaluations share decoded test views
     runs: Mapping[str, ResolvedRun]
     run_seeds: Mapping[str, int]  # runs.<id>.seed: an offset to `seed` (seed replicas)
     selected_runs: tuple[str, ...]
@@ -357,6 +358,7 @@ def build_config(document: Mapping) -> Config:
         local_paths=local_paths,
         synthetic=synthetic,
         thorough_index=bool(document["indexing"]["thorough"]),
+        clip_cache=bool(document["evaluation"]["clip_cache"]),
         runs=runs,
         run_seeds={run: int(entry.get("seed", 0)) for run, entry in runs_document["runs"].items()},
         selected_runs=tuple(closure),

@@ -189,6 +189,8 @@ def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
         "lineage": lineage,
         "out": str(config.metrics_path(run_id, name)),
     }
+    if config.clip_cache:
+        spec["clip_cache"] = str(config.results_dir / "cache" / "clips")
     return EvaluateSpec.from_dict(spec).to_dict()  # the typed spec's shape, checked when the workflow plans
 
 

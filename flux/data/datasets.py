@@ -102,6 +102,7 @@ class ManifestDataset(Dataset):
         if rows.empty:
             available = sorted(frame["split"].unique())
             raise FluxError(f"{manifest}: no items in split '{split}' (splits: {available})")
+        self.manifest = Path(manifest)
         self.info: ManifestInfo = info
         self.total_items = len(rows)
         if train:

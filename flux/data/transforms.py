@@ -252,14 +252,28 @@ class TrainTransform:
 @dataclass(frozen=True)
 class EvalTransform:
     """Resize the short side to `size` (as the official test loader), take crop `crop_index` of `num_crops`
-    (1 = centre), normalise."""
+    (1 = centre), normalise. In two steps, `view` (uint8, what flux.eval.clip_cache keeps) and `finish`, which
+    give exactly the values of the one-step call."""
 
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
 
     def __call__(self, frames: np.ndarray, size: int, crop_index: int = 0, num_crops: int = 1) -> torch.Tensor:
+        return self.finish(torch.from_numpy(self.view(frames, size, crop_index, num_crops)))
+
+    def view(self, frames: np.ndarray, size: int, crop_index: int = 0, num_crops: int = 1) -> np.ndarray:
+        """(T, H, W, 3) uint8 -> the test view (T, size, size, 3) uint8."""
         if not 0 <= crop_index < num_crops:
             raise ValueError(f"crop_index {crop_index} outside 0..{num_crops - 1}")
-        video = to_tensor(resize_short_side(frames, size))
-        box = view_boxes(video.shape[-2], video.shape[-1], size, num_crops)[crop_index]
-        return normalize(box.apply(video), self.mean, self.std)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"expected frames of shape (T, H, W, 3), got {frames.shape}")
+        resized = resize_short_side(frames, size)
+        box = view_boxes(resized.shape[1], resized.shape[2], size, num_crops)[crop_index]
+        return np.ascontiguousarray(resized[:, box.top : box.top + box.height, box.left : box.left + box.width])
+
+    def finish(self, views: torch.Tensor) -> torch.Tensor:
+        """uint8 views (..., T, H, W, 3) -> normalised float (..., 3, T, H, W): one view or a batch of them."""
+        video = views.float().div_(255.0)
+        mean = torch.tensor(self.mean, dtype=video.dtype)
+        std = torch.tensor(self.std, dtype=video.dtype)
+        return ((video - mean) / std).movedim(-1, -4).contiguous()

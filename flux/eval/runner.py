@@ -7,7 +7,8 @@ configuration's units (flux.jobs.evaluate_spec scales the paper's); result keys 
 (`8x224@2048`, `to@2048`), which is how tables address them.
 
 Every (dataset, input, variant) is evaluated once: settings that share an input are computed from one decode
-of it, and a TO search reuses what the settings already measured. Undecodable videos stay in every
+of it, and a TO search reuses what the settings already measured; with `clip_cache`, other jobs reuse the decode
+too (flux.eval.clip_cache). Undecodable videos stay in every
 denominator and are counted in the metrics (flux.eval.classification).
 """
 
@@ -29,6 +30,7 @@ from flux.data.transforms import EvalTransform
 from flux.errors import CheckpointError, ConfigError, FluxError
 from flux.eval.aggregate import aggregate_clips
 from flux.eval.classification import gather_views, multiview_accuracy
+from flux.eval.clip_cache import ClipCache
 from flux.eval.grid import full_grid, token_optimization_search
 from flux.eval.retrieval import retrieval_metrics
 from flux.eval.spec import EvaluateSpec, RoleSpec, Scoring, Search
@@ -142,6 +144,7 @@ class Evaluator:
         self.task = scoring.task
         self.clips, self.crops = scoring.views
         self.cache: dict[tuple[int, int, Variant], dict[str, Any]] = {}
+        self.clip_cache = ClipCache(Path(scoring.clip_cache)) if scoring.clip_cache else None
         self.text = text
         self.failures: dict[str, int] = {}
         self.prompts = None
@@ -207,11 +210,15 @@ class Evaluator:
         dataset = self.dataset(frames, resolution)
         if self.task != "classification":
             self._text_side(dataset)
-        loader = DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=self.scoring.workers)
+        if self.clip_cache is not None:
+            batches = self.clip_cache.views(dataset, self.scoring.workers).batches(BATCH_SIZE, self.transform)
+        else:
+            batches = DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=self.scoring.workers)
         outputs: dict[Variant, list[torch.Tensor]] = {variant: [] for variant in variants}
         positions, views, labels, valid = [], [], [], []
+        failed: dict[int, str] = {}  # video -> failure kind (counted here: a loader worker's dataset is a copy)
         with torch.no_grad():
-            for batch in loader:
+            for batch in batches:
                 video = batch["video"].to(self.device)
                 for variant in variants:
                     outputs[variant].append(self._outputs(video, variant).float().cpu())
@@ -219,7 +226,11 @@ class Evaluator:
                 views.append(batch["clip"] * self.crops + batch["crop"] if "clip" in batch else torch.zeros_like(batch["index"]))
                 labels.append(batch.get("label", torch.full_like(batch["index"], -1)))
                 valid.append(batch["valid"])
-        for kind, count in dataset.failures.as_dict()["counts"].items():
+                for position, ok, kind in zip(batch["index"].tolist(), batch["valid"].tolist(), batch["error_kind"]):
+                    if not ok:
+                        failed[position] = kind
+        for kind in set(failed.values()):
+            count = sum(1 for value in failed.values() if value == kind)
             self.failures[kind] = max(self.failures.get(kind, 0), count)
         positions, views, labels, valid = (torch.cat(part) for part in (positions, views, labels, valid))
         seconds = (time.perf_counter() - started) / len(variants)

@@ -57,6 +57,7 @@ class Scoring:
     aggregate: str = "softmax_mean"
     prompts: tuple[str, ...] = ()
     workers: int = 0
+    clip_cache: str | None = None  # the folder of decoded test views shared by evaluations (flux.eval.clip_cache)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ class EvaluateSpec(JobSpec):
     text_encoder: str | None = None
     workers: int = field(default=0, metadata={EXECUTION: True})
     threads: int | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # the rule's, from the CLI
+    clip_cache: str | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # `evaluation.clip_cache`
 
     def scoring(self) -> Scoring:
-        return Scoring(self.task, tuple(self.views), self.data_dir, self.aggregate, tuple(self.prompts), self.workers)
+        return Scoring(
+            self.task, tuple(self.views), self.data_dir, self.aggregate, tuple(self.prompts), self.workers, self.clip_cache
+        )

@@ -124,6 +124,30 @@ def test_eval_transform_views():
         EvalTransform()(frames, 32, 3, 3)
 
 
+def test_eval_transform_in_two_steps_is_the_one_step_transform():
+    """`view` (uint8, what the clip cache keeps) then `finish`, on one view or a batch, gives exactly the values of
+    resize, crop, to [0, 1] and normalise done on floats."""
+    frames = clip(height=40, width=64)
+    transform = EvalTransform()
+    for crop in range(3):
+        float_path = to_tensor(resize_short_side(frames, 32))
+        box = view_boxes(32, float_path.shape[-1], 32, 3)[crop]
+        expected = normalize(box.apply(float_path), transform.mean, transform.std)
+        view = transform.view(frames, 32, crop, 3)
+        assert view.dtype == np.uint8 and view.shape == (4, 32, 32, 3)
+        assert torch.equal(transform(frames, 32, crop, 3), expected)
+        batch = transform.finish(torch.from_numpy(np.stack([view, view])))
+        assert batch.shape == (2, 3, 4, 32, 32) and torch.equal(batch[1], expected)
+
+
+def test_eval_normalisation_by_hand():
+    red = np.zeros((1, 2, 2, 3), dtype=np.uint8)
+    red[..., 0] = 255
+    video = EvalTransform()(red, 2)
+    assert video.shape == (3, 1, 2, 2)
+    assert torch.allclose(video[:, 0, 0, 0], torch.tensor([(1 - 0.485) / 0.229, (0 - 0.456) / 0.224, (0 - 0.406) / 0.225]))
+
+
 def test_test_time_resize_is_the_official_loaders():
     """OpenCV bilinear without antialiasing on uint8 frames, long side truncated, nothing done at the size."""
     frames = clip(height=48, width=70)
