@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flux.errors import ConfigError
 from flux.io import csv_text
 from flux.provenance import latex_comment, provenance
 from flux.tables.job_spec import SettingsJob
@@ -77,19 +78,38 @@ EXTRACTORS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+def _paper_cells(row: dict[str, Any]) -> list[str]:
+    """The paper's cell(s) of a row as printed, the first carrying the dagger of the paper's footnote."""
+    cells = [latex_escape(value) for value in (row["paper"] if isinstance(row["paper"], list) else [row["paper"]])]
+    if "footnote" in row:
+        cells[0] += "\\textsuperscript{$\\dagger$}"
+    return cells
+
+
+def _paper_text(printed: str | list[str], paper_columns: list[str] | None) -> str:
+    """One CSV field: the paper's value, or each paper column's ('SthSth V2: no; Others: yes')."""
+    return "; ".join(f"{name}: {value}" for name, value in zip(paper_columns, printed)) if paper_columns else printed
+
+
 def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
     table = job.table
     paper = load_paper_numbers(Path(job.paper_numbers), table)
     runs = job.runs
     shown = [run for run in paper["columns"] if run in runs]
+    paper_columns = paper.get("paper_columns")  # the paper's own columns (supp Table 5: SthSth V2, Others)
     rows = []
     for key, reference in paper["settings"].items():
         if key not in EXTRACTORS:
             raise KeyError(f"{job.paper_numbers}: {table}.settings.{key} has no extractor; known: {', '.join(EXTRACTORS)}")
+        printed = reference["paper"]
+        if isinstance(printed, list) != bool(paper_columns) or (paper_columns and len(printed) != len(paper_columns)):
+            shape = f"a list of {len(paper_columns)} values, one per paper_columns entry" if paper_columns else "one string"
+            raise ConfigError(f"{job.paper_numbers}: {table}.settings.{key}.paper must be {shape}, as the paper prints it")
         values = [EXTRACTORS[key](runs[run]) for run in shown]
-        row = {"setting": key, "label": latex_escape(reference["label"]), "values": values, "paper": reference["paper"]}
+        row = {"setting": key, "label": latex_escape(reference["label"]), "values": values, "paper": printed}
         rows.append({**row, **{extra: reference[extra] for extra in ("footnote", "official") if extra in reference}})
     official = any("official" in row for row in rows)  # the released code's values, apart from the paper's
+    paper_headers = [f"paper: {latex_escape(name)}" for name in paper_columns] if paper_columns else ["paper"]
     record = provenance(job.config_digest)
     caption = f"{paper['caption']}. {SCALE_NOTE[job.scale].capitalize()}."
     body = [
@@ -97,7 +117,7 @@ def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
             [
                 row["label"],
                 *[value if value.startswith("$") else latex_escape(value) for value in row["values"]],
-                latex_escape(row["paper"]) + ("\\textsuperscript{$\\dagger$}" if "footnote" in row else ""),
+                *_paper_cells(row),
                 *([latex_escape(row.get("official", ""))] if official else []),
             ]
         )
@@ -112,10 +132,8 @@ def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
             table=table,
             scale=job.scale,
             caption=latex_escape(caption),
-            column_spec="l" + "l" * len(shown) + "l" + ("l" if official else ""),
-            header=" & ".join(
-                ["config", *[latex_escape(run) for run in shown], "paper", *(["official code"] if official else [])]
-            ),
+            column_spec="l" + "l" * len(shown) + "l" * len(paper_headers) + ("l" if official else ""),
+            header=" & ".join(["config", *[latex_escape(run) for run in shown], *paper_headers, *(["official code"] if official else [])]),
             body=body,
             missing=latex_escape(", ".join(run for run in paper["columns"] if run not in runs)),
             footnotes=[latex_escape(row["footnote"]) for row in rows if "footnote" in row],
@@ -127,7 +145,7 @@ def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
             "label": row["label"],
             "run": run,
             "value": value,
-            "paper": row["paper"],
+            "paper": _paper_text(row["paper"], paper_columns),
             "official": row.get("official"),
         }
         for row in rows

@@ -508,3 +508,25 @@ def test_the_flip_rows_come_from_each_runs_datasets():
     assert {"ssv2_s", "ssv2_b"} <= set(data["columns"]) and dict(zip(data["columns"], flip["values"]))["ssv2_s"] == "no"
     layer_decay = next(row for row in data["rows"] if row["setting"] == "layer_decay")
     assert (layer_decay["paper"], layer_decay["official"]) == ("not listed", "0.75") and "& official code" in tex
+
+
+def test_supp_table5_has_the_papers_two_columns(tmp_path):
+    import dataclasses
+
+    from flux.config import load_config
+    from flux.jobs import settings_table_spec
+    from flux.tables.settings import render_settings
+
+    config = load_config([REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml"])
+    job = SettingsJob.from_dict(settings_table_spec(config, "supp_table5"))
+    tex, data = render_settings(job)
+    assert "config & umt\\_s & umt\\_b & paper: SthSth V2 & paper: Others \\\\" in tex
+    flip = next(row for row in data["rows"] if row["setting"] == "flip")
+    assert flip["paper"] == ["no", "yes"] and "flip augmentation & yes, except ssv2 & yes, except ssv2 & no & yes \\\\" in tex
+    assert "SthSth V2: no; Others: yes" in data["files"][".csv"]
+    numbers = yaml.safe_load(Path(job.paper_numbers).read_text())
+    numbers["supp_table5"]["settings"]["flip"]["paper"] = "no (SthSth V2), yes (others)"
+    changed = tmp_path / "paper_numbers.yaml"
+    changed.write_text(yaml.safe_dump(numbers))
+    with pytest.raises(ConfigError, match=r"supp_table5.settings.flip.paper must be a list of 2 values"):
+        render_settings(dataclasses.replace(job, paper_numbers=str(changed)))
