@@ -100,15 +100,16 @@ def _expand(name: str, protocol: Mapping[str, Any], heads: Mapping[int, int], sc
                     f"protocols.{name}.token_optimization: the start {unmasked_frames(budget)}x{to['start_resolution']} "
                     f"of budget {budget} is not on the grid; add it to `frames` / `resolutions`"
                 )
-            searches.append(
-                {
-                    "key": f"to@{budget}",
-                    "budget": scale.tokens(budget),
-                    "head": head_for(budget),
-                    "frames": frames,
-                    "resolutions": resolutions,
-                    "search": to["search"],
-                    "start": list(start),
-                }
-            )
+            search = {
+                "key": f"to@{budget}",
+                "budget": scale.tokens(budget),
+                "head": head_for(budget),
+                "frames": frames,
+                "resolutions": resolutions,
+                "search": to["search"],
+                "start": list(start),
+            }
+            searches.append(search)
+            if to.get("held_out"):
+                searches.append({**search, "key": f"to_held_out@{budget}", "held_out": True})
     return Expanded(list(settings.values()), searches)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
@@ -43,6 +44,7 @@ from flux.models.saved import model_from_checkpoint, text_encoder_from_checkpoin
 from flux.models.text import TextEncoder, build_text_encoder
 from flux.models.vid_tldr import VidTLDR, forward_with_merging
 from flux.provenance import provenance
+from flux.stats import hits
 
 logger = logging.getLogger(__name__)
 
@@ -281,21 +283,63 @@ def objective_value(task: str, metrics: dict[str, Any]) -> float:
     return float(metrics["top1"])
 
 
+def held_out_halves(videos: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint (choice, score) masks over the videos: a seeded permutation's first half chooses the input,
+    the rest scores it (the odd one out goes to the scoring half)."""
+    order = np.random.default_rng(seed).permutation(videos)
+    choice = np.zeros(videos, dtype=bool)
+    choice[order[: videos // 2]] = True
+    return choice, ~choice
+
+
+def _on(result: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
+    """A classification result's top-1 and per-video outcomes on the videos of `mask`."""
+    outcomes = hits(result["top1_hits"])
+    return {
+        "input": result["input"],
+        "top1": round(100.0 * float(outcomes[mask].mean()), 4),
+        "top1_hits": "".join("1" if value else "0" for value in outcomes[mask]),
+    }
+
+
+def _search(search: Search, evaluate) -> tuple[tuple[int, int], list[list]]:
+    """The best input of `search` under `evaluate(frames, resolution)`, and every evaluation it made."""
+    frames, resolutions = search.frames, search.resolutions
+    if search.search == "grid":
+        surface = full_grid(frames, resolutions, evaluate)
+        best = max(surface, key=lambda shape: (surface[shape], -shape[0] * shape[1] ** 2))
+        return best, [[t, r, value] for (t, r), value in surface.items()]
+    found = token_optimization_search(frames, resolutions, evaluate, tuple(search.start))
+    return found.best, [[t, r, value] for (t, r), value in found.evaluations]
+
+
+def run_held_out_search(evaluator: Evaluator, search: Search, seed: int) -> dict[str, Any]:
+    """TO without choosing on the scored videos: the search runs on one half, the chosen input and the search's
+    start (the plain input at the budget) are scored on the other, so the two compare on the same videos."""
+    if evaluator.task != "classification":
+        raise ConfigError(f"{search.key}: a held-out TO choice is implemented for classification (per-video top-1) only")
+    variant = Variant(search.budget, search.head)
+    measure = lambda frames, resolution: evaluator.measure(frames, resolution, [variant])[variant]  # noqa: E731
+    start = measure(*search.start)
+    choice, score = held_out_halves(len(start["top1_hits"]), seed)
+    best, evaluations = _search(search, lambda frames, resolution: _on(measure(frames, resolution), choice)["top1"])
+    return {
+        **_on(measure(*best), score),
+        "plain": _on(start, score),
+        "videos": int(score.sum()),
+        "chosen_on": f"{int(choice.sum())} other videos (seeded half)",
+        "search": search.search,
+        "evaluations": evaluations,
+    }
+
+
 def run_search(evaluator: Evaluator, search: Search) -> dict[str, Any]:
     variant = Variant(search.budget, search.head)
 
     def evaluate(frames: int, resolution: int) -> float:
         return objective_value(evaluator.task, evaluator.measure(frames, resolution, [variant])[variant])
 
-    frames, resolutions = search.frames, search.resolutions
-    if search.search == "grid":
-        surface = full_grid(frames, resolutions, evaluate)
-        best = max(surface, key=lambda shape: (surface[shape], -shape[0] * shape[1] ** 2))
-        evaluations = [[t, r, value] for (t, r), value in surface.items()]
-    else:
-        found = token_optimization_search(frames, resolutions, evaluate, tuple(search.start))
-        best = found.best
-        evaluations = [[t, r, value] for (t, r), value in found.evaluations]
+    best, evaluations = _search(search, evaluate)
     result = dict(evaluator.measure(*best, [variant])[variant])
     result.update({"search": search.search, "evaluations": evaluations})
     return result
@@ -312,7 +356,9 @@ def evaluate_role(evaluator: Evaluator, spec: EvaluateSpec) -> dict[str, Any]:
         for setting, variant in zip(settings, variants):
             results[setting.key] = measured[variant]
     for search in spec.token_optimization:
-        results[search.key] = run_search(evaluator, search)
+        results[search.key] = (
+            run_held_out_search(evaluator, search, spec.seed) if search.held_out else run_search(evaluator, search)
+        )
     return results
 
 

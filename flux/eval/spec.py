@@ -34,7 +34,7 @@ class Setting(JobSpec):
 @dataclass(frozen=True)
 class Search(JobSpec):
     """One Token Optimization search at a budget: over these frame counts and resolutions, greedy from `start` or the
-    full grid."""
+    full grid; with `held_out`, the choice and the score come from disjoint halves of the videos."""
 
     key: str
     budget: int
@@ -43,6 +43,8 @@ class Search(JobSpec):
     resolutions: list[int]
     search: str
     start: list[int]
+    # choose the input on one seeded half of the videos and score it, and the start input, on the other half
+    held_out: bool | None = field(default=None, metadata={WHEN_SET: True})
 
 
 @dataclass(frozen=True)

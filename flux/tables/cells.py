@@ -71,11 +71,14 @@ def dig(result: Mapping[str, Any], metric: str, where: str) -> float:
 
 
 def item_outcomes(result: Mapping[str, Any], metric: str) -> np.ndarray | None:
-    """Per-item outcomes (1 = counted) behind a metric in %, where the metrics file keeps them: top-1 per video,
-    retrieval R@K per caption query (T2V); None for the others (top-5, V2T, means of ranks)."""
-    if metric == "top1" and "top1_hits" in result:
-        return hits(result["top1_hits"])
+    """Per-item outcomes (1 = counted) behind a metric in %, where the metrics file keeps them: top-1 per video
+    (also nested: `plain.top1`), retrieval R@K per caption query (T2V); None for the others (top-5, V2T, means of
+    ranks)."""
     parts = metric.split(".")
+    if parts[-1] == "top1":  # `top1`, or a nested one such as a held-out TO result's `plain.top1`
+        for part in parts[:-1]:
+            result = result.get(part, {}) if isinstance(result, Mapping) else {}
+        return hits(result["top1_hits"]) if isinstance(result, Mapping) and "top1_hits" in result else None
     if len(parts) == 3 and parts[1] == "t2v" and parts[2].startswith("R@"):
         ranks = result.get(parts[0], {}).get("t2v_ranks")
         if ranks is not None:

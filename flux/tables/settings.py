@@ -133,7 +133,9 @@ def render_settings(job: SettingsJob) -> tuple[str, dict[str, Any]]:
             scale=job.scale,
             caption=latex_escape(caption),
             column_spec="l" + "l" * len(shown) + "l" * len(paper_headers) + ("l" if official else ""),
-            header=" & ".join(["config", *[latex_escape(run) for run in shown], *paper_headers, *(["official code"] if official else [])]),
+            header=" & ".join(
+                ["config", *[latex_escape(run) for run in shown], *paper_headers, *(["official code"] if official else [])]
+            ),
             body=body,
             missing=latex_escape(", ".join(run for run in paper["columns"] if run not in runs)),
             footnotes=[latex_escape(row["footnote"]) for row in rows if "footnote" in row],

@@ -76,6 +76,14 @@ def test_token_optimization_grid_is_scaled_and_deduplicated():
     assert searches[1]["start"] == [1, 56] and searches[1]["head"] == 2
 
 
+def test_a_held_out_search_is_the_same_search_under_its_own_key():
+    to = {"frames": [4, 8], "resolutions": [224], "start_resolution": 224, "search": "heuristic", "budgets": [2048]}
+    plain = expand_protocol("to", {"settings": [], "token_optimization": to}, ONE_HEAD, PAPER).searches
+    both = expand_protocol("to", {"settings": [], "token_optimization": {**to, "held_out": True}}, ONE_HEAD, PAPER).searches
+    assert [s["key"] for s in plain] == ["to@2048"] and [s["key"] for s in both] == ["to@2048", "to_held_out@2048"]
+    assert both[1] == {**plain[0], "key": "to_held_out@2048", "held_out": True}
+
+
 def test_a_start_off_the_grid_is_a_config_error():
     protocol = {
         "settings": [],

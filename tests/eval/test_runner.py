@@ -3,6 +3,7 @@ Vid-TLDR settings, determinism, and a missing checkpoint named in the error."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -156,3 +157,51 @@ def test_a_split_the_manifest_lacks_is_named(kinetics, checkpoint, tmp_path):
     spec["roles"] = [{**spec["roles"][0], "splits": ["holdout"]}]
     with pytest.raises(FluxError, match=r"none of the evaluation splits \['holdout'\] exists \(splits: \["):
         run(spec)
+
+
+class StubEvaluator:
+    """Per-video top-1 outcomes of each input, by hand; records which inputs were measured."""
+
+    task = "classification"
+
+    def __init__(self, outcomes: dict[tuple[int, int], str]):
+        self.outcomes, self.measured = outcomes, []
+
+    def measure(self, frames, resolution, variants):
+        self.measured.append((frames, resolution))
+        hits = self.outcomes[(frames, resolution)]
+        result = {"input": [frames, resolution], "top1": 100 * hits.count("1") / len(hits), "top1_hits": hits}
+        return {variant: result for variant in variants}
+
+
+def test_held_out_halves_are_disjoint_seeded_and_cover_every_video():
+    from flux.eval.runner import held_out_halves
+
+    choice, score = held_out_halves(7, seed=0)
+    assert choice.sum() == 3 and score.sum() == 4 and not (choice & score).any() and (choice | score).all()
+    again, _ = held_out_halves(7, seed=0)
+    other, _ = held_out_halves(7, seed=1)
+    assert (again == choice).all() and any((held_out_halves(7, seed)[0] != choice).any() for seed in range(1, 5))
+    assert other.sum() == 3
+
+
+def test_held_out_token_optimization_chooses_on_one_half_and_scores_on_the_other(monkeypatch):
+    from flux.eval import runner
+    from flux.eval.spec import Search
+
+    # videos 0-3 choose, 4-7 score (a fixed split for the hand count)
+    monkeypatch.setattr(runner, "held_out_halves", lambda videos, seed: (np.arange(videos) < 4, np.arange(videos) >= 4))
+    outcomes = {
+        (2, 56): "0000" + "1100",  # the start: 0% on the choice half, 50% on the scoring half
+        (4, 56): "1100" + "1000",  # best on the choice half (50%), 25% where it is scored
+        (6, 56): "1000" + "1111",  # 25% on the choice half: the held-out search stops before it pays off
+        (6, 42): "0000" + "0000",
+    }
+    grid = {"budget": 16, "head": 2, "frames": [2, 4, 6], "resolutions": [42, 56], "search": "heuristic", "start": [2, 56]}
+    result = runner.run_held_out_search(StubEvaluator(outcomes), Search(key="to_held_out@16", **grid, held_out=True), seed=0)
+    assert result["input"] == [4, 56] and result["top1"] == 25.0 and result["top1_hits"] == "1000"
+    assert result["plain"] == {"input": [2, 56], "top1": 50.0, "top1_hits": "1100"} and result["videos"] == 4
+    # the choice half's values: the start, the best, a step that does not improve, then step 3 from the best
+    assert result["evaluations"] == [[2, 56, 0.0], [4, 56, 50.0], [6, 56, 25.0], [6, 42, 0.0]]
+    # choosing on every video, the scoring half's 4 of 4 at 6 x 56 wins: 5 of 8
+    assert runner.run_search(StubEvaluator(outcomes), Search(key="to@16", **grid))["input"] == [6, 56]

@@ -104,3 +104,12 @@ def test_no_hit_against_chance_is_inconclusive_not_contradicted(tmp_path):
     path = metrics_file(tmp_path, "misses", {"8x224@2048": misses})
     (row,) = render(job(tmp_path, [claim(side(path, metric="dual_softmax.t2v.R@1"), None)]))[1]["rows"]
     assert row["ours_effect"] == pytest.approx(-3.125) and row["low"] < 0 < row["high"] and row["verdict"] == "inconclusive"
+
+
+def test_a_held_out_choice_compares_with_the_plain_input_on_the_same_videos(tmp_path):
+    held_out = {"top1": 75.0, "top1_hits": "1110", "plain": {"top1": 25.0, "top1_hits": "1000"}, "videos": 4}
+    path = metrics_file(tmp_path, "held_out", {"to_held_out@2048": held_out})
+    chosen = side(path, keys=("to_held_out@2048",))
+    plain = side(path, keys=("to_held_out@2048",), metric="plain.top1")
+    (row,) = render(job(tmp_path, [claim(chosen, plain)]))[1]["rows"]
+    assert row["ours_effect"] == pytest.approx(50.0) and row["items"] == 4  # 3 of 4 against 1 of 4, paired
