@@ -188,14 +188,17 @@ class Evaluator:
                     owners.append(position)
             self.captions = (encode_texts(encoder, texts), owners)
 
-    def _outputs(self, video: torch.Tensor, variant: Variant) -> torch.Tensor:
-        """Logits (classification) or the video embedding (zero-shot, retrieval) of a batch."""
+    def _outputs(self, video: torch.Tensor, variant: Variant, generator: torch.Generator) -> torch.Tensor:
+        """Logits (classification) or the video embedding (zero-shot, retrieval) of a batch; `generator` draws
+        a random selector's tokens."""
         model = self.model
         if variant.merge is not None:
             if self.task != "classification":
                 raise ConfigError("Vid-TLDR merging is evaluated for classification only (supplementary Table 2)")
-            return forward_with_merging(model, video, VidTLDR(variant.merge), variant.head, budget=variant.budget)
-        tokens = model.forward_features(video, variant.budget).tokens
+            return forward_with_merging(
+                model, video, VidTLDR(variant.merge), variant.head, budget=variant.budget, generator=generator
+            )
+        tokens = model.forward_features(video, variant.budget, generator=generator).tokens
         if self.task == "classification":
             return model.forward_head(tokens, variant.head)
         return model.vision_proj(model.pool(tokens, variant.head))
@@ -217,13 +220,16 @@ class Evaluator:
         else:
             batches = DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=self.scoring.workers)
         outputs: dict[Variant, list[torch.Tensor]] = {variant: [] for variant in variants}
+        # a random selector's draws: one stream per (input, variant) from the job's seed, so that a measurement
+        # depends on nothing measured or decoded before it (the loader's workers draw from the global stream)
+        generators = {variant: torch.Generator().manual_seed(self.scoring.seed) for variant in variants}
         positions, views, labels, valid = [], [], [], []
         failed: dict[int, str] = {}  # video -> failure kind (counted here: a loader worker's dataset is a copy)
         with torch.no_grad():
             for batch in batches:
                 video = batch["video"].to(self.device)
                 for variant in variants:
-                    outputs[variant].append(self._outputs(video, variant).float().cpu())
+                    outputs[variant].append(self._outputs(video, variant, generators[variant]).float().cpu())
                 positions.append(batch["index"])
                 views.append(batch["clip"] * self.crops + batch["crop"] if "clip" in batch else torch.zeros_like(batch["index"]))
                 labels.append(batch.get("label", torch.full_like(batch["index"], -1)))

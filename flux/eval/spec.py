@@ -60,6 +60,7 @@ class Scoring:
     prompts: tuple[str, ...] = ()
     workers: int = 0
     clip_cache: str | None = None  # the folder of decoded test views shared by evaluations (flux.eval.clip_cache)
+    seed: int = 0  # a random token selector's draws
 
 
 @dataclass(frozen=True)
@@ -88,5 +89,12 @@ class EvaluateSpec(JobSpec):
 
     def scoring(self) -> Scoring:
         return Scoring(
-            self.task, tuple(self.views), self.data_dir, self.aggregate, tuple(self.prompts), self.workers, self.clip_cache
+            self.task,
+            tuple(self.views),
+            self.data_dir,
+            self.aggregate,
+            tuple(self.prompts),
+            self.workers,
+            self.clip_cache,
+            self.seed,
         )

@@ -262,7 +262,13 @@ class VidTLDR:
 
 
 def forward_with_merging(
-    model, video: torch.Tensor, reducer: VidTLDR, head: int = 0, *, budget: int | None = None
+    model,
+    video: torch.Tensor,
+    reducer: VidTLDR,
+    head: int = 0,
+    *,
+    budget: int | None = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Logits of `model` on `video` with Vid-TLDR merging: resets the reducer, runs `forward_features` with it
     (after the optional token selection to `budget`), then `forward_head` with output head `head`."""
@@ -270,5 +276,5 @@ def forward_with_merging(
     if reducer.end_block > depth:
         raise ConfigError(f"{reducer!r} needs blocks up to {reducer.end_block - 1}, but the model has {depth} blocks")
     reducer.reset()
-    features = model.forward_features(video, budget=budget, token_reducer=reducer)
+    features = model.forward_features(video, budget=budget, token_reducer=reducer, generator=generator)
     return model.forward_head(features.tokens, head)

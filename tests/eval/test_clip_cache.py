@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from flux.eval import clip_cache
 from flux.eval.runner import run
@@ -18,11 +19,22 @@ def scores(path):
     return results, record["decode_failures"]
 
 
-@pytest.mark.parametrize("workers", [0, 1])
+@pytest.fixture(scope="module")
+def random_selector(checkpoint, tmp_path_factory):
+    """The same weights choosing tokens at random: its scores depend on the random stream."""
+    payload = torch.load(checkpoint, weights_only=False)
+    payload["metadata"]["selector"] = "random"
+    path = tmp_path_factory.mktemp("random") / "final.pt"
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(("workers", "selector"), [(0, "group"), (1, "group"), (0, "random"), (1, "random")])
 def test_cached_scores_are_the_uncached_ones_and_the_second_run_decodes_nothing(
-    kinetics, checkpoint, tmp_path, monkeypatch, workers
+    kinetics, checkpoint, random_selector, tmp_path, monkeypatch, workers, selector
 ):
-    plain = job(kinetics, checkpoint, tmp_path, workers=workers, out=str(tmp_path / "plain.json"))
+    model = random_selector if selector == "random" else checkpoint
+    plain = job(kinetics, model, tmp_path, workers=workers, out=str(tmp_path / "plain.json"))
     run(plain)
     cache = tmp_path / "cache"
     run({**plain, "clip_cache": str(cache), "out": str(tmp_path / "cold.json")})
@@ -59,3 +71,27 @@ def test_a_changed_media_file_or_input_names_another_entry(kinetics, tmp_path):
         assert entry() != first
     finally:
         os.utime(media, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_random_selectors_draws_depend_on_nothing_measured_before(kinetics, random_selector, monkeypatch):
+    """Each (input, variant) draws from its own seeded stream: the logits are the same whether or not other
+    inputs, loader workers or anything else drew from the global stream first."""
+    from flux.eval.runner import Evaluator, Variant, load_model
+    from flux.eval.spec import RoleSpec, Scoring
+
+    data, manifest = kinetics
+    model, _ = load_model(random_selector)
+    role = RoleSpec(role="k400", dataset="toy", manifest=str(manifest), splits=["val"])
+    seen = []
+    original = Evaluator._metrics
+    monkeypatch.setattr(
+        Evaluator, "_metrics", lambda self, outputs, *rest: seen.append(outputs) or original(self, outputs, *rest)
+    )
+
+    def logits(before: int):
+        torch.rand(before)  # other draws from the global stream
+        evaluator = Evaluator(Scoring("classification", (1, 1), str(data), seed=3), role, model, torch.device("cpu"), None)
+        evaluator.measure(4, 56, [Variant(16, 2)])
+        return seen[-1]
+
+    assert torch.equal(logits(0), logits(7)) and torch.equal(logits(0), logits(1000))
