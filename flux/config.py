@@ -74,6 +74,7 @@ class Config:
     synthetic: SyntheticSettings
     thorough_index: bool  # `indexing.thorough`: probes decode every frame
     clip_cache: bool  # `evaluation.clip_cache`: evaluations share decoded test views
+    max_views: tuple[int, int] | None  # `evaluation.max_views`: a cap on every protocol's [clips, crops]
     runs: Mapping[str, ResolvedRun]
     run_seeds: Mapping[str, int]  # runs.<id>.seed: an offset to `seed` (seed replicas)
     selected_runs: tuple[str, ...]
@@ -111,6 +112,11 @@ class Config:
 
     def table_path(self, table: str) -> Path:
         return self.results_dir / "tables" / f"{table}.tex"
+
+    @property
+    def clip_cache_dir(self) -> Path:
+        """Decoded test views shared by evaluations (`evaluation.clip_cache`, flux.eval.clip_cache)."""
+        return self.results_dir / "cache" / "clips"
 
     def figure_path(self, name: str) -> Path:
         return self.results_dir / "figures" / f"{name}.png"
@@ -359,6 +365,7 @@ def build_config(document: Mapping) -> Config:
         synthetic=synthetic,
         thorough_index=bool(document["indexing"]["thorough"]),
         clip_cache=bool(document["evaluation"]["clip_cache"]),
+        max_views=tuple(document["evaluation"]["max_views"]) if document["evaluation"]["max_views"] else None,
         runs=runs,
         run_seeds={run: int(entry.get("seed", 0)) for run, entry in runs_document["runs"].items()},
         selected_runs=tuple(closure),

@@ -166,7 +166,7 @@ def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
         "run": run_id,
         "protocol": name,
         "task": protocol["task"],
-        "views": list(protocol["views"]),
+        "views": [min(views, cap) for views, cap in zip(protocol["views"], config.max_views or protocol["views"])],
         "aggregate": protocol.get("aggregate", "softmax_mean"),
         "roles": [
             {
@@ -190,7 +190,7 @@ def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
         "out": str(config.metrics_path(run_id, name)),
     }
     if config.clip_cache:
-        spec["clip_cache"] = str(config.results_dir / "cache" / "clips")
+        spec["clip_cache"] = str(config.clip_cache_dir)
     return EvaluateSpec.from_dict(spec).to_dict()  # the typed spec's shape, checked when the workflow plans
 
 
@@ -624,6 +624,7 @@ def _train_settings(config: Config, run_id: str) -> TrainSpec:
         val_manifest=manifests[run.datasets[0]] if run.stage == "finetune" else None,
         head_map=str(config.head_map_path(run.head_map)) if run.head_map else None,
         head_map_key=run.datasets[0] if run.head_map else None,
+        clip_cache=str(config.clip_cache_dir) if config.clip_cache and run.stage == "finetune" else None,
     )
 
 

@@ -214,7 +214,8 @@ def test_micro_run_builds_its_tables_from_metrics_files(micro_run):
     }
     assert "flux_b.3072" in main6["skipped"]  # k400_b is not trained in the micro configuration
     metrics = json.loads((root / "results" / "metrics" / "k400_s" / "k400_views.json").read_text())
-    assert metrics["views"] == [4, 3] and metrics["results"]["k400"]["8x224@2048"]["videos"] == 8
+    # the protocol's 4 x 3 views capped by evaluation.max_views; 38 validation videos per class x 0.25, 8 classes
+    assert metrics["views"] == [1, 1] and metrics["results"]["k400"]["8x224@2048"]["videos"] == 80
     for name in ("main_table6", "main_table9", "supp_table1", "supp_table4"):
         for row in json.loads((tables / f"{name}.json").read_text())["rows"]:
             for cell in row["cells"]:
@@ -287,10 +288,10 @@ def test_an_external_checkpoint_is_imported_evaluated_and_tabled(micro_run):
     assert summary["imported"]["verified"] is False and summary["load_report"] == "all keys matched"
     metrics = json.loads((root / "results" / "metrics" / "official_tiny" / "model_zoo.json").read_text())
     result = metrics["results"]["k400"]["8x224@2048"]
-    assert (metrics["views"], result["head"], result["budget"]) == ([4, 3], 1, 64)
+    assert (metrics["views"], result["head"], result["budget"]) == ([1, 1], 1, 64)
     with open(root / "results" / "tables" / "checkpoints.csv", newline="") as handle:
         (row,) = list(csv.DictReader(handle))
-    assert (row["checkpoint"], row["setting"], row["views"], row["head"]) == ("official_tiny", "8x224@2048", "8x3x4", "1")
+    assert (row["checkpoint"], row["setting"], row["views"], row["head"]) == ("official_tiny", "8x224@2048", "8x1x1", "1")
     assert float(row["top1"]) == result["top1"] and float(row["published"]) == 50.0
     assert float(row["delta"]) == pytest.approx(result["top1"] - 50.0, abs=0.01)
     assert "Official-layout FluxViT-T" in (root / "results" / "tables" / "checkpoints.tex").read_text()

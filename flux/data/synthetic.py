@@ -182,12 +182,16 @@ def write_ssv2(writer: Writer) -> None:
     templates = [SSV2_TEMPLATES[motion] for motion in classes]
     labels = {template.replace("[", "").replace("]", ""): str(index) for index, template in enumerate(templates)}
     writer.annotate("labels", json.dumps(labels, indent=1) + "\n")
-    items = []
+    items, used = [], set()
     for split in writer.source.splits:
         for motion in classes:
             for index in range(writer.per_class(split)):
                 identity = f"{writer.spec.id}|{split}|{motion}|{index}"
-                video_id = str(100000 + stable_hash(identity) % 900000)
+                video_id, attempt = str(100000 + stable_hash(identity) % 900000), 0
+                while video_id in used:  # six digits, as SSv2's ids: a few hundred items may collide
+                    attempt += 1
+                    video_id = str(100000 + stable_hash(identity, attempt) % 900000)
+                used.add(video_id)
                 items.append(Item(identity, f"{video_id}.mp4", (motion,), split))
     specs = writer.render(items)
     for split in writer.source.splits:

@@ -23,8 +23,10 @@ LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",
 }
 SCALE_NOTE = {
-    "micro": "micro scale: synthetic stand-ins for every dataset, a few videos each; the numbers are what this run produced",
-    "tiny": "tiny scale (embedded default): synthetic stand-ins for every dataset; the numbers are what this run produced",
+    "micro": "micro scale: synthetic stand-ins for every dataset, a few videos each, test views capped by evaluation.max_views; "
+    "the numbers are what this run produced",
+    "tiny": "tiny scale (embedded default): synthetic stand-ins for every dataset, test views capped by evaluation.max_views; "
+    "the numbers are what this run produced",
     "paper": "paper scale",
 }
 

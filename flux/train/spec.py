@@ -42,6 +42,7 @@ class TrainSpec(JobSpec):
     workers: int = field(default=0, metadata={EXECUTION: True})
     checkpoint_every: int = field(default=50, metadata={EXECUTION: True})
     threads: int | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # the rule's, from the CLI
+    clip_cache: str | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # the end-of-run check's views
     lineage: str | None = field(default=None, metadata={WHEN_SET: True})  # flux.jobs.run_lineage: the provenance digest
     val_manifest: str | None = field(default=None, metadata={WHEN_SET: True})  # fine-tuning: the end-of-run check's data
     head_map: str | None = field(default=None, metadata={WHEN_SET: True})  # a K710 parent's classifier, cut to K400

@@ -280,7 +280,8 @@ def validation_accuracy(model: FluxViT, run: ResolvedRun, spec: TrainSpec, devic
     role = RoleSpec("validation", dataset, spec.val_manifest, list(VALIDATION_SPLITS), spec.frame_sampling.get(dataset, "tsn"))
     reference = 1 if run.method == "multi" else 0  # Flux-Multi: the 2048-token head
     variant = Variant(run.budgets[reference] if run.budgets else None, run.heads[reference])
-    evaluator = Evaluator(Scoring("classification", (1, 1), spec.data_dir), role, model.eval(), device, text=None)
+    scoring = Scoring("classification", (1, 1), spec.data_dir, clip_cache=spec.clip_cache)
+    evaluator = Evaluator(scoring, role, model.eval(), device, text=None)
     measured = evaluator.measure(frames, resolution, [variant])[variant]
     return {
         "split": evaluator.split,

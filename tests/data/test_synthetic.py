@@ -32,7 +32,7 @@ def tree_digest(root: Path) -> str:
 
 # expected (records per split, classes, texts) from config/datasets.yaml at count_scale 1
 EXPECTED = {
-    "synth_ssv2": ({"train": 8 * 10, "val": 8 * 4}, 8),
+    "synth_ssv2": ({"train": 8 * 10, "val": 8 * 38}, 8),
     "synth_coin": ({"train": 6 * 8, "test": 6 * 3}, 6),
     "synth_ucf101": ({"train": 8 * 8, "test": 8 * 3}, 8),
     "synth_mit": ({"train": 8 * 6, "val": 8 * 3}, 8),
@@ -88,12 +88,14 @@ def test_count_scale_keeps_one_item_per_class_and_split(tmp_path):
 
 def test_kinetics_family_overlaps_by_hand(tmp_path):
     """Tiny-scale index ranges (config/datasets.yaml), per class:
-    K400 (8 classes)  train 0..9,  val 10..13
+    K400 (8 classes)  train 0..9,  val 10..47
     K600 (10 classes) train 2..11, val 14..17   (renames growing -> expanding)
     K700 (12 classes) train 6..15, val 18..21   (renames rotating counterclockwise -> rotating anticlockwise)
     Union of train ids: 8 shared classes x 16 (0..15) + 2 K600 classes x 14 (2..15) + 2 K700-only x 10 = 176.
     Dropped (in some val split): shared 10..15 -> 6 x 8 = 48; appearing/disappearing 14..15 -> 2 x 2 = 4; total 52.
-    Train rows 80 + 100 + 120 = 300, so 300 - 176 = 124 duplicate rows. Val: 32 + 40 + 48 = 120 distinct clips."""
+    Train rows 80 + 100 + 120 = 300, so 300 - 176 = 124 duplicate rows. Val: K400's 8 x 38 = 304, of which the
+    shared classes' K600 and K700 val clips (14..21) are part; new are appearing/disappearing 14..17 (K600) and
+    18..21 (K700) and the K700-only classes' 18..21: 304 + 8 + 8 + 8 = 328 distinct clips."""
     releases = []
     for name in ("synth_k400", "synth_k600", "synth_k700"):
         spec, _, parsed = build(name, tmp_path / name)
@@ -105,7 +107,7 @@ def test_kinetics_family_overlaps_by_hand(tmp_path):
     assert report["train_union_unique_ids"] == 176
     assert report["train_ids_dropped_for_overlap"] == 52
     assert report["train_duplicate_rows_removed"] == 124
-    assert len(result.train) == 124 and len(result.val) == 120
+    assert len(result.train) == 124 and len(result.val) == 328
     assert len(result.class_names) == 12 and result.class_names[:8] == releases[0].class_names
     # the same (motion, index) is the same clip: identical id and identical bytes in two releases
     video = youtube_like_id("kinetics|moving left|5")
