@@ -297,32 +297,32 @@ def claims_spec(config: Config) -> dict[str, Any]:
     document = config.table_document
     claims = []
     for entry in document.get("claims", []):
-        metric = entry.get("metric", "top1")
+        metric = entry.get("log") or entry.get("metric", "top1")
         sides = [entry["better"]] + ([] if entry["against"] == "chance" else [entry["against"]])
         paper = entry.get("paper") or {}
-        claims.append(
-            {
-                "id": entry["id"],
-                "claim": entry["claim"],
-                "note": entry.get("note", ""),
-                "protocol": entry["protocol"],
-                "role": entry.get("role"),
-                "sides": [
-                    {
-                        "run": side["run"],
-                        "keys": list(side["keys"]),
-                        "metric": side.get("metric", metric),
-                        "metrics": str(config.metrics_path(side["run"], entry["protocol"]))
-                        if side["run"] in config.selected_runs
-                        else None,
-                    }
-                    for side in sides
-                ],
-                "paper_table": paper.get("table"),
-                "paper_better": _paper_cells(document, entry, "better"),
-                "paper_against": _paper_cells(document, entry, "against"),
-            }
-        )
+
+        claim = {
+            "id": entry["id"],
+            "claim": entry["claim"],
+            "note": entry.get("note", ""),
+            "protocol": entry.get("protocol"),
+            "role": entry.get("role"),
+            "sides": [
+                {
+                    "run": side["run"],
+                    "keys": list(side.get("keys", [])),
+                    "metric": side.get("metric", metric),
+                    "metrics": _claim_source(config, entry, side["run"]),
+                }
+                for side in sides
+            ],
+            "paper_table": paper.get("table"),
+            "paper_better": _paper_cells(document, entry, "better"),
+            "paper_against": _paper_cells(document, entry, "against"),
+        }
+        if "log" in entry:
+            claim["log"] = entry["log"]
+        claims.append(claim)
     return {
         "table": "claims",
         "kind": "claims",
@@ -332,6 +332,16 @@ def claims_spec(config: Config) -> dict[str, Any]:
         "config_digest": _table_digest(config),
         "out": str(config.table_path("claims")),
     }
+
+
+def _claim_source(config: Config, entry: Mapping[str, Any], run: str) -> str | None:
+    """A claim side's file: the run's metrics under the claim's protocol, or its training log (`log` claims); None
+    where this configuration does not train the run."""
+    if run not in config.selected_runs:
+        return None
+    if "log" in entry:
+        return str(config.run_dir(run) / "metrics.jsonl")
+    return str(config.metrics_path(run, entry["protocol"]))
 
 
 def _paper_cells(document: Mapping[str, Any], entry: Mapping[str, Any], side: str) -> list[list[Any]]:

@@ -151,3 +151,23 @@ def difference_interval(a: Sequence[float], b: Sequence[float], level: float = L
     if len(first) and len(first) == len(second) and _binary(first) and _binary(second):
         return newcombe_paired_difference(first, second, level)
     return paired_difference(first, second, level, seed=seed)
+
+
+def relative_reduction(
+    reference: Sequence[float], treated: Sequence[float], level: float = LEVEL, resamples: int = RESAMPLES, seed: int = 0
+) -> Interval:
+    """How much lower `treated` is than `reference` on average, as a fraction of the reference's mean, over paired
+    points of a series (two training runs' gradient norms, step by step), with a moving-block bootstrap interval:
+    neighbouring steps are not independent, so blocks of about n^(1/3) consecutive pairs are resampled together."""
+    first, second = np.asarray(reference, dtype=np.float64), np.asarray(treated, dtype=np.float64)
+    count = len(first)
+    if count == 0 or len(second) != count:
+        raise FluxError(f"paired series need the same points; got {len(first)} and {len(second)}")
+    if first.mean() <= 0:
+        raise FluxError("the reference series' mean must be positive to measure a relative reduction")
+    block = max(1, round(count ** (1 / 3)))
+    blocks = math.ceil(count / block)
+    starts = np.random.default_rng(seed).integers(0, count - block + 1, size=(resamples, blocks))
+    draws = (starts[:, :, None] + np.arange(block)).reshape(resamples, -1)[:, :count]
+    estimates = 1 - second[draws].mean(axis=1) / first[draws].mean(axis=1)
+    return _interval(1 - second.mean() / first.mean(), estimates, count, level)

@@ -91,3 +91,17 @@ def test_binary_outcomes_use_score_intervals_and_fractions_the_bootstrap():
     fractions = [0.5, 1.0, 0.0, 0.5] * 10
     assert proportion_interval(fractions) == bootstrap_interval(fractions)
     assert difference_interval(fractions, fractions[::-1]) == paired_difference(fractions, fractions[::-1])
+
+
+def test_relative_reduction_by_hand():
+    from flux.stats import relative_reduction
+
+    # treated is half the reference at every step: 50% lower, whichever blocks are drawn
+    halved = relative_reduction([2.0, 4.0, 6.0, 8.0, 10.0], [1.0, 2.0, 3.0, 4.0, 5.0])
+    assert (halved.estimate, halved.low, halved.high, halved.items) == pytest.approx((0.5, 0.5, 0.5, 5))
+    # means 3 and 2.5: 1/6 lower; the step-to-step noise widens the interval around it
+    noisy = relative_reduction([1.0, 5.0, 2.0, 4.0, 3.0, 3.0, 1.0, 5.0], [2.0, 2.0, 3.0, 3.0, 2.0, 3.0, 2.0, 3.0])
+    assert noisy.estimate == pytest.approx(1 - 2.5 / 3) and noisy.low < noisy.estimate < noisy.high
+    assert relative_reduction([1.0, 2.0], [3.0, 3.0]).estimate == pytest.approx(-1.0)  # higher: a negative reduction
+    with pytest.raises(FluxError, match="same points"):
+        relative_reduction([1.0, 2.0], [1.0])

@@ -7,6 +7,9 @@ points with its 95% interval over the same items (flux.stats: Newcombe's paired 
 paired bootstrap for averaged ones; Wilson's interval against chance), and the verdict follows from the interval
 alone: reproduced (the claimed direction, zero excluded), contradicted (the other direction, zero excluded) or
 inconclusive. The paper's evidence is the mean of the named cells of config/paper_numbers.yaml on each side.
+A claim may instead read a metric of two runs' training logs (`log`: the overall gradient norm of supplementary
+Figure 4): its effect is how much lower the better run's is, in % of the other's, paired by step, with a
+moving-block bootstrap interval (neighbouring steps are not independent).
 A claim whose runs this configuration does not train is listed as not measured.
 """
 
@@ -21,8 +24,9 @@ import numpy as np
 from flux.errors import ConfigError, FluxError
 from flux.io import csv_text
 from flux.provenance import latex_comment, provenance
-from flux.stats import VERDICTS, Interval, difference_interval, proportion_interval, verdict
-from flux.tables.cells import MetricsStore, item_outcomes
+from flux.stats import VERDICTS, Interval, difference_interval, proportion_interval, relative_reduction, verdict
+from flux.tables.cells import MetricsStore, dig, item_outcomes
+from flux.tables.figures import read_log
 from flux.tables.job_spec import Claim, ClaimSide, ClaimsJob
 from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 from flux.tables.sources import load_paper_numbers
@@ -85,6 +89,8 @@ def measure(claim: Claim, paper: dict[str, Any]) -> dict[str, Any]:
     if untrained:
         return {**row, "ours_effect": None, "low": None, "high": None, "items": None, "verdict": NOT_MEASURED,
                 "reason": f"not trained in this configuration: {', '.join(untrained)}"}  # fmt: skip
+    if claim.log:
+        return {**row, **_log_effect(claim, where)}
     store = MetricsStore({side.metrics: side.metrics for side in claim.sides}, {})  # by file: each read once
     better, result = side_outcomes(store, claim.sides[0], claim.role, f"{where}.better")
     if len(claim.sides) == 2:
@@ -104,6 +110,28 @@ def measure(claim: Claim, paper: dict[str, Any]) -> dict[str, Any]:
         "high": round(points.high, 4),
         "items": points.items,
         "verdict": verdict(difference),
+        "reason": "",
+    }
+
+
+def _series(path: str, metric: str, where: str) -> dict[int, float]:
+    return {int(record["step"]): dig(record, metric, f"{where}: {path} step {record['step']}") for record in read_log(path)}
+
+
+def _log_effect(claim: Claim, where: str) -> dict[str, Any]:
+    """A training-log claim: how much lower the better run's metric is than the other's, in % of the other's,
+    over the steps both logged (paired by step; a moving-block bootstrap interval)."""
+    better, against = (_series(side.metrics, claim.log, where) for side in claim.sides)
+    steps = sorted(set(better) & set(against))
+    if not steps:
+        raise FluxError(f"{where}: the two runs' logs share no step; log both at the same steps (training.log_every)")
+    reduction = relative_reduction([against[step] for step in steps], [better[step] for step in steps]).scaled(100)
+    return {
+        "ours_effect": round(reduction.estimate, 4),
+        "low": round(reduction.low, 4),
+        "high": round(reduction.high, 4),
+        "items": reduction.items,
+        "verdict": verdict(reduction),
         "reason": "",
     }
 

@@ -132,9 +132,9 @@ class ClaimSide(JobSpec):
     """One side of a claim: a run's per-item outcomes under the claim's protocol, averaged over `keys`."""
 
     run: str
-    keys: list[str]
+    keys: list[str]  # empty for a training-log claim
     metric: str
-    metrics: str | None  # the run's metrics file; None: the run is not trained in this configuration
+    metrics: str | None  # the run's metrics file (or training log); None: the run is not trained in this configuration
 
 
 @dataclass(frozen=True)
@@ -144,12 +144,13 @@ class Claim(JobSpec):
     id: str
     claim: str
     note: str
-    protocol: str
+    protocol: str | None  # None: a training-log claim (`log`)
     role: str | None
     sides: list[ClaimSide]  # better, then against (absent when the claim is against chance)
     paper_table: str | None
     paper_better: list[list[Any]]  # [row, column position] cells of config/paper_numbers.yaml, averaged
     paper_against: list[list[Any]]
+    log: str | None = field(default=None, metadata={WHEN_SET: True})  # a training-log metric (sides' `metrics`: logs)
 
 
 @dataclass(frozen=True)

@@ -54,9 +54,15 @@ def load_table_document(path: Path, wanted: Sequence[str], runs: Mapping[str, An
             raise ConfigError(f"{where}: unknown run(s) {unknown}; the runs are in the runs file")
     for index, claim in enumerate(document.get("claims", [])):
         where = f"{path}: claims[{index}] ({claim['id']})"
-        if claim["protocol"] not in protocols:
-            raise ConfigError(f"{where}.protocol: unknown protocol '{claim['protocol']}' (known: {', '.join(protocols)})")
         sides = [claim["better"]] + ([claim["against"]] if claim["against"] != "chance" else [])
+        if ("protocol" in claim) == ("log" in claim):
+            raise ConfigError(f"{where}: give either `protocol` (an evaluation) or `log` (a training-log metric)")
+        if "log" in claim and (claim["against"] == "chance" or any("keys" in side for side in sides)):
+            raise ConfigError(f"{where}: a `log` claim compares two runs' logs: `better` and `against` name a run only")
+        if "protocol" in claim and any("keys" not in side for side in sides):
+            raise ConfigError(f"{where}: each side of a protocol claim needs `keys` (the results averaged per item)")
+        if "protocol" in claim and claim["protocol"] not in protocols:
+            raise ConfigError(f"{where}.protocol: unknown protocol '{claim['protocol']}' (known: {', '.join(protocols)})")
         unknown = sorted({side["run"] for side in sides if side["run"] not in runs})
         if unknown:
             raise ConfigError(f"{where}: unknown run(s) {unknown}; the runs are in the runs file")

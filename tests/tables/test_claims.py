@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from flux.errors import FluxError
+from flux.errors import ConfigError, FluxError
 from flux.tables.claims import render
 from flux.tables.job_spec import ClaimsJob
 
@@ -113,3 +113,46 @@ def test_a_held_out_choice_compares_with_the_plain_input_on_the_same_videos(tmp_
     plain = side(path, keys=("to_held_out@2048",), metric="plain.top1")
     (row,) = render(job(tmp_path, [claim(chosen, plain)]))[1]["rows"]
     assert row["ours_effect"] == pytest.approx(50.0) and row["items"] == 4  # 3 of 4 against 1 of 4, paired
+
+
+def log_file(tmp_path, name: str, norms: list[float]) -> str:
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text(
+        "".join(json.dumps({"step": step + 1, "grad_norm": {"total": norm}}) + "\n" for step, norm in enumerate(norms))
+    )
+    return str(path)
+
+
+def test_a_training_log_claim_measures_the_relative_reduction_over_shared_steps(tmp_path):
+    lower = log_file(tmp_path, "flux", [1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    higher = log_file(tmp_path, "vit", [2.0, 4.0, 6.0, 8.0])  # logged 4 steps only: the first 4 are paired
+    log_claim = {**claim(side(lower, keys=()), side(higher, keys=())), "protocol": None, "log": "grad_norm.total"}
+    (row,) = render(job(tmp_path, [log_claim]))[1]["rows"]
+    # steps 1-4: means 2.5 and 5: 50% lower at every step
+    assert (row["ours_effect"], row["low"], row["high"], row["items"]) == (50.0, 50.0, 50.0, 4) and row["verdict"] == "reproduced"
+    reverse = {**log_claim, "sides": log_claim["sides"][::-1]}
+    assert render(job(tmp_path, [reverse]))[1]["rows"][0]["verdict"] == "contradicted"
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"protocol": "ablation", "log": "grad_norm.total"}, "either `protocol`"),
+        ({"log": "grad_norm.total", "better": {"run": "ft_flux_single_k400", "keys": ["k"]}}, "name a run only"),
+        ({"protocol": "ablation", "better": {"run": "ft_flux_single_k400"}}, "needs `keys`"),
+    ],
+)
+def test_claim_entries_are_either_evaluation_or_log_claims(tmp_path, entry, message):
+    from flux.config import load_config
+    from flux.tables.sources import load_table_document
+    from tests.paths import REPO
+
+    document = yaml.safe_load((REPO / "config" / "tables.yaml").read_text())
+    base = {"id": "x", "claim": "c", "better": {"run": "ft_flux_single_k400", "keys": ["8x224@2048"]}}
+    base["against"] = {"run": "ft_vit_group4_k400", "keys": ["8x224@2048"]}
+    document["claims"] = [{**base, **entry}]
+    path = tmp_path / "tables.yaml"
+    path.write_text(yaml.safe_dump(document))
+    config = load_config([REPO / "config" / "config.yaml"])
+    with pytest.raises(ConfigError, match=message):
+        load_table_document(path, [], config.runs, config.roles)
