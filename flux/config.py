@@ -75,6 +75,7 @@ class Config:
     thorough_index: bool  # `indexing.thorough`: probes decode every frame
     clip_cache: bool  # `evaluation.clip_cache`: evaluations share decoded test views
     max_views: tuple[int, int] | None  # `evaluation.max_views`: a cap on every protocol's [clips, crops]
+    max_videos: Mapping[str, int]  # `evaluation.max_videos`: protocol -> videos scored (a seeded subset)
     runs: Mapping[str, ResolvedRun]
     run_seeds: Mapping[str, int]  # runs.<id>.seed: an offset to `seed` (seed replicas)
     selected_runs: tuple[str, ...]
@@ -339,6 +340,10 @@ def build_config(document: Mapping) -> Config:
             table_document["protocols"],
             runs,
         )
+    unknown_subsampled = sorted(set(document["evaluation"]["max_videos"]) - set(table_document["protocols"]))
+    if unknown_subsampled:
+        known = document["tables_file"]
+        raise ConfigError(f"evaluation.max_videos: unknown protocol(s) {unknown_subsampled}; the protocols are in {known}")
     unknown_protocols = [name for name in external_raw["protocols"] if name not in table_document["protocols"]]
     if unknown_protocols:
         known = document["tables_file"]
@@ -366,6 +371,7 @@ def build_config(document: Mapping) -> Config:
         thorough_index=bool(document["indexing"]["thorough"]),
         clip_cache=bool(document["evaluation"]["clip_cache"]),
         max_views=tuple(document["evaluation"]["max_views"]) if document["evaluation"]["max_views"] else None,
+        max_videos=dict(document["evaluation"]["max_videos"]),
         runs=runs,
         run_seeds={run: int(entry.get("seed", 0)) for run, entry in runs_document["runs"].items()},
         selected_runs=tuple(closure),

@@ -191,6 +191,8 @@ def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
     }
     if config.clip_cache:
         spec["clip_cache"] = str(config.clip_cache_dir)
+    if name in config.max_videos:
+        spec["max_videos"] = config.max_videos[name]
     return EvaluateSpec.from_dict(spec).to_dict()  # the typed spec's shape, checked when the workflow plans
 
 

@@ -94,6 +94,7 @@ class ManifestDataset(Dataset):
         max_retries: int = 3,
         decode_threads: int = 1,
         repeats: int = 1,
+        max_items: int | None = None,
     ) -> None:
         if repeats < 1:
             raise FluxError(f"repeats must be at least 1, got {repeats}")
@@ -102,6 +103,10 @@ class ManifestDataset(Dataset):
         if rows.empty:
             available = sorted(frame["split"].unique())
             raise FluxError(f"{manifest}: no items in split '{split}' (splits: {available})")
+        if max_items is not None and len(rows) > max_items:  # evaluation on a seeded subset, in manifest order
+            if train:
+                raise FluxError("max_items subsamples an evaluation split; training reads its whole split")
+            rows = rows.iloc[np.sort(np.random.default_rng(seed).permutation(len(rows))[:max_items])]
         self.manifest = Path(manifest)
         self.info: ManifestInfo = info
         self.total_items = len(rows)

@@ -168,6 +168,8 @@ class Evaluator:
             "resolution": resolution,
             "frame_sampling": FrameSampling(self.role.frame_sampling),
             "eval_transform": self.transform,
+            "seed": self.scoring.seed,
+            "max_items": self.scoring.max_videos,
         }
         if self.task == "retrieval":
             return VideoText(**common)

@@ -60,7 +60,8 @@ class Scoring:
     prompts: tuple[str, ...] = ()
     workers: int = 0
     clip_cache: str | None = None  # the folder of decoded test views shared by evaluations (flux.eval.clip_cache)
-    seed: int = 0  # a random token selector's draws
+    seed: int = 0  # a random token selector's draws, and which videos a subsampled evaluation scores
+    max_videos: int | None = None  # score a seeded subset of this many videos (`evaluation.max_videos`)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class EvaluateSpec(JobSpec):
     workers: int = field(default=0, metadata={EXECUTION: True})
     threads: int | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # the rule's, from the CLI
     clip_cache: str | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # `evaluation.clip_cache`
+    max_videos: int | None = field(default=None, metadata={WHEN_SET: True})  # `evaluation.max_videos` of the protocol
 
     def scoring(self) -> Scoring:
         return Scoring(
@@ -97,4 +99,5 @@ class EvaluateSpec(JobSpec):
             self.workers,
             self.clip_cache,
             self.seed,
+            self.max_videos,
         )

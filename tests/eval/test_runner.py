@@ -205,3 +205,21 @@ def test_held_out_token_optimization_chooses_on_one_half_and_scores_on_the_other
     assert result["evaluations"] == [[2, 56, 0.0], [4, 56, 50.0], [6, 56, 25.0], [6, 42, 0.0]]
     # choosing on every video, the scoring half's 4 of 4 at 6 x 56 wins: 5 of 8
     assert runner.run_search(StubEvaluator(outcomes), Search(key="to@16", **grid))["input"] == [6, 56]
+
+
+def test_a_subsampled_evaluation_scores_a_seeded_subset(kinetics, checkpoint, tmp_path):
+    from flux.data.datasets import VideoClassification
+
+    data, manifest = kinetics
+    full = VideoClassification(manifest, data, "val", train=False)
+    subset = VideoClassification(manifest, data, "val", train=False, max_items=2, seed=0)
+    assert len(full.rows) == 3 and len(subset.rows) == 2
+    assert set(subset.rows["media_path"]) < set(full.rows["media_path"])
+    assert list(VideoClassification(manifest, data, "val", train=False, max_items=2, seed=0).rows["media_path"]) == list(
+        subset.rows["media_path"]
+    )
+    with pytest.raises(FluxError, match="training reads its whole split"):
+        VideoClassification(manifest, data, "train", train=True, max_items=2)
+    run(job(kinetics, checkpoint, tmp_path, max_videos=2))
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["results"]["k400"]["4x56@32"]["videos"] == 2
