@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,11 @@ from tests.paths import REPO
 
 @pytest.fixture(scope="module")
 def k400(tmp_path_factory):
-    """A small synthetic K400-like dataset (8 classes x 3 training videos), indexed."""
+    """A small synthetic K400-like dataset (8 classes x 3 training videos and 1 validation video), indexed."""
     data = tmp_path_factory.mktemp("data")
     registry = load_registry(REPO / "config" / "datasets.yaml")
     spec = registry["synth_k400"]
+    spec = replace(spec, synthetic=replace(spec.synthetic, splits={"train": 10, "val": 4}))  # not the claims-sized 38
     root = data / "raw" / "k400"
     generate(spec, SyntheticSettings(count_scale=0.3, duration_s=(1.0, 2.0), fps=(8, 10)), root)
     manifest = data / "manifests" / "k400.parquet"
