@@ -302,7 +302,6 @@ def claims_spec(config: Config) -> dict[str, Any]:
         metric = entry.get("log") or entry.get("metric", "top1")
         sides = [entry["better"]] + ([] if entry["against"] == "chance" else [entry["against"]])
         paper = entry.get("paper") or {}
-
         claim = {
             "id": entry["id"],
             "claim": entry["claim"],

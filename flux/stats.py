@@ -53,6 +53,11 @@ def hits(outcomes: str) -> np.ndarray:
     return np.frombuffer(outcomes.encode(), dtype=np.uint8).astype(np.float64) - ord("0")
 
 
+def hit_string(outcomes: Sequence[bool] | np.ndarray) -> str:
+    """Per-item 0/1 outcomes as a `top1_hits` string (the inverse of `hits`)."""
+    return "".join("1" if value else "0" for value in np.asarray(outcomes).tolist())
+
+
 def _resampled_means(columns: Sequence[np.ndarray], resamples: int, seed: int) -> list[np.ndarray]:
     """Means of each column over the same `resamples` draws of item indices (with replacement)."""
     count = len(columns[0])

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from flux.errors import FluxError
+from flux.stats import hit_string
 
 
 def gather_views(records: Iterable[tuple[str, int, torch.Tensor]], views: int) -> tuple[list[str], torch.Tensor]:
@@ -52,5 +53,5 @@ def multiview_accuracy(
         result[f"top{k}"] = round(100.0 * float(hit.sum()) / max(1, len(labels)), 4)
         result[f"top{k}_decodable"] = round(100.0 * float(hit.sum()) / max(1, int(decodable.sum())), 4)
         if k == 1:
-            result["top1_hits"] = "".join("1" if value else "0" for value in hit.tolist())
+            result["top1_hits"] = hit_string(hit.numpy())
     return result

@@ -43,6 +43,14 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
+def _stamp(path: Path) -> tuple[int | None, int | None]:
+    """A media file's size and modification time; (None, None) for a missing one (its views are blanks)."""
+    if not path.exists():
+        return None, None
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 @dataclass(frozen=True)
 class CachedViews:
     """Every test view of one input: `views` (N, T, H, W, 3) uint8 (zeros where the decode failed), and per view
@@ -89,15 +97,9 @@ class ClipCache:
     def entry(self, dataset) -> Path:
         """The file of `dataset`'s test views (an evaluation dataset: VideoClassification or VideoText)."""
         classification = isinstance(dataset, VideoClassification)
-        media = [
-            [path, *(lambda stat: (stat.st_size, stat.st_mtime_ns))((dataset.data_dir / path).stat())]
-            if (dataset.data_dir / path).exists()
-            else [path, None, None]
-            for path in dataset.rows["media_path"]
-        ]
         key = {
             "manifest": hashlib.sha256(Path(dataset.manifest).read_bytes()).hexdigest(),
-            "media": media,
+            "media": [[path, *_stamp(dataset.data_dir / path)] for path in dataset.rows["media_path"]],
             "split": dataset.split,
             "kind": type(dataset).__name__,
             "frames": dataset.frames,

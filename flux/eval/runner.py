@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from flux.models.saved import model_from_checkpoint, text_encoder_from_checkpoin
 from flux.models.text import TextEncoder, build_text_encoder
 from flux.models.vid_tldr import VidTLDR, forward_with_merging
 from flux.provenance import provenance
-from flux.stats import hits
+from flux.stats import hit_string, hits
 
 logger = logging.getLogger(__name__)
 
@@ -239,8 +240,7 @@ class Evaluator:
                 for position, ok, kind in zip(batch["index"].tolist(), batch["valid"].tolist(), batch["error_kind"]):
                     if not ok:
                         failed[position] = kind
-        for kind in set(failed.values()):
-            count = sum(1 for value in failed.values() if value == kind)
+        for kind, count in Counter(failed.values()).items():
             self.failures[kind] = max(self.failures.get(kind, 0), count)
         positions, views, labels, valid = (torch.cat(part) for part in (positions, views, labels, valid))
         seconds = (time.perf_counter() - started) / len(variants)
@@ -306,7 +306,7 @@ def _on(result: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
     return {
         "input": result["input"],
         "top1": round(100.0 * float(outcomes[mask].mean()), 4),
-        "top1_hits": "".join("1" if value else "0" for value in outcomes[mask]),
+        "top1_hits": hit_string(outcomes[mask]),
     }
 
 

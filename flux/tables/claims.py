@@ -89,51 +89,45 @@ def measure(claim: Claim, paper: dict[str, Any]) -> dict[str, Any]:
     if untrained:
         return {**row, "ours_effect": None, "low": None, "high": None, "items": None, "verdict": NOT_MEASURED,
                 "reason": f"not trained in this configuration: {', '.join(untrained)}"}  # fmt: skip
-    if claim.log:
-        return {**row, **_log_effect(claim, where)}
-    store = MetricsStore({side.metrics: side.metrics for side in claim.sides}, {})  # by file: each read once
-    better, result = side_outcomes(store, claim.sides[0], claim.role, f"{where}.better")
-    if len(claim.sides) == 2:
-        against, _ = side_outcomes(store, claim.sides[1], claim.role, f"{where}.against")
-        if len(against) != len(better):
-            raise FluxError(f"{where}: the two sides score {len(better)} and {len(against)} items; they must share a test set")
-        difference = difference_interval(better, against)
-    else:
-        chance = chance_level(result, claim.sides[0].metric, where)
-        found = proportion_interval(better)
-        difference = Interval(found.estimate - chance, found.low - chance, found.high - chance, found.items)
-    points = difference.scaled(100)
+    effect = _log_effect(claim, where) if claim.log else _evaluation_effect(claim, where)
+    points = effect.scaled(100)
     return {
         **row,
         "ours_effect": round(points.estimate, 4),
         "low": round(points.low, 4),
         "high": round(points.high, 4),
         "items": points.items,
-        "verdict": verdict(difference),
+        "verdict": verdict(effect),
         "reason": "",
     }
+
+
+def _evaluation_effect(claim: Claim, where: str) -> Interval:
+    """Better minus against (or minus chance) over the same test items, as fractions."""
+    store = MetricsStore({side.metrics: side.metrics for side in claim.sides}, {})  # by file: each read once
+    better, result = side_outcomes(store, claim.sides[0], claim.role, f"{where}.better")
+    if len(claim.sides) == 2:
+        against, _ = side_outcomes(store, claim.sides[1], claim.role, f"{where}.against")
+        if len(against) != len(better):
+            raise FluxError(f"{where}: the two sides score {len(better)} and {len(against)} items; they must share a test set")
+        return difference_interval(better, against)
+    chance = chance_level(result, claim.sides[0].metric, where)
+    found = proportion_interval(better)
+    return Interval(found.estimate - chance, found.low - chance, found.high - chance, found.items)
 
 
 def _series(path: str, metric: str, where: str) -> dict[int, float]:
     return {int(record["step"]): dig(record, metric, f"{where}: {path} step {record['step']}") for record in read_log(path)}
 
 
-def _log_effect(claim: Claim, where: str) -> dict[str, Any]:
-    """A training-log claim: how much lower the better run's metric is than the other's, in % of the other's,
-    over the steps both logged (paired by step; a moving-block bootstrap interval)."""
+def _log_effect(claim: Claim, where: str) -> Interval:
+    """A training-log claim: how much lower the better run's metric is than the other's, as a fraction of the
+    other's, over the steps both logged (paired by step; a moving-block bootstrap interval)."""
     better, against = (_series(side.metrics, claim.log, where) for side in claim.sides)
     steps = sorted(set(better) & set(against))
     if not steps:
         raise FluxError(f"{where}: the two runs' logs share no step; log both at the same steps (training.log_every)")
-    reduction = relative_reduction([against[step] for step in steps], [better[step] for step in steps]).scaled(100)
-    return {
-        "ours_effect": round(reduction.estimate, 4),
-        "low": round(reduction.low, 4),
-        "high": round(reduction.high, 4),
-        "items": reduction.items,
-        "verdict": verdict(reduction),
-        "reason": "",
-    }
+    return relative_reduction([against[step] for step in steps], [better[step] for step in steps])
 
 
 def _signed(value: float | None) -> str:

@@ -83,6 +83,11 @@ def _setting(results: dict[str, Any], key: str, path: str) -> dict[str, Any]:
     return results[key]
 
 
+def _plain(results: dict[str, Any], budget: int, path: str) -> dict[str, Any]:
+    """The unmasked 224^2 input at `budget` tokens (2048: 8 x 224^2), where accuracy-vs-GFLOPs curves sit."""
+    return _setting(results, setting_key(unmasked_frames(budget), 224, budget), path)
+
+
 def _accuracy_vs_gflops(figure, spec: FigureJob) -> None:
     from matplotlib import ticker
 
@@ -93,7 +98,7 @@ def _accuracy_vs_gflops(figure, spec: FigureJob) -> None:
             results = _results(path, panel)
             plain, optimised, costs = [], [], []
             for budget in panel["budgets"]:
-                setting = _setting(results, setting_key(unmasked_frames(budget), 224, budget), path)
+                setting = _plain(results, budget, path)
                 costs.append(setting["gflops"])
                 plain.append(dig(setting, panel["metric"], path))
                 optimised.append(dig(_setting(results, f"to@{budget}", path), panel["metric"], path))
@@ -102,7 +107,7 @@ def _accuracy_vs_gflops(figure, spec: FigureJob) -> None:
             axes.fill_between(costs, plain, optimised, color=line.get_color(), alpha=0.15)
         for label, path in panel.get("baseline_metrics", {}).items():
             results = _results(path, panel)
-            settings = [_setting(results, setting_key(unmasked_frames(budget), 224, budget), path) for budget in panel["budgets"]]
+            settings = [_plain(results, budget, path) for budget in panel["budgets"]]
             values = [dig(setting, panel["metric"], path) for setting in settings]
             axes.plot([setting["gflops"] for setting in settings], values, marker="s", color="grey", label=label)
         axes.set_xscale("log")
