@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from flux.data import sampling
+from flux.data.chat_prompts import caption_turns, turn_prompt
 from flux.data.index import ManifestInfo, read_manifest
 from flux.data.transforms import EvalTransform, TrainTransform
 from flux.data.video import FailureLog, read_image, read_video
@@ -314,6 +315,39 @@ class VideoText(ManifestDataset):
             blank = torch.zeros(3, 1 if self.info.modality == "image" else self.frames, self.resolution, self.resolution)
             return {"video": blank, "index": position, "valid": False, "error_kind": error.kind}
         return {"video": self.eval_transform(frames, self.resolution), "index": position, "valid": True, "error_kind": ""}
+
+
+class VideoChat(VideoText):
+    """The chat stage's data: a clip and one of its instruction turns (flux.data.chat_prompts): a captioned video's
+    captions as "Describe the video in detail." turns, an instruction dataset's {i, q, a} turns as written.
+    Evaluation: one centre view per video; the benchmark's question or events come from `details()`."""
+
+    TASKS = ("video_text", "video_instruction", "video_qa", "video_caption")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        ManifestDataset.__init__(self, *args, **kwargs)
+        if self.info.task not in self.TASKS:
+            raise FluxError(f"{self.info.dataset} has neither captions nor instructions (task {self.info.task})")
+
+    def details(self, position: int) -> dict[str, Any]:
+        raw = self.rows.at[position, "details"] if "details" in self.rows else None
+        if not raw:
+            raise FluxError(f"{self.manifest}: item {self.rows.at[position, 'sample_id']} has no details; re-index the dataset")
+        return json.loads(raw)
+
+    def turns(self, position: int) -> list[dict[str, str]]:
+        if self.info.task == "video_instruction":
+            return self.details(position)["turns"]
+        return caption_turns(self.texts(position))
+
+    def __getitem__(self, key: Key) -> dict[str, Any]:
+        if not self.train:
+            return super().__getitem__(key)
+        position, frames, resolution, rng, report = self._train_item(key)
+        turns = self.turns(position)
+        turn = turns[int(rng.integers(len(turns)))]
+        video = self.train_transform(frames, resolution, rng)
+        return {"video": video, "prompt": turn_prompt(turn["i"], turn["q"]), "target": turn["a"], "index": position, **report}
 
 
 class ImageText(VideoText):

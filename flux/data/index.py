@@ -56,6 +56,7 @@ MANIFEST_SCHEMA = pa.schema(
         ("decodable", pa.bool_()),
         ("error_kind", pa.string()),
         ("error_detail", pa.string()),
+        ("details", pa.string()),  # chat benchmarks: question / instruction turns / reference events (JSON)
     ]
 )
 METADATA_KEY = b"flux.manifest"
@@ -294,6 +295,7 @@ def _row(dataset: str, record: AnnotationRecord, media_path: str, result: Probe,
         "decodable": result.decodable,
         "error_kind": result.error_kind,
         "error_detail": result.error_detail,
+        "details": record.details,
     }
 
 

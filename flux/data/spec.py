@@ -28,6 +28,9 @@ SYNTHETIC_FORMATS = {
     "msvd": "msvd",
     "vindlu_video": "vindlu_json",
     "vindlu_image": "vindlu_json",
+    "mvbench": "mvbench_json",
+    "dream1k": "dream1k_jsonl",
+    "videochat2_it": "videochat2_it",
 }
 CLASS_LAYOUTS = ("kinetics", "ssv2", "ucf101", "mit")  # one motion (the class) per item
 

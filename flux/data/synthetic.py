@@ -27,8 +27,18 @@ import numpy as np
 from tqdm import tqdm
 
 from flux.data import scenes
+from flux.data.chat_prompts import (
+    ANSWER_PROMPT,
+    CAPTION_PROMPT,
+    MVBENCH_SYSTEM,
+    QUESTION_PROMPT,
+    caption_turns,
+    mcq_answer,
+    mcq_question,
+)
 from flux.data.job_spec import SynthJob
 from flux.data.registry import write_ready_marker
+from flux.data.scenes import questions
 from flux.data.spec import DatasetSpec, SyntheticSettings
 from flux.errors import ConfigError
 from flux.io import atomic_write_text
@@ -444,6 +454,112 @@ def write_vindlu_image(writer: Writer) -> None:
         writer.annotate(split, json.dumps(split_entries) + "\n")
 
 
+# ---------------------------------------------------------------------------- chat layouts
+def chat_items(writer: Writer, split: str, count: int, media: Callable[[int], str], group: str = "") -> list[Item]:
+    """Videos of one to `steps` distinct movements (the questions ask what happens last and how many)."""
+    vocabulary = writer.classes()
+    if not 1 <= writer.source.steps <= min(questions.MAX_STEPS, len(vocabulary)):
+        raise ConfigError(
+            f"datasets.{writer.spec.id}.source.synthetic.steps: {writer.source.steps}; the chat layouts take 1 to "
+            f"{questions.MAX_STEPS} movements per video"
+        )
+    items = []
+    for index in range(count):
+        identity = f"{writer.spec.id}|{split}|{group}|{index}"
+        rng = np.random.default_rng(stable_hash(writer.settings.seed, identity, "motions"))
+        steps = int(rng.integers(1, writer.source.steps + 1))
+        motions = tuple(vocabulary[int(k)] for k in rng.choice(len(vocabulary), size=steps, replace=False))
+        items.append(Item(identity, media(index), motions, split, long=steps > 1))
+    return items
+
+
+def write_mvbench(writer: Writer) -> None:
+    """MVBench's layout: `json/<task>.json` lists of {video, question, candidates, answer}, the videos of each task
+    under its own folder (`annotations.options.prefixes`)."""
+    prefixes = writer.spec.annotation_options.get("prefixes", {})
+    tasks = [task for task in questions.TASKS if task in writer.spec.annotation_files]
+    by_task = {}
+    for task in tasks:
+        name = lambda index, task=task: f"{prefixes.get(task, '')}{youtube_like_id(writer.spec.id, task, index)}.mp4"  # noqa: E731
+        by_task[task] = chat_items(writer, "test", writer.per_class("test"), name, task)
+    specs = writer.render([item for items in by_task.values() for item in items])
+    for task, items in by_task.items():
+        entries = [
+            {
+                "video": item.media.removeprefix(prefixes.get(task, "")),
+                **questions.question(task, specs[item.media], writer.caption_rng(item)),
+            }
+            for item in items
+        ]
+        writer.annotate(task, json.dumps(entries, indent=1) + "\n")
+
+
+def write_dream1k(writer: Writer) -> None:
+    """DREAM-1K's `DREAM-1k.jsonl`: one line per video, the user's request and the reference description in
+    `messages`, the reference events in `extra_info.events`."""
+    split = next(iter(writer.source.splits))
+    items = chat_items(writer, split, writer.per_class(split), lambda index: f"{index + 1}.mp4")
+    specs = writer.render(items)
+    lines = []
+    for index, item in enumerate(items, start=1):
+        spec = specs[item.media]
+        events = questions.reference_events(spec)
+        video = {"type": "video", "video": {"video_file": item.media}}
+        lines.append(
+            {
+                "messages": [
+                    {"role": "user", "content": [video, {"type": "text", "text": CAPTION_PROMPT}]},
+                    {
+                        "role": "assistant",
+                        "content": [
+                            {"type": "text", "text": "", "reference": scenes.video_captions(spec, writer.caption_rng(item), 1)[0]}
+                        ],
+                    },
+                ],
+                "dataset": "DREAM/synthetic",
+                "task": "video/caption",
+                "idx": index,
+                "vid": str(index),
+                "extra_info": {
+                    "duration": round(spec.video.num_frames / spec.video.fps, 2),
+                    "events": events,
+                    "n_events": len(events),
+                    "n_shots": 1,
+                    "n_subjects": 1,
+                },
+            }
+        )
+        writer.counts["texts"] += 1
+    writer.annotate(split, "".join(json.dumps(line) + "\n" for line in lines))
+
+
+def write_videochat2_it(writer: Writer) -> None:
+    """VideoChat2's instruction data: `[{"video", "QA": [{"i", "q", "a"}]}]`, per video its captions as "Describe the
+    video in detail." turns and one MVBench-style question per task (the chat stage's training data)."""
+    for split, total in writer.source.splits.items():
+        count = scaled(total, writer.settings.count_scale)
+        items = chat_items(
+            writer, split, count, lambda index, split=split: f"{youtube_like_id(writer.spec.id, split, index)}.mp4"
+        )
+        specs = writer.render(items)
+        entries = []
+        for item in items:
+            spec, rng = specs[item.media], writer.caption_rng(item)
+            turns = caption_turns(scenes.video_captions(spec, rng, writer.caption_count(item)))
+            for task in questions.TASKS:
+                asked = questions.question(task, spec, rng)
+                turns.append(
+                    {
+                        "i": MVBENCH_SYSTEM,
+                        "q": mcq_question(asked["question"], asked["candidates"]) + QUESTION_PROMPT,
+                        "a": ANSWER_PROMPT + mcq_answer(asked["candidates"], asked["answer"]),
+                    }
+                )
+            entries.append({"video": item.media, "QA": turns})
+            writer.counts["texts"] += len(turns)
+        writer.annotate(split, json.dumps(entries) + "\n")
+
+
 LAYOUTS: dict[str, Callable[[Writer], None]] = {
     "kinetics": write_kinetics,
     "ssv2": write_ssv2,
@@ -457,6 +573,9 @@ LAYOUTS: dict[str, Callable[[Writer], None]] = {
     "msvd": write_msvd,
     "vindlu_video": write_vindlu_video,
     "vindlu_image": write_vindlu_image,
+    "mvbench": write_mvbench,
+    "dream1k": write_dream1k,
+    "videochat2_it": write_videochat2_it,
 }
 
 

@@ -38,6 +38,7 @@ class AnnotationRecord:
     source_end_sec: float | None = None
     source: str | None = None  # derived datasets: id of the dataset whose media holds the file
     alt_media: tuple[str, ...] = field(default=())  # other names the same file commonly has
+    details: str | None = None  # chat benchmarks: the item's question or reference events, as JSON (flux.data.annotations.chat)
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,11 @@ def describe_object(appearance: Appearance) -> str:
     return f"{c} {s}" if appearance.texture == "solid" else f"{c} {appearance.texture} {s}"
 
 
+def step_event(appearance: Appearance, motion: str) -> str:
+    """One movement as a DREAM-1K-style event: "The red striped square moves left." (canonical phrasing)."""
+    return f"The {describe_object(appearance)} {_MOTION_PHRASES[motion]['verb'][0]}."
+
+
 def _object_phrase(app: Appearance, rng: np.random.Generator) -> str:
     if rng.random() < 0.4:
         return describe_object(app)
