@@ -35,6 +35,9 @@ ROLE_TASKS = {
     **dict.fromkeys(("k400", "k600", "k700", "k710", "ssv2", "coin", "ucf101", "mit"), CLASSIFICATION),
     **dict.fromkeys(("msrvtt", "didemo", "anet", "lsmdc", "msvd"), ("video_text",)),
     **dict.fromkeys(("coco", "vg", "sbu", "cc3m", "cc12m", "smit", "webvid2m", "webvid10m", "internvid2m"), CAPTIONED),
+    "chat": ("video_instruction", "video_text"),
+    "mvbench": ("video_qa",),
+    "dream1k": ("video_caption",),
 }
 
 
@@ -55,6 +58,16 @@ class TeacherSettings:
     weights: Path | None = None
     grid: tuple[int, int, int] | None = None
     text_encoder: Path | None = None
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """`chat`: main Table 10's frozen LLM (None: the tiny one the pipeline trains), projector and generation length."""
+
+    llm: Path | None = None
+    projector: str = "mlp"
+    max_new_tokens: int = 512
+    tiny_llm: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,7 @@ class Config:
     unit_scale: UnitScale
     training: TrainingSettings
     teacher: TeacherSettings
+    chat: ChatSettings
     resources: Mapping[str, Mapping[str, int]]
     tables: tuple[str, ...]
     table_document: Mapping[str, Any]  # config/tables.yaml: prompts, protocols, table layouts, figures
@@ -118,6 +132,15 @@ class Config:
     def clip_cache_dir(self) -> Path:
         """Decoded test views shared by evaluations (`evaluation.clip_cache`, flux.eval.clip_cache)."""
         return self.results_dir / "cache" / "clips"
+
+    @property
+    def tiny_llm_path(self) -> Path:
+        """The tiny causal LM the embedded default trains for the chat stage (`chat.llm: null`)."""
+        return self.results_dir / "llm" / "tiny.pt"
+
+    @property
+    def llm_path(self) -> Path:
+        return self.chat.llm or self.tiny_llm_path
 
     def figure_path(self, name: str) -> Path:
         return self.results_dir / "figures" / f"{name}.png"
@@ -159,6 +182,8 @@ class Config:
             wanted.append(("teacher.weights", self.teacher.weights, "`dvc pull` it or copy the checkpoint there"))
         if self.teacher.text_encoder and "clip" in stages:
             wanted.append(("teacher.text_encoder", self.teacher.text_encoder, "`dvc pull` it or put a Hugging Face folder there"))
+        if self.chat.llm and "chat" in stages:
+            wanted.append(("chat.llm", self.chat.llm, "`dvc pull` it or put a Hugging Face causal LM folder there"))
         for name in self.evaluated_checkpoints:
             if name in self.checkpoint_files:
                 hint = self.external[name].local_hint or f"download {self.external[name].url}"
@@ -378,6 +403,12 @@ def build_config(document: Mapping) -> Config:
         unit_scale=scale,
         training=TrainingSettings(**{key: value for key, value in training_raw.items() if key not in ("runs", "stages")}),
         teacher=teacher,
+        chat=ChatSettings(
+            llm=Path(document["chat"]["llm"]) if document["chat"]["llm"] else None,
+            projector=document["chat"]["projector"],
+            max_new_tokens=int(document["chat"]["max_new_tokens"]),
+            tiny_llm=dict(document["chat"]["tiny_llm"]),
+        ),
         resources=resources,
         tables=tuple(document["tables"]),
         table_document=table_document,

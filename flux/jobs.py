@@ -193,6 +193,8 @@ def evaluate_spec(config: Config, target: str) -> dict[str, Any]:
         spec["clip_cache"] = str(config.clip_cache_dir)
     if name in config.max_videos:
         spec["max_videos"] = config.max_videos[name]
+    if protocol["task"] == "chat":
+        spec["max_new_tokens"] = config.chat.max_new_tokens
     return EvaluateSpec.from_dict(spec).to_dict()  # the typed spec's shape, checked when the workflow plans
 
 
@@ -581,6 +583,41 @@ def run_lineage(config: Config, run_id: str) -> str:
     return config.memo[key]
 
 
+def chat_datasets(config: Config) -> list[str]:
+    """The chat stage's training data: what its runs read (the tiny LM's corpus too)."""
+    found = [dataset for run in config.runs_of_stage("chat") for dataset in config.runs[run].datasets]
+    return list(dict.fromkeys(found)) or ([config.roles["chat"]] if "chat" in config.roles else [])
+
+
+def llm_spec(config: Config, target: str = "tiny") -> dict[str, Any]:
+    from flux.train.spec import LanguageModelSpec
+
+    if config.chat.llm:
+        raise ConfigError(f"chat.llm is set ({config.chat.llm}): the chat stage reads that LLM, no tiny one is trained")
+    datasets = chat_datasets(config)
+    if not datasets:
+        raise ConfigError("the tiny LM learns from the chat stage's data: bind the `chat` role (roles.chat)")
+    settings = dict(config.chat.tiny_llm)
+    spec = LanguageModelSpec(
+        manifests={dataset: str(config.manifest_path(dataset)) for dataset in datasets},
+        model={key: settings[key] for key in ("embed_dim", "depth", "num_heads", "max_length")},
+        epochs=float(settings["epochs"]),
+        batch_size=int(settings["batch_size"]),
+        lr=float(settings["lr"]),
+        seed=config.seed,
+        out=str(config.tiny_llm_path),
+        summary=str(config.tiny_llm_path.with_suffix(".json")),
+    )
+    data = {dataset: data_settings(config, dataset) for dataset in datasets}
+    lineage = hashlib.sha256(json.dumps({"spec": spec.to_dict(), "data": data}, sort_keys=True, default=str).encode()).hexdigest()
+    return replace(spec, lineage=lineage).to_dict()
+
+
+def llm_lineage(config: Config) -> str:
+    """The chat stage's LLM: the tiny one's training, or the configured folder's path."""
+    return llm_spec(config)["lineage"] if not config.chat.llm else str(config.chat.llm)
+
+
 def _lineage(config: Config, run_id: str) -> str:
     if run_id in config.external:
         return import_spec(config, run_id)["lineage"]
@@ -593,6 +630,8 @@ def _lineage(config: Config, run_id: str) -> str:
         parts["parent"] = run_lineage(config, run.parent)
     if run.stage in ("umt", "clip"):
         parts["teacher"] = run_lineage(config, "teacher")
+    if run.stage == "chat":
+        parts["llm"] = llm_lineage(config)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -636,6 +675,8 @@ def _train_settings(config: Config, run_id: str) -> TrainSpec:
         head_map=str(config.head_map_path(run.head_map)) if run.head_map else None,
         head_map_key=run.datasets[0] if run.head_map else None,
         clip_cache=str(config.clip_cache_dir) if config.clip_cache and run.stage == "finetune" else None,
+        llm=str(config.llm_path) if run.stage == "chat" else None,
+        projector=config.chat.projector if run.stage == "chat" else None,
     )
 
 

@@ -83,6 +83,14 @@ VERBS: dict[str, Verb] = {
             threads=True,
         ),
         Verb(
+            "llm",
+            "train the embedded default's tiny causal LM on the chat data's text (main Table 10's frozen LLM)",
+            "flux.train.language:run",
+            "flux.jobs:llm_spec",
+            ("llm",),
+            threads=True,
+        ),
+        Verb(
             "import",
             "import an external checkpoint of config/checkpoints.yaml as results/runs/<name>/final.pt",
             "flux.models.importing:run",

@@ -31,6 +31,7 @@ from flux.data.index import read_manifest
 from flux.data.transforms import EvalTransform
 from flux.errors import CheckpointError, ConfigError, FluxError
 from flux.eval.aggregate import aggregate_clips
+from flux.eval.chat import ChatEvaluator, chat_model_from_checkpoint
 from flux.eval.classification import gather_views, multiview_accuracy
 from flux.eval.clip_cache import ClipCache
 from flux.eval.grid import full_grid, token_optimization_search
@@ -49,7 +50,7 @@ from flux.stats import hit_string, hits
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("classification", "zeroshot", "retrieval")
+TASKS = ("classification", "zeroshot", "retrieval", "chat")
 BATCH_SIZE = 8  # clips per forward pass
 
 
@@ -285,10 +286,11 @@ class Evaluator:
 
 
 def objective_value(task: str, metrics: dict[str, Any]) -> float:
-    """What TO maximises: top-1, or text-to-video R@1 with dual softmax (how the paper reports retrieval)."""
+    """What TO maximises: top-1, text-to-video R@1 with dual softmax (how the paper reports retrieval), MVBench
+    accuracy or DREAM-1K F1."""
     if task == "retrieval":
         return float(metrics["dual_softmax"]["t2v"]["R@1"])
-    return float(metrics["top1"])
+    return float(metrics[{"mcq": "accuracy", "caption": "f1"}.get(task, "top1")])
 
 
 def held_out_halves(videos: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -370,30 +372,27 @@ def evaluate_role(evaluator: Evaluator, spec: EvaluateSpec) -> dict[str, Any]:
     return results
 
 
-def run(job: dict) -> None:
-    """`flux evaluate`: every setting and TO search of a protocol on each of its datasets."""
-    spec = EvaluateSpec.from_dict(job)
-    if spec.task not in TASKS:
-        raise ConfigError(f"evaluation {spec.eval}: unknown task '{spec.task}'; known: {', '.join(TASKS)}")
-    torch.manual_seed(spec.seed)
-    torch.set_num_threads(max(1, spec.threads or 1))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    started = time.perf_counter()
-    model, payload = load_model(Path(spec.checkpoint))
-    check_heads(spec, payload["metadata"])
-    model.to(device)
-    text = None
-    if spec.task != "classification":
-        encoder, scale = load_text(payload, spec)
-        text = (encoder.to(device), scale)
+def run_chat(spec: EvaluateSpec, device: torch.device, started: float) -> None:
+    """A chat protocol: the chat run's model on each benchmark, at each setting and TO search."""
+    try:
+        payload = read_payload(Path(spec.checkpoint), "checkpoint", f"train its run (snakemake {spec.checkpoint} --force)")
+    except CheckpointError as error:
+        raise FluxError(str(error)) from None
+    chat = chat_model_from_checkpoint(payload, Path(spec.checkpoint)).to(device)
     results, undecodable, splits = {}, {}, {}
     for role in spec.roles:
-        check_classes(spec, role, payload["metadata"])
-        evaluator = Evaluator(spec.scoring(), role, model, device, text, eval_transform(payload["metadata"]))
+        evaluator = ChatEvaluator(
+            spec.scoring(), role, chat, device, eval_transform(payload["metadata"]), spec.max_new_tokens or 512
+        )
         results[role.role] = evaluate_role(evaluator, spec)
         undecodable[role.role] = evaluator.failures
         splits[role.role] = {"dataset": role.dataset, "split": evaluator.split}
-        logger.info("%s on %s: %d inputs evaluated", spec.eval, role.role, len(evaluator.cache))
+    write_record(spec, chat, results, undecodable, splits, started)
+
+
+def write_record(
+    spec: EvaluateSpec, model: torch.nn.Module, results: dict, undecodable: dict, splits: dict, started: float
+) -> None:
     seconds = round(time.perf_counter() - started, 2)
     record = {
         "eval": spec.eval,
@@ -410,3 +409,33 @@ def run(job: dict) -> None:
     }
     atomic_write_json(Path(spec.out), record)
     logger.info("wrote %s in %.1f s", spec.out, seconds)
+
+
+def run(job: dict) -> None:
+    """`flux evaluate`: every setting and TO search of a protocol on each of its datasets."""
+    spec = EvaluateSpec.from_dict(job)
+    if spec.task not in TASKS:
+        raise ConfigError(f"evaluation {spec.eval}: unknown task '{spec.task}'; known: {', '.join(TASKS)}")
+    torch.manual_seed(spec.seed)
+    torch.set_num_threads(max(1, spec.threads or 1))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    started = time.perf_counter()
+    if spec.task == "chat":
+        run_chat(spec, device, started)
+        return
+    model, payload = load_model(Path(spec.checkpoint))
+    check_heads(spec, payload["metadata"])
+    model.to(device)
+    text = None
+    if spec.task != "classification":
+        encoder, scale = load_text(payload, spec)
+        text = (encoder.to(device), scale)
+    results, undecodable, splits = {}, {}, {}
+    for role in spec.roles:
+        check_classes(spec, role, payload["metadata"])
+        evaluator = Evaluator(spec.scoring(), role, model, device, text, eval_transform(payload["metadata"]))
+        results[role.role] = evaluate_role(evaluator, spec)
+        undecodable[role.role] = evaluator.failures
+        splits[role.role] = {"dataset": role.dataset, "split": evaluator.split}
+        logger.info("%s on %s: %d inputs evaluated", spec.eval, role.role, len(evaluator.cache))
+    write_record(spec, model, results, undecodable, splits, started)

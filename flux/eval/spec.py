@@ -71,7 +71,7 @@ class EvaluateSpec(JobSpec):
     eval: str  # <run>/<protocol>
     run: str
     protocol: str
-    task: str  # classification | zeroshot | retrieval
+    task: str  # classification | zeroshot | retrieval | chat
     views: list[int]  # clips, crops
     roles: list[RoleSpec]
     settings: list[Setting]
@@ -88,6 +88,7 @@ class EvaluateSpec(JobSpec):
     threads: int | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # the rule's, from the CLI
     clip_cache: str | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # `evaluation.clip_cache`
     max_videos: int | None = field(default=None, metadata={WHEN_SET: True})  # `evaluation.max_videos` of the protocol
+    max_new_tokens: int | None = field(default=None, metadata={WHEN_SET: True})  # chat captions: `chat.max_new_tokens`
 
     def scoring(self) -> Scoring:
         return Scoring(

@@ -10,27 +10,68 @@ too, and which would hide the token counts the table varies).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from flux.errors import ConfigError
 from flux.models.fluxvit import FluxViT
-from flux.models.llm import CausalLM
+from flux.models.llm import CausalLM, HuggingFaceCausalLM, TinyCausalLM
 
 IGNORE = -100  # label of positions the loss skips (visual embeddings, prompt, padding)
 
 
-class Projector(nn.Module):
-    """Linear, GELU, linear: encoder width -> LLM width."""
+PROJECTORS = ("mlp", "linear")  # `chat.projector`: LLaVA-1.5's two-layer MLP, or one linear map
 
-    def __init__(self, vision_dim: int, llm_dim: int) -> None:
+
+class Projector(nn.Module):
+    """Encoder width -> LLM width, per visual token: linear, GELU, linear (`mlp`) or one linear map (`linear`)."""
+
+    def __init__(self, vision_dim: int, llm_dim: int, kind: str = "mlp") -> None:
         super().__init__()
-        self.vision_dim, self.llm_dim = vision_dim, llm_dim
-        self.layers = nn.Sequential(nn.Linear(vision_dim, llm_dim), nn.GELU(), nn.Linear(llm_dim, llm_dim))
+        if kind not in PROJECTORS:
+            raise ConfigError(f"chat.projector: '{kind}' is not one of {PROJECTORS}")
+        self.vision_dim, self.llm_dim, self.kind = vision_dim, llm_dim, kind
+        hidden = [nn.Linear(vision_dim, llm_dim), nn.GELU(), nn.Linear(llm_dim, llm_dim)]
+        self.layers = nn.Sequential(*(hidden if kind == "mlp" else hidden[:1]))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.layers(tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "vision_dim": self.vision_dim, "llm_dim": self.llm_dim, "state": self.state_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Projector:
+        projector = cls(data["vision_dim"], data["llm_dim"], data["kind"])
+        projector.load_state_dict(data["state"])
+        return projector
+
+
+def llm_record(llm: CausalLM) -> dict[str, Any]:
+    """How a checkpoint names its LLM: the tiny one whole (small, trained here), a Hugging Face one by its folder."""
+    if isinstance(llm, TinyCausalLM):
+        return {"tiny": llm.to_dict()}
+    return {"path": str(llm.path)}
+
+
+def load_llm(record: Mapping[str, Any]) -> CausalLM:
+    if "tiny" in record:
+        return TinyCausalLM.from_dict(record["tiny"]).eval().requires_grad_(False)
+    return HuggingFaceCausalLM(record["path"]).eval().requires_grad_(False)
+
+
+def llm_from_path(path: str | Path) -> CausalLM:
+    """`chat.llm`: a Hugging Face causal LM folder, or the tiny LM file `flux llm` wrote."""
+    path = Path(path)
+    if path.is_dir():
+        return load_llm({"path": str(path)})
+    if not path.is_file():
+        raise ConfigError(f"chat.llm: {path} does not exist; build it (snakemake {path}) or point chat.llm at an LLM folder")
+    return load_llm(torch.load(path, map_location="cpu", weights_only=False)["llm"])
 
 
 class ChatModel(nn.Module):
@@ -39,8 +80,9 @@ class ChatModel(nn.Module):
         self.encoder, self.projector, self.llm = encoder, projector, llm
 
     def visual(self, video: torch.Tensor, budget: int | None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(N, K, llm_dim): the K patch tokens the encoder keeps at `budget` (None: all), projected."""
-        tokens = self.encoder.forward_features(video, budget, generator=generator).tokens[:, 1:]
+        """(N, K, llm_dim): the K patch tokens the frozen encoder keeps at `budget` (None: all), projected."""
+        with torch.no_grad():
+            tokens = self.encoder.forward_features(video, budget, generator=generator).tokens[:, 1:]
         return self.projector(tokens.to(self.projector.layers[0].weight.dtype))
 
     def sequences(

@@ -3,7 +3,8 @@ and `flux import` write, and that training (parents, teachers), evaluation and t
 
     {"model": state dict (fp32), "metadata": {run, stage, model, model_switches, num_classes, class_names,
      selector, trained_heads, ...}, "text": tiny text tower (config, tokenizer, weights) or absent,
-     "logit_scale": the learned contrastive scale or absent}
+     "logit_scale": the learned contrastive scale or absent,
+     "chat": {"projector": flux.models.chat.Projector.to_dict(), "llm": flux.models.chat.llm_record()} or absent}
 
 Readers rebuild the model from the metadata alone, so a checkpoint is self-describing: no configuration is needed
 to evaluate it.
@@ -29,9 +30,11 @@ def write_run_checkpoint(
     metadata: Mapping[str, Any],
     text: TextEncoder | None = None,
     logit_scale: float | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Weights in fp32 whatever the training precision (DeepSpeed bf16 keeps its master weights in the optimiser),
-    the metadata readers rebuild the model from, and the tiny text tower (a pretrained one is configured, not saved)."""
+    the metadata readers rebuild the model from, the tiny text tower (a pretrained one is configured, not saved),
+    and what the objective keeps besides (`extra`: a chat run's projector and LLM)."""
     payload: dict[str, Any] = {
         "model": {key: value.float() if value.is_floating_point() else value for key, value in model.state_dict().items()},
         "metadata": dict(metadata),
@@ -42,6 +45,7 @@ def write_run_checkpoint(
             {"config": asdict(text.config), "tokenizer": text.tokenizer.to_dict(), "state": text.state_dict()} if tiny else None
         )
         payload["logit_scale"] = float(logit_scale)
+    payload.update(extra or {})
     write_payload(payload, path)
 
 

@@ -8,19 +8,27 @@ read like a caption (the linear probe trains nothing else).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from flux.data.chat_prompts import CAPTION_PROMPT, turn_prompt
+from flux.data.chat_prompts import CAPTION_PROMPT, caption_turns, turn_prompt
+from flux.data.index import read_manifest
 from flux.errors import TrainingError
+from flux.io import atomic_write_json
 from flux.models.chat import IGNORE
+from flux.models.checkpoint import write_payload
 from flux.models.llm import TinyCausalLM, TinyLMConfig
 from flux.models.text import WordTokenizer
+from flux.provenance import provenance
+from flux.train.spec import LanguageModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,15 @@ def documents(turn_sets: Sequence[Sequence[dict[str, str]]]) -> list[Document]:
         if captions:
             found += [Document(captions[0], turn_prompt(turn["i"], turn["q"]), turn["a"]) for turn in turns]
     return found
+
+
+def manifest_turns(manifest: Path) -> list[list[dict[str, str]]]:
+    """Every training video's instruction turns: an instruction dataset's as written, a captioned one's captions."""
+    frame, info = read_manifest(manifest)
+    rows = frame[frame["split"] == "train"]
+    if info.task == "video_instruction":
+        return [json.loads(raw)["turns"] for raw in rows["details"]]
+    return [caption_turns(list(captions)) for captions in rows["captions"]]
 
 
 def token_rows(model: TinyCausalLM, found: Sequence[Document]) -> list[list[int]]:
@@ -97,3 +114,28 @@ def train_tiny_lm(
             step += 1
     model.eval().requires_grad_(False)
     return model, losses
+
+
+def run(job: dict) -> None:
+    """`flux llm`: train the tiny causal LM on the chat data's documents, freeze it, write it."""
+    spec = LanguageModelSpec.from_dict(job)
+    torch.set_num_threads(max(1, spec.threads or 1))
+    started = time.perf_counter()
+    turn_sets = [turns for manifest in spec.manifests.values() for turns in manifest_turns(Path(manifest))]
+    found = documents(turn_sets)
+    model, losses = train_tiny_lm(found, spec.model, spec.seed, spec.epochs, spec.batch_size, spec.lr)
+    seconds = round(time.perf_counter() - started, 2)
+    summary = {
+        "documents": len(found),
+        "videos": len(turn_sets),
+        "vocabulary": model.tokenizer.vocab_size,
+        "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+        "steps": len(losses),
+        "first_loss": round(losses[0], 4),
+        "final_loss": round(losses[-1], 4),
+        "seconds": seconds,
+        "provenance": provenance(spec.lineage, spec.seed),
+    }
+    write_payload({"llm": {"tiny": model.to_dict()}, "metadata": {"losses": losses, **summary}}, Path(spec.out))
+    atomic_write_json(Path(spec.summary), summary)
+    logger.info("tiny LM: %s", {key: value for key, value in summary.items() if key != "provenance"})

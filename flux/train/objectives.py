@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from flux.models.chat import ChatModel, Projector, llm_record
 from flux.models.fluxvit import FluxViT
+from flux.models.llm import CausalLM
 from flux.models.selector import nested_subset
 from flux.models.sizes import PATCH_SIZE
 from flux.models.text import TextEncoder
@@ -58,6 +60,10 @@ class Objective(abc.ABC):
     def to(self, device: torch.device) -> None:
         """Move the modules the objective holds besides the model (trained or frozen) to the model's device."""
         self.extra_modules.to(device)
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        """What the run's checkpoint keeps of the objective besides the model (a chat projector and its LLM)."""
+        return {}
 
     @abc.abstractmethod
     def tokens_in(self, batch: dict) -> int:
@@ -215,3 +221,41 @@ class VideoTextContrastive(Objective):
         scale = self.extra_modules["logit_scale"]()
         loss = symmetric_info_nce(vision, text, scale)
         return loss, {"contrastive": loss.detach(), "logit_scale": scale.detach()}
+
+
+class ChatProjection(Objective):
+    """Main Table 10's "linear probe": the video encoder (the run's model, from its parent) and the LLM stay frozen,
+    only the projector between them learns, by next-token cross-entropy on the answers of instruction turns
+    (flux.models.chat). A flexible input takes one of the run's budgets per batch, chosen from the batch's items
+    (so that a resumed run sees the same budgets); the encoder runs in eval mode (no drop path: it is not trained)."""
+
+    def __init__(self, run: ResolvedRun, llm: CausalLM, projector: str) -> None:
+        super().__init__()
+        self.run = run
+        self.llm = llm.eval().requires_grad_(False)
+        self.projector_kind = projector
+
+    def setup(self, model: FluxViT) -> None:
+        model.requires_grad_(False)
+        self.extra_modules["projector"] = Projector(model.size.embed_dim, self.llm.embed_dim, self.projector_kind)
+
+    def to(self, device: torch.device) -> None:
+        super().to(device)
+        self.llm.to(device)
+
+    def budget(self, batch: dict) -> int | None:
+        budgets = self.run.budgets or (None,)
+        return budgets[int(batch["index"].sum()) % len(budgets)]
+
+    def tokens_in(self, batch: dict) -> int:
+        patches = _patches(batch["video"], PATCH_SIZE)
+        return batch["video"].shape[0] * min(self.budget(batch) or patches, patches)
+
+    def __call__(self, model: FluxViT, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        model.eval()
+        chat = ChatModel(model, self.extra_modules["projector"], self.llm)
+        loss = chat.loss(chat.visual(batch["video"], self.budget(batch)), batch["prompt"], batch["target"])
+        return loss, {"answer_ce": loss.detach()}
+
+    def checkpoint_extra(self) -> dict[str, Any]:
+        return {"chat": {"projector": self.extra_modules["projector"].to_dict(), "llm": llm_record(self.llm)}}

@@ -20,7 +20,7 @@ from flux.models.sizes import HEAD_BUDGETS, MODEL_SWITCHES, PLAIN_VIT, SELECTOR_
 from flux.train.optim import OptimSettings
 from flux.units import UnitScale
 
-STAGES = ("teacher", "umt", "clip", "finetune")
+STAGES = ("teacher", "umt", "clip", "finetune", "chat")
 STAGE_OPTIM_OVERRIDES = ("epochs", "batch_size", "lr", "lr_reference_batch", "warmup_epochs")
 
 

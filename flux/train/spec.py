@@ -47,3 +47,21 @@ class TrainSpec(JobSpec):
     val_manifest: str | None = field(default=None, metadata={WHEN_SET: True})  # fine-tuning: the end-of-run check's data
     head_map: str | None = field(default=None, metadata={WHEN_SET: True})  # a K710 parent's classifier, cut to K400
     head_map_key: str | None = field(default=None, metadata={WHEN_SET: True})
+    llm: str | None = field(default=None, metadata={WHEN_SET: True})  # the chat stage: its frozen LLM (`chat.llm` or the tiny LM)
+    projector: str | None = field(default=None, metadata={WHEN_SET: True})  # the chat stage: `chat.projector`
+
+
+@dataclass(frozen=True)
+class LanguageModelSpec(JobSpec):
+    """The job spec of `flux llm`: the embedded default's tiny causal LM, trained on the chat data's text."""
+
+    manifests: dict[str, str]  # dataset -> manifest (the chat stage's data)
+    model: dict[str, Any]  # flux.models.llm.TinyLMConfig fields but vocab_size (the corpus decides it)
+    epochs: float
+    batch_size: int
+    lr: float
+    seed: int
+    out: str  # the LM file: {"llm": {"tiny": ...}, "metadata": ...}
+    summary: str
+    lineage: str | None = field(default=None, metadata={WHEN_SET: True})
+    threads: int | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})

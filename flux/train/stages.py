@@ -18,11 +18,12 @@ from typing import Any
 
 import torch
 
-from flux.data.datasets import FrameSampling, ImageText, KeyedConcat, VideoClassification, VideoClips, VideoText
+from flux.data.datasets import FrameSampling, ImageText, KeyedConcat, VideoChat, VideoClassification, VideoClips, VideoText
 from flux.data.index import read_manifest
 from flux.data.sampling import FlexibleBatchSampler, FlexibleSpec
 from flux.data.transforms import TrainTransform
 from flux.errors import CheckpointError, TrainingError
+from flux.models.chat import llm_from_path
 from flux.models.checkpoint import copy_pooling_heads, load_checkpoint, read_payload
 from flux.models.fluxvit import DistillHeads, FluxViT, build_model
 from flux.models.saved import model_from_checkpoint, text_encoder_from_checkpoint
@@ -30,7 +31,7 @@ from flux.models.sizes import PATCH_SIZE
 from flux.models.text import TextEncoder, build_text_encoder
 from flux.train.distributed import Topology
 from flux.train.inheritance import KEY_GROUPS, ParentPlan
-from flux.train.objectives import Classification, Distillation, Objective, VideoTextContrastive
+from flux.train.objectives import ChatProjection, Classification, Distillation, Objective, VideoTextContrastive
 from flux.train.runs import ResolvedRun
 from flux.train.spec import TrainSpec
 
@@ -153,6 +154,22 @@ def caption_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> tu
     return sources, {"num_classes": 0, "captions": captions}
 
 
+def chat_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> tuple[list[Source], dict]:
+    """The chat stage: captioned videos and instruction data, one instruction turn per clip, as one stream."""
+    inputs = _inputs(run, spec, topology)
+    parts = [
+        VideoChat(
+            inputs.manifests[d],
+            train_transform=_transform(run, inputs.infos[d].allow_flip),
+            frame_sampling=inputs.sampling.get(d),
+            **inputs.common,
+        )
+        for d in run.datasets
+    ]
+    dataset = KeyedConcat(parts)
+    return [Source("videos", dataset, inputs.sampler(len(dataset), run.input.spec))], {"num_classes": 0}
+
+
 # ------------------------------------------------------------------------------------------- models
 def read_run_checkpoint(path: str | None, what: str) -> dict:
     """A checkpoint this pipeline wrote (a parent's, the teacher's), read with the checked reader."""
@@ -258,6 +275,14 @@ def clip_objective(
     return _contrastive(run, spec, text, train_text=run.freeze == "none")
 
 
+def chat_objective(
+    run: ResolvedRun, spec: TrainSpec, facts: dict, text: TextEncoder | None, teacher: FluxViT | None
+) -> Objective:
+    if not spec.llm:
+        raise TrainingError(f"{run.id}: the chat stage needs its LLM (chat.llm, or the tiny LM the embedded default trains)")
+    return ChatProjection(run, llm_from_path(spec.llm), spec.projector or "mlp")
+
+
 # ------------------------------------------------------------------------------------------- validation
 VALIDATION_SPLITS = ("val", "test")  # the end-of-run check scores the first of these the manifest has
 
@@ -335,5 +360,6 @@ TRAINING_STAGES: dict[str, Stage] = {
         Stage("umt", distillation_sources, distillation_objective, distils=True),
         Stage("clip", caption_sources, clip_objective, text_tower=inherited_text_tower),
         Stage("finetune", classification_sources, classification_objective),
+        Stage("chat", chat_sources, chat_objective),
     )
 }

@@ -409,7 +409,7 @@ def save_final(
     }
     extra = objective.extra_modules if objective is not None else {}
     text, logit_scale = (extra["text"], extra["logit_scale"]()) if "text" in extra else (None, None)
-    write_run_checkpoint(out, model, metadata, text, logit_scale)
+    write_run_checkpoint(out, model, metadata, text, logit_scale, objective.checkpoint_extra() if objective is not None else {})
     metrics = Path(spec.state_dir) / "metrics.jsonl"
     atomic_write_text(Path(spec.metrics), metrics.read_text(encoding="utf-8") if metrics.is_file() else "")
     atomic_write_json(

@@ -41,6 +41,8 @@ CHECKED = {
 MISSING = {
     "mit": "Moments in Time validationSet.csv (33,900 videos) is not among the fixtures (only its class lists are)",
     "coin": "COIN.json (test: 2,797 videos) is not among the fixtures (only taxonomy.xlsx is)",
+    "mvbench": "MVBench's json/<task>.json (200 questions a task) are not among the fixtures",
+    "dream1k": "DREAM-1K's DREAM-1k.jsonl (1,000 videos) is not among the fixtures",
 }
 
 

@@ -77,6 +77,7 @@ def manifest(path, dataset, modality, captions, undecodable=0):
                 "decodable": position >= undecodable,
                 "error_kind": None if position >= undecodable else "truncated",
                 "error_detail": None,
+                "details": None,
             }
         )
     info = ManifestInfo(dataset, modality, "video_text", "vindlu_json", None, False, True, None)

@@ -140,6 +140,20 @@ def text_encoder(wildcards):
     return []
 
 
+def train_llm(wildcards):
+    """The chat stage's frozen LLM: the tiny one the pipeline trains, or the configured folder (ancient, as the
+    teacher weights: a `dvc pull` must not retrain the projectors)."""
+    if FLUX.runs[wildcards.run].stage != "chat":
+        return []
+    return [ancient(str(FLUX.chat.llm))] if FLUX.chat.llm else [str(FLUX.tiny_llm_path)]
+
+
+def llm_manifests(wildcards):
+    from flux.jobs import chat_datasets
+
+    return [manifest(dataset) for dataset in chat_datasets(FLUX)]
+
+
 def train_launcher(rule_name):
     """How training jobs start their processes (config `training.launcher`, flux.cluster.launcher_command)."""
     python = "python" if FLUX_CLI.startswith("python ") else sys.executable

@@ -15,6 +15,7 @@ for stage in STAGES:
             head_map=train_head_map,
             weights=teacher_weights,
             text_encoder=text_encoder,
+            llm=train_llm,
         output:
             checkpoint=run_checkpoint("{run}"),
             summary=f"{RESULTS}/runs/{{run}}/final.json",
@@ -74,3 +75,46 @@ if FLUX.teacher.weights:
         shell:
             "echo 'missing {output.weights}: the Flux-UMT teacher (InternVideo2-1B stage-2 vision weights). Run "
             "`dvc pull` for it, or copy the checkpoint there (config/paper.yaml: teacher.weights)' | tee {log} >&2; exit 1"
+
+
+if FLUX.chat.llm:
+
+    rule llm_weights:
+        """The chat stage's LLM is not produced here: it comes from `dvc pull` or is copied in."""
+        output:
+            llm=directory(str(FLUX.chat.llm)),
+        conda:
+            "../envs/flux.yaml"
+        log:
+            f"{LOGS}/llm_weights.log",
+        benchmark:
+            f"{BENCHMARKS}/llm_weights.tsv"
+        resources:
+            mem_mb=100,
+            runtime=1,
+        shell:
+            "echo 'missing {output.llm}: the frozen LLM of main Table 10 (a local Hugging Face causal LM folder). Run "
+            "`dvc pull` for it, or put the folder there (config: chat.llm)' | tee {log} >&2; exit 1"
+
+else:
+
+    rule llm:
+        """The embedded default's tiny causal LM, trained on the chat data's text, then frozen by the chat stage."""
+        input:
+            manifests=llm_manifests,
+        output:
+            llm=str(FLUX.tiny_llm_path),
+            summary=str(FLUX.tiny_llm_path.with_suffix(".json")),
+        conda:
+            "../envs/flux.yaml"
+        params:
+            spec=spec("llm", "tiny"),
+        log:
+            f"{LOGS}/llm.log",
+        benchmark:
+            f"{BENCHMARKS}/llm.tsv"
+        threads: threads_for("llm")
+        resources:
+            **rule_resources("llm", 2000, 30),
+        shell:
+            f"{FLUX_CLI} llm --threads {{threads}} --spec {{params.spec:q}} > {{log}} 2>&1"
