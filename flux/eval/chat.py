@@ -100,11 +100,24 @@ class ChatEvaluator:
             self._compute(frames, resolution, missing)
         return {variant: self.cache[(frames, resolution, variant)] for variant in variants}
 
-    def _answer(self, visual: torch.Tensor, details: dict) -> int:
-        candidates = details["candidates"]
-        answers = [mcq_answer(candidates, candidate) for candidate in candidates]
-        scores = self.chat.option_scores(visual, mcq_prompt(details["question"], candidates), answers)
-        return int(scores.argmax())
+    def _answers(self, visual: torch.Tensor, questions: list[dict]) -> list[int]:
+        """The chosen option of each question (one per row of `visual`), every option of the batch in one pass."""
+        rows, prompts, answers = [], [], []
+        for row, details in enumerate(questions):
+            candidates = details["candidates"]
+            prompt = mcq_prompt(details["question"], candidates)
+            for candidate in candidates:
+                rows.append(row)
+                prompts.append(prompt)
+                answers.append(mcq_answer(candidates, candidate))
+        scores = self.chat.answer_log_likelihoods(visual[rows], prompts, answers).tolist()
+        chosen, start = [], 0
+        for details in questions:
+            count = len(details["candidates"])
+            options = scores[start : start + count]
+            chosen.append(options.index(max(options)))
+            start += count
+        return chosen
 
     def _compute(self, frames: int, resolution: int, variants: list) -> None:
         started = time.perf_counter()
@@ -130,8 +143,8 @@ class ChatEvaluator:
                         texts = self.chat.generate(visual, [prompt] * len(positions), self.max_new_tokens)
                         outcomes[variant].update(zip(positions, texts))
                     else:
-                        for row, position in enumerate(positions):
-                            outcomes[variant][position] = self._answer(visual[row : row + 1], dataset.details(position))
+                        chosen = self._answers(visual, [dataset.details(position) for position in positions])
+                        outcomes[variant].update(zip(positions, chosen))
         for kind, count in Counter(failed.values()).items():
             self.failures[kind] = max(self.failures.get(kind, 0), count)
         seconds = (time.perf_counter() - started) / len(variants)

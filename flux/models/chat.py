@@ -150,11 +150,6 @@ class ChatModel(nn.Module):
         picked = torch.gather(logits.log_softmax(-1), 2, targets.clamp(min=0)[..., None])[..., 0]
         return (picked * (targets != IGNORE)).sum(dim=1)
 
-    def option_scores(self, visual: torch.Tensor, prompt: str, answers: Sequence[str]) -> torch.Tensor:
-        """(options,): the log-likelihood of each option's answer text after one question (visual: (1, K, D)); the
-        highest is the model's choice."""
-        return self.answer_log_likelihoods(visual.expand(len(answers), -1, -1), [prompt] * len(answers), answers)
-
     @torch.no_grad()
     def generate(self, visual: torch.Tensor, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
         """Greedy decoding (Tarsier's DREAM-1K setting: temperature 0), until the end token or `max_new_tokens`;

@@ -62,8 +62,8 @@ def chat_with(llm):
 
 def test_option_scoring_picks_the_answer_text_with_the_highest_likelihood():
     chat = chat_with(BigramLM())
-    visual = torch.zeros(1, 2, len(VOCAB))
-    scores = chat.option_scores(visual, "Best option:(", ["A) red", "B) blue"])
+    visual = torch.zeros(2, 2, len(VOCAB))
+    scores = chat.answer_log_likelihoods(visual, ["Best option:("] * 2, ["A) red", "B) blue"])
     # A) red: 0.3 x 1 x 0.9 x 1 = 0.27; B) blue: 0.7 x 1 x 0.1 x 1 = 0.07 (the likelier letter loses on its text)
     assert scores.tolist() == pytest.approx([math.log(0.27), math.log(0.07)], abs=1e-5)
     assert int(scores.argmax()) == 0
@@ -167,7 +167,7 @@ def test_a_local_hugging_face_causal_lm_reads_visual_embeddings(tmp_path):
     assert llm.continuation_ids("best option:(", "a) red") == [words.index(w) for w in ("a", ")", "red")]
     chat = chat_with(llm)
     visual = torch.randn(1, 3, 16)
-    scores = chat.option_scores(visual, "best option:(", ["a) red", "b) blue"])
+    scores = chat.answer_log_likelihoods(visual.expand(2, -1, -1), ["best option:("] * 2, ["a) red", "b) blue"])
     embeds, mask, labels, _ = chat.sequences(visual.expand(2, -1, -1), ["best option:("] * 2, ["a) red", "b) blue"])
     logits = llm.logits(embeds, mask)[:, :-1].log_softmax(-1)
     by_hand = [
