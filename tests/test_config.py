@@ -23,7 +23,7 @@ def in_repo(monkeypatch):
 def test_default_binds_every_role_to_a_synthetic_dataset():
     config = load_config([DEFAULT])
     assert config.scale == "tiny"
-    assert len(config.roles) == 22
+    assert len(config.roles) == 25  # the paper's 22 dataset roles and main Table 10's chat, mvbench, dream1k
     kinds = {config.datasets[d].source_kind for d in config.used_datasets()}
     assert kinds == {"synthetic", "derived"}
     # Kinetics-710 pulls in its three sources
@@ -90,12 +90,13 @@ def test_files_jobs_need_later_are_named_with_their_key_when_missing(tmp_path):
     """A fresh checkout plans the paper's jobs (the files come from `dvc pull`), but says which are missing."""
     config = load_config([PAPER], {"paths": {"data": str(tmp_path)}})
     missing = "\n".join(config.missing_files())
-    for key in ("teacher.weights", "teacher.text_encoder", "checkpoints.files.fluxvit_s14_k400"):
+    for key in ("teacher.weights", "teacher.text_encoder", "chat.llm", "checkpoints.files.fluxvit_s14_k400"):
         assert f"{key}: " in missing and "does not exist yet" in missing
     config = load_config(
         [PAPER],
         {
             "teacher": {"weights": str(PAPER), "text_encoder": str(tmp_path)},
+            "chat": {"llm": str(tmp_path)},
             "checkpoints": {"files": {"fluxvit_s14_k400": str(PAPER), "fluxvit_b14_k400": str(PAPER)}},
         },
     )

@@ -188,6 +188,6 @@ class ChatEvaluator:
             "accuracy": round(100.0 * sum(hits) / len(hits), 4),
             "per_task": accuracy,
             "chance": round(100.0 * sum(1 / len(dataset.details(p)["candidates"]) for p in positions) / len(hits), 4),
-            "hits": hit_string(hits),
+            "accuracy_hits": hit_string(hits),
             **common,
         }

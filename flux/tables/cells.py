@@ -72,9 +72,11 @@ def dig(result: Mapping[str, Any], metric: str, where: str) -> float:
 
 def item_outcomes(result: Mapping[str, Any], metric: str) -> np.ndarray | None:
     """Per-item outcomes (1 = counted) behind a metric in %, where the metrics file keeps them: top-1 per video
-    (also nested: `plain.top1`), retrieval R@K per caption query (T2V); None for the others (top-5, V2T, means of
-    ranks)."""
+    (also nested: `plain.top1`), multiple-choice accuracy per question, retrieval R@K per caption query (T2V); None
+    for the others (top-5, V2T, means of ranks, caption F1)."""
     parts = metric.split(".")
+    if metric == "accuracy":
+        return hits(result["accuracy_hits"]) if "accuracy_hits" in result else None
     if parts[-1] == "top1":  # `top1`, or a nested one such as a held-out TO result's `plain.top1`
         for part in parts[:-1]:
             result = result.get(part, {}) if isinstance(result, Mapping) else {}

@@ -177,3 +177,10 @@ def test_a_local_hugging_face_causal_lm_reads_visual_embeddings(tmp_path):
     assert scores.tolist() == pytest.approx(by_hand, abs=1e-5)
     with pytest.raises(Exception, match="has no config.json|does not exist"):
         HuggingFaceCausalLM(tmp_path / "missing")
+
+
+def test_multiple_choice_cells_carry_their_per_question_outcomes():
+    from flux.tables.cells import item_outcomes
+
+    assert item_outcomes({"accuracy": 50.0, "accuracy_hits": "1001"}, "accuracy").tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert item_outcomes({"f1": 12.5}, "f1") is None  # an F1 of per-subset means has no per-video outcome
