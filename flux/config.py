@@ -10,6 +10,7 @@ naming the key and the fix, so `snakemake -n` fails before any job runs.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -297,7 +298,9 @@ def build_config(document: Mapping) -> Config:
         scale=scale,
         stage_overrides=training_raw["stages"] or {},
     )
-    selected = tuple(training_raw["runs"] or runs)
+    same_runs = dict(training_raw["same_runs"] or {})
+    runs = _merge_same_runs(runs, same_runs, runs_document["runs"])
+    selected = tuple(run for run in (training_raw["runs"] or runs) if run not in same_runs)
     unknown_runs = [run for run in selected if run not in runs]
     if unknown_runs:
         raise ConfigError(f"training.runs: unknown run(s) {unknown_runs}; the runs are in {runs_path}")
@@ -401,7 +404,9 @@ def build_config(document: Mapping) -> Config:
         run_seeds={run: int(entry.get("seed", 0)) for run, entry in runs_document["runs"].items()},
         selected_runs=tuple(closure),
         unit_scale=scale,
-        training=TrainingSettings(**{key: value for key, value in training_raw.items() if key not in ("runs", "stages")}),
+        training=TrainingSettings(
+            **{key: value for key, value in training_raw.items() if key not in ("runs", "stages", "same_runs")}
+        ),
         teacher=teacher,
         chat=ChatSettings(
             llm=Path(document["chat"]["llm"]) if document["chat"]["llm"] else None,
@@ -421,6 +426,31 @@ def build_config(document: Mapping) -> Config:
     )
     _check_synthetic_classes(config)
     return config
+
+
+def _merge_same_runs(runs: dict[str, Any], same_runs: Mapping[str, str], entries: Mapping[str, Any]) -> dict[str, Any]:
+    """`training.same_runs`: each run that resolves to exactly another (but for its id, seed included) is dropped in
+    favour of it; its children read the other's checkpoint."""
+    for run, other in same_runs.items():
+        unknown = [name for name in (run, other) if name not in runs]
+        if unknown:
+            raise ConfigError(f"training.same_runs.{run}: unknown run(s) {unknown}")
+        differ = [
+            f.name
+            for f in dataclasses.fields(runs[run])
+            if f.name != "id" and getattr(runs[run], f.name) != getattr(runs[other], f.name)
+        ]
+        if entries[run].get("seed", 0) != entries[other].get("seed", 0):
+            differ.append("seed")
+        if differ:
+            raise ConfigError(
+                f"training.same_runs.{run}: {run} and {other} differ at this scale ({', '.join(differ)}); only the same job "
+                f"can stand in for another: remove the entry"
+            )
+    return {
+        run_id: dataclasses.replace(run, parent=same_runs[run.parent]) if run.parent in same_runs else run
+        for run_id, run in runs.items()
+    }
 
 
 def _check_unit_scale(scale: UnitScale) -> None:

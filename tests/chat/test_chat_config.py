@@ -55,3 +55,14 @@ def test_the_embedded_default_trains_its_llm_on_the_chat_data(tiny):
     assert job["manifests"] == {"synth_chat_it": "data/manifests/synth_chat_it.parquet"}
     assert train_spec(tiny, "chat_l")["llm"] == "results/llm/tiny.pt"
     assert job["lineage"] and job["lineage"] != llm_spec(load_config([REPO / "config" / "config.yaml"], {"seed": 1}))["lineage"]
+
+
+def test_a_run_that_is_the_same_job_at_this_scale_is_trained_once(tiny, paper, tmp_path):
+    from flux.errors import ConfigError
+
+    assert "umt_l" not in tiny.selected_runs and tiny.runs["chat_l"].parent == "umt_b"
+    assert "umt_l" in paper.selected_runs and paper.runs["chat_l"].parent == "umt_l"
+    with pytest.raises(ConfigError, match=r"training.same_runs.umt_l: umt_l and umt_s differ at this scale \(model"):
+        load_config([REPO / "config" / "config.yaml"], {"training": {"same_runs": {"umt_l": "umt_s"}}})
+    with pytest.raises(ConfigError, match=r"training.same_runs.umt_l: umt_l and umt_b differ at this scale \(model"):
+        load_config([REPO / "config" / "config.yaml"], {"models": {"L": "fluxvit_tiny"}})

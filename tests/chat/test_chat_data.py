@@ -168,16 +168,18 @@ def synthetic(tmp_path_factory):
     }
 
 
-def test_synthetic_mvbench_asks_four_option_questions_answered_by_the_scene(synthetic):
+def test_synthetic_mvbench_asks_five_tasks_of_four_option_questions(synthetic):
     spec, counts, root = synthetic["synth_mvbench"]
     records = parse(spec.annotation_format, AnnotationFiles(root, spec.annotation_files, spec.annotation_options)).records
-    assert counts["media"] == len(records) == 4 * 4  # four tasks, 16 x 0.25 questions each
+    assert counts["media"] == len(records) == 5 * 4  # five tasks, 16 x 0.25 questions each
     for record in records:
         details = json.loads(record.details)
         assert len(details["candidates"]) == questions.OPTIONS and details["answer"] in details["candidates"]
         assert (root / spec.media_dir / record.media).is_file()
         if details["task"] == "action_count":
             assert details["answer"] in {"1", "2", "3"}  # steps: 3
+        if details["task"] == "object_existence":  # distinct objects, each a colour (and texture) and a shape
+            assert len(set(details["candidates"])) == 4 and all(len(c.split()) in (2, 3) for c in details["candidates"])
 
 
 def test_synthetic_dream1k_and_instructions_read_back(synthetic):
@@ -189,7 +191,7 @@ def test_synthetic_dream1k_and_instructions_read_back(synthetic):
     spec, _, root = synthetic["synth_chat_it"]
     records = parse(spec.annotation_format, AnnotationFiles(root, spec.annotation_files)).records
     turns = json.loads(records[0].details)["turns"]
-    assert turns[0]["q"] == "Describe the video in detail." and len([t for t in turns if t["a"].startswith("Best option:(")]) == 4
+    assert turns[0]["q"] == "Describe the video in detail." and len([t for t in turns if t["a"].startswith("Best option:(")]) == 5
 
 
 def test_videochat_draws_a_turn_per_training_item(tmp_path):

@@ -122,10 +122,13 @@ def _article(phrase: str) -> str:
     return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
 
 
-def describe_object(appearance: Appearance) -> str:
+def object_phrase(colour: str, shape: str, texture: str) -> str:
     """Canonical object phrase, e.g. "red striped square" ("red square" when solid)."""
-    c, s = appearance.colour, appearance.shape
-    return f"{c} {s}" if appearance.texture == "solid" else f"{c} {appearance.texture} {s}"
+    return f"{colour} {shape}" if texture == "solid" else f"{colour} {texture} {shape}"
+
+
+def describe_object(appearance: Appearance) -> str:
+    return object_phrase(appearance.colour, appearance.shape, appearance.texture)
 
 
 def step_event(appearance: Appearance, motion: str) -> str:

@@ -1,6 +1,7 @@
 """Multiple-choice questions and reference events from a scene's ground truth (the synthetic MVBench, DREAM-1K and
-instruction-data stand-ins). Questions are asked as MVBench asks them (four options, the answer one of them, in a
-seeded order); each task keeps the name of the MVBench task it resembles."""
+instruction-data stand-ins): which object moves, its colour, which movement it makes, what it does last, how many
+movements it makes. Questions are asked as MVBench asks them (four options, the answer one of them, in a seeded
+order); each task keeps the name of the MVBench task it resembles."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from flux.data.scenes.captions import step_event
-from flux.data.scenes.vocabulary import COLOURS, MOTIONS, SceneSpec
+from flux.data.scenes.captions import describe_object, object_phrase, step_event
+from flux.data.scenes.vocabulary import COLOURS, MOTIONS, SHAPES, TEXTURES, SceneSpec
 
 OPTIONS = 4
 MAX_STEPS = OPTIONS  # action_count's options are 1..4 movements
@@ -24,6 +25,19 @@ def _options(answer: str, others: list[str], rng: np.random.Generator) -> tuple[
 def _moving_attribute(spec: SceneSpec, rng: np.random.Generator) -> tuple[str, list[str], str]:
     colour = spec.appearance.colour
     return ("What color is the moving object?", *_options(colour, [c for c in COLOURS if c != colour], rng))
+
+
+def _object_existence(spec: SceneSpec, rng: np.random.Generator) -> tuple[str, list[str], str]:
+    """Which object moves: the answer and three others that differ from it in colour, shape or texture."""
+    app = spec.appearance
+    others: set[str] = set()
+    while len(others) < OPTIONS - 1:
+        colour = str(rng.choice(list(COLOURS)))
+        shape = str(rng.choice(SHAPES))
+        texture = str(rng.choice(TEXTURES))
+        if (colour, shape, texture) != (app.colour, app.shape, app.texture):
+            others.add(object_phrase(colour, shape, texture))
+    return ("Which object moves in the video?", *_options(describe_object(app), sorted(others), rng))
 
 
 def _fine_grained_action(spec: SceneSpec, rng: np.random.Generator) -> tuple[str, list[str], str]:
@@ -45,6 +59,7 @@ def _action_count(spec: SceneSpec, rng: np.random.Generator) -> tuple[str, list[
 
 
 TASKS: dict[str, Callable[[SceneSpec, np.random.Generator], tuple[str, list[str], str]]] = {
+    "object_existence": _object_existence,
     "moving_attribute": _moving_attribute,
     "fine_grained_action": _fine_grained_action,
     "action_sequence": _action_sequence,
