@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from flux.data.chat_prompts import CAPTION_PROMPT, mcq_answer, mcq_prompt, turn_prompt
 from flux.data.datasets import FrameSampling, VideoChat
@@ -30,7 +29,7 @@ from flux.data.index import read_manifest
 from flux.data.transforms import EvalTransform
 from flux.errors import FluxError
 from flux.eval import caption_f1
-from flux.eval.clip_cache import ClipCache
+from flux.eval.clip_cache import ClipCache, test_batches
 from flux.eval.spec import RoleSpec, Scoring
 from flux.models.chat import ChatModel, Projector, load_llm
 from flux.models.flops import gflops
@@ -63,7 +62,7 @@ class ChatEvaluator:
         max_new_tokens: int,
     ):
         self.scoring, self.role, self.chat, self.device = scoring, role, chat, device
-        info = read_manifest(Path(role.manifest))[1]
+        frame, info = read_manifest(Path(role.manifest))
         if info.task not in KINDS:
             raise FluxError(
                 f"{role.manifest}: a chat protocol scores {' or '.join(KINDS)} datasets, {info.dataset} is {info.task}"
@@ -74,11 +73,7 @@ class ChatEvaluator:
         self.cache: dict[tuple, dict[str, Any]] = {}
         self.failures: dict[str, int] = {}
         self.clip_cache = ClipCache(Path(scoring.clip_cache)) if scoring.clip_cache else None
-        splits = set(read_manifest(Path(role.manifest))[0]["split"])
-        found = [split for split in role.splits if split in splits]
-        if not found:
-            raise FluxError(f"{role.manifest}: none of the evaluation splits {role.splits} exists (splits: {sorted(splits)})")
-        self.split = found[0]
+        self.split = role.split_among(set(frame["split"]))
 
     def dataset(self, frames: int, resolution: int) -> VideoChat:
         return VideoChat(
@@ -122,10 +117,7 @@ class ChatEvaluator:
     def _compute(self, frames: int, resolution: int, variants: list) -> None:
         started = time.perf_counter()
         dataset = self.dataset(frames, resolution)
-        if self.clip_cache is not None:
-            batches = self.clip_cache.views(dataset, self.scoring.workers).batches(BATCH_SIZE, self.transform)
-        else:
-            batches = DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=self.scoring.workers)
+        batches = test_batches(dataset, self.clip_cache, self.scoring.workers, BATCH_SIZE, self.transform)
         outcomes: dict[Any, dict[int, Any]] = {variant: {} for variant in variants}
         generators = {variant: torch.Generator().manual_seed(self.scoring.seed) for variant in variants}
         failed: dict[int, str] = {}

@@ -144,3 +144,10 @@ class ClipCache:
             valid=torch.tensor([bool(item["valid"]) for item in items]),
             error_kind=[item["error_kind"] for item in items],
         )
+
+
+def test_batches(dataset, cache: ClipCache | None, workers: int, size: int, transform: EvalTransform):
+    """A test dataset's batches: read from the clip cache where the evaluation has one, else decoded by a loader."""
+    if cache is not None:
+        return cache.views(dataset, workers).batches(size, transform)
+    return DataLoader(dataset, batch_size=size, num_workers=workers)

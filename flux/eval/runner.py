@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from flux.data.datasets import FrameSampling, VideoClassification, VideoText
 from flux.data.index import read_manifest
@@ -33,7 +32,7 @@ from flux.errors import CheckpointError, ConfigError, FluxError
 from flux.eval.aggregate import aggregate_clips
 from flux.eval.chat import ChatEvaluator, chat_model_from_checkpoint
 from flux.eval.classification import gather_views, multiview_accuracy
-from flux.eval.clip_cache import ClipCache
+from flux.eval.clip_cache import ClipCache, test_batches
 from flux.eval.grid import full_grid, token_optimization_search
 from flux.eval.retrieval import retrieval_metrics
 from flux.eval.spec import EvaluateSpec, RoleSpec, Scoring, Search
@@ -153,11 +152,7 @@ class Evaluator:
         self.failures: dict[str, int] = {}
         self.prompts = None
         self.captions: tuple[torch.Tensor, list[int]] | None = None
-        splits = set(read_manifest(Path(role.manifest))[0]["split"])
-        found = [split for split in role.splits if split in splits]
-        if not found:
-            raise FluxError(f"{role.manifest}: none of the evaluation splits {role.splits} exists (splits: {sorted(splits)})")
-        self.split = found[0]
+        self.split = role.split_among(set(read_manifest(Path(role.manifest))[0]["split"]))
 
     # -- data ---------------------------------------------------------------------------------------------
     def dataset(self, frames: int, resolution: int):
@@ -219,10 +214,7 @@ class Evaluator:
         dataset = self.dataset(frames, resolution)
         if self.task != "classification":
             self._text_side(dataset)
-        if self.clip_cache is not None:
-            batches = self.clip_cache.views(dataset, self.scoring.workers).batches(BATCH_SIZE, self.transform)
-        else:
-            batches = DataLoader(dataset, batch_size=BATCH_SIZE, num_workers=self.scoring.workers)
+        batches = test_batches(dataset, self.clip_cache, self.scoring.workers, BATCH_SIZE, self.transform)
         outputs: dict[Variant, list[torch.Tensor]] = {variant: [] for variant in variants}
         # a random selector's draws: one stream per (input, variant) from the job's seed, so that a measurement
         # depends on nothing measured or decoded before it (the loader's workers draw from the global stream)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flux.errors import FluxError
 from flux.specs import EXECUTION, WHEN_SET, JobSpec
 
 
@@ -17,6 +18,13 @@ class RoleSpec(JobSpec):
     manifest: str
     splits: list[str]
     frame_sampling: str = "tsn"  # tsn | ssv2 (the official SSv2 loader's frame indices)
+
+    def split_among(self, present: set[str]) -> str:
+        """The first of `splits` the manifest has (`present`: its splits)."""
+        found = [split for split in self.splits if split in present]
+        if not found:
+            raise FluxError(f"{self.manifest}: none of the evaluation splits {self.splits} exists (splits: {sorted(present)})")
+        return found[0]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from torch import nn
 
 from flux.errors import ConfigError
 from flux.models.initialisation import trunc_normal_
-from flux.models.text import CLS_ID, PAD_ID, SEP_ID, SPECIAL_TOKENS, WordTokenizer, _Block, _import_transformers
+from flux.models.text import CLS_ID, PAD_ID, SEP_ID, WordTokenizer, _Block, _import_transformers, check_transformer_sizes
 
 
 class CausalLM(nn.Module, abc.ABC):
@@ -87,18 +87,7 @@ class TinyLMConfig:
     max_length: int = 192  # visual embeddings + prompt + answer
 
     def __post_init__(self) -> None:
-        for name, minimum in (
-            ("vocab_size", len(SPECIAL_TOKENS)),
-            ("embed_dim", 1),
-            ("depth", 1),
-            ("num_heads", 1),
-            ("max_length", 2),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"chat.tiny_llm.{name} must be an integer >= {minimum}, got {value!r}")
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(f"chat.tiny_llm.embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
+        check_transformer_sizes(self, "chat.tiny_llm")
 
 
 class TinyCausalLM(CausalLM):

@@ -54,6 +54,7 @@ __all__ = [
     "TinyTextEncoder",
     "WordTokenizer",
     "build_text_encoder",
+    "check_transformer_sizes",
 ]
 
 # Special tokens of WordTokenizer, at fixed ids so a checkpoint never depends on the corpus for them.
@@ -279,6 +280,23 @@ class WordTokenizer:
 # --------------------------------------------------------------------------------------------------------------
 
 
+def check_transformer_sizes(config: Any, prefix: str) -> None:
+    """The integer sizes of a tiny transformer's config (vocab_size, embed_dim, depth, num_heads, max_length), named
+    `<prefix>.<field>` in errors."""
+    for name, minimum in (
+        ("vocab_size", len(SPECIAL_TOKENS)),
+        ("embed_dim", 1),
+        ("depth", 1),
+        ("num_heads", 1),
+        ("max_length", 2),
+    ):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"{prefix}.{name} must be an integer >= {minimum}, got {value!r}")
+    if config.embed_dim % config.num_heads:
+        raise ConfigError(f"{prefix}.embed_dim ({config.embed_dim}) must be divisible by {prefix}.num_heads ({config.num_heads})")
+
+
 @dataclass(frozen=True)
 class TinyTextConfig:
     """Size of :class:`TinyTextEncoder`; ``vocab_size`` must cover the tokenizer's ids."""
@@ -292,18 +310,7 @@ class TinyTextConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        for name, minimum in (
-            ("vocab_size", len(SPECIAL_TOKENS)),
-            ("embed_dim", 1),
-            ("depth", 1),
-            ("num_heads", 1),
-            ("max_length", 2),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ConfigError(f"text.{name} must be an integer >= {minimum}, got {value!r}")
-        if self.embed_dim % self.num_heads:
-            raise ConfigError(f"text.embed_dim ({self.embed_dim}) must be divisible by text.num_heads ({self.num_heads})")
+        check_transformer_sizes(self, "text")
         if not (isinstance(self.mlp_ratio, (int, float)) and self.mlp_ratio > 0):
             raise ConfigError(f"text.mlp_ratio must be a positive number, got {self.mlp_ratio!r}")
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):

@@ -91,6 +91,21 @@ def _inputs(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> _Inputs:
     )
 
 
+def _video_stream(run: ResolvedRun, inputs: _Inputs, kind: type, datasets: list[str], options: dict[str, Any]) -> Source:
+    """The videos of `datasets`, as `kind` items, in one stream of the run's input spec."""
+    parts = [
+        kind(
+            inputs.manifests[d],
+            train_transform=_transform(run, inputs.infos[d].allow_flip),
+            frame_sampling=inputs.sampling.get(d),
+            **options,
+        )
+        for d in datasets
+    ]
+    dataset = KeyedConcat(parts)
+    return Source("videos", dataset, inputs.sampler(len(dataset), run.input.spec))
+
+
 def classification_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> tuple[list[Source], dict]:
     """Fine-tuning: one labelled video dataset; the facts name its classes for the classifier."""
     inputs = _inputs(run, spec, topology)
@@ -109,17 +124,7 @@ def classification_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology
 def distillation_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> tuple[list[Source], dict]:
     """Flux-UMT: the videos of every dataset of the run, labels unused, as one stream."""
     inputs = _inputs(run, spec, topology)
-    parts = [
-        VideoClips(
-            inputs.manifests[d],
-            train_transform=_transform(run, inputs.infos[d].allow_flip),
-            frame_sampling=inputs.sampling.get(d),
-            **inputs.video_only,
-        )
-        for d in run.datasets
-    ]
-    dataset = KeyedConcat(parts)
-    return [Source("videos", dataset, inputs.sampler(len(dataset), run.input.spec))], {"num_classes": 0}
+    return [_video_stream(run, inputs, VideoClips, list(run.datasets), inputs.video_only)], {"num_classes": 0}
 
 
 def caption_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> tuple[list[Source], dict]:
@@ -130,17 +135,7 @@ def caption_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> tu
     images = [d for d in run.datasets if inputs.infos[d].modality == "image"]
     sources = []
     if videos:
-        parts = [
-            VideoText(
-                inputs.manifests[d],
-                train_transform=_transform(run, inputs.infos[d].allow_flip),
-                frame_sampling=inputs.sampling.get(d),
-                **inputs.common,
-            )
-            for d in videos
-        ]
-        dataset = KeyedConcat(parts)
-        sources.append(Source("videos", dataset, inputs.sampler(len(dataset), run.input.spec)))
+        sources.append(_video_stream(run, inputs, VideoText, videos, inputs.common))
     if images:
         resolution = run.input.image_resolution or max(run.input.spec.resolutions)
         parts = [
@@ -157,17 +152,7 @@ def caption_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> tu
 def chat_sources(run: ResolvedRun, spec: TrainSpec, topology: Topology) -> tuple[list[Source], dict]:
     """The chat stage: captioned videos and instruction data, one instruction turn per clip, as one stream."""
     inputs = _inputs(run, spec, topology)
-    parts = [
-        VideoChat(
-            inputs.manifests[d],
-            train_transform=_transform(run, inputs.infos[d].allow_flip),
-            frame_sampling=inputs.sampling.get(d),
-            **inputs.common,
-        )
-        for d in run.datasets
-    ]
-    dataset = KeyedConcat(parts)
-    return [Source("videos", dataset, inputs.sampler(len(dataset), run.input.spec))], {"num_classes": 0}
+    return [_video_stream(run, inputs, VideoChat, list(run.datasets), inputs.common)], {"num_classes": 0}
 
 
 # ------------------------------------------------------------------------------------------- models
