@@ -1,5 +1,6 @@
 import pytest
 
+from tests import slurm
 from tests.media import index_dataset, write_clip
 from tests.paths import require_real_fixtures
 
@@ -7,6 +8,23 @@ from tests.paths import require_real_fixtures
 @pytest.fixture(scope="session")
 def real_fixtures():
     return require_real_fixtures()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def slurm_chain(request, tmp_path_factory):
+    """The SLURM tests' micro chain (tests/slurm.py), started with the session when one of them is selected,
+    so that the other tests run while it waits on SLURM; None when none is selected or SLURM cannot run."""
+    if slurm.unavailable() or not any(item.path.name == "test_slurm.py" for item in request.session.items):
+        yield None
+        return
+    from tests.test_workflow import workspace
+
+    with slurm.running(tmp_path_factory.mktemp("slurm")):
+        chain = slurm.MicroChain(workspace(tmp_path_factory.mktemp("slurm_micro")))
+        try:
+            yield chain
+        finally:
+            chain.stop()
 
 
 @pytest.fixture(scope="module")

@@ -5,60 +5,24 @@ jobs really run under SLURM (their job ids are in the provenance sidecars), and 
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.paths import REPO
-from tests.test_workflow import workspace
+from tests import slurm
 
 pytestmark = pytest.mark.slow
-SLURM_ARGUMENTS = [
-    "--workflow-profile",
-    "workflow/profiles/slurm",
-    "--slurm-no-account",
-    "--slurm-status-command",
-    "squeue",
-    "--slurm-init-seconds-before-status-checks",
-    "1",
-    "--jobs",
-    "2",
-]
 
 
 @pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    if shutil.which("slurmctld") is None or os.geteuid() != 0:
+def slurm_run(slurm_chain):
+    """The micro chain's workspace; the chain itself started with the session (tests/conftest.py)."""
+    if slurm_chain is None:
         if os.environ.get("CI"):
             pytest.fail("CI must install slurm-wlm and munge and run as root (.ci/run)")
-        pytest.skip("needs root and Debian's slurm-wlm + munge")
-    state = tmp_path_factory.mktemp("slurm")
-    subprocess.run(["bash", str(REPO / ".ci" / "slurm.sh"), "start", str(state)], check=True, timeout=120)
-    yield state
-    subprocess.run(["scancel", "--user", "root"], check=False)
-    subprocess.run(["bash", str(REPO / ".ci" / "slurm.sh"), "stop", str(state)], check=False, timeout=60)
-
-
-def slurm_snakemake(root, *targets, configs=("config/micro.yaml",), background=False):
-    command = [sys.executable, "-m", "snakemake", *targets, "--configfile", *configs, *SLURM_ARGUMENTS]
-    env = {**os.environ, "FLUX_SLURM_PARTITION": "debug"}
-    if background:
-        return subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=1800)
-
-
-@pytest.fixture(scope="module")
-def slurm_run(slurm, tmp_path_factory):
-    root = workspace(tmp_path_factory.mktemp("slurm_micro"))
-    started = time.perf_counter()
-    result = slurm_snakemake(root, "results/tables/supp_table1.tex")
-    seconds = time.perf_counter() - started
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    print(f"micro to supp_table1 under SLURM: {seconds:.1f} s")
-    return root
+        pytest.skip(slurm.unavailable() or "the SLURM chain did not start")
+    return slurm_chain.wait()
 
 
 def test_the_micro_chain_runs_under_slurm(slurm_run):
@@ -78,9 +42,9 @@ def test_the_micro_chain_runs_under_slurm(slurm_run):
 def test_missing_partition_stops_before_any_submission(slurm_run):
     env = {key: value for key, value in os.environ.items() if key != "FLUX_SLURM_PARTITION"}
     before = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True).stdout.split()
+    command, _ = slurm.snakemake_command("results/tables/supp_table8.tex")
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "results/tables/supp_table8.tex", "--configfile", "config/micro.yaml"]
-        + [*SLURM_ARGUMENTS, "--forcerun", "table"],
+        [*command, "--forcerun", "table"],
         cwd=slurm_run,
         env=env,
         capture_output=True,
@@ -98,7 +62,8 @@ def test_a_cancelled_training_job_is_retried_and_resumes(slurm_run):
     root = slurm_run
     (root / "longer.yaml").write_text("training: {checkpoint_every: 2, stages: {teacher: {epochs: 12, batch_size: 4}}}\n")
     configs = ("config/micro.yaml", "longer.yaml")
-    process = slurm_snakemake(root, "results/runs/teacher/final.pt", configs=configs, background=True)
+    command, env = slurm.snakemake_command("results/runs/teacher/final.pt", configs=configs)
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     state = root / "results" / "state" / "teacher" / "latest.pt"
     cancelled = None
     deadline = time.monotonic() + 600
