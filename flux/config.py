@@ -22,7 +22,7 @@ from flux.data.spec import DatasetSpec, SyntheticSettings, load_registry
 from flux.errors import ConfigError
 from flux.external import ExternalCheckpoint, check_selected, load_external
 from flux.models.sizes import HEAD_BUDGETS, SIZES
-from flux.tables.sources import load_table_document
+from flux.tables.sources import claim_sides, load_table_document
 from flux.train.runs import ResolvedRun, resolve_runs
 from flux.units import UnitScale
 from flux.verbs import RESOURCE_KEYS
@@ -90,6 +90,7 @@ class Config:
     clip_cache: bool  # `evaluation.clip_cache`: evaluations share decoded test views
     max_views: tuple[int, int] | None  # `evaluation.max_views`: a cap on every protocol's [clips, crops]
     max_videos: Mapping[str, int]  # `evaluation.max_videos`: protocol -> videos scored (a seeded subset)
+    claim_replicas: bool  # `evaluation.claim_replicas`: the claims read their sides' seed replicas too
     runs: Mapping[str, ResolvedRun]
     run_seeds: Mapping[str, int]  # runs.<id>.seed: an offset to `seed` (seed replicas)
     selected_runs: tuple[str, ...]
@@ -125,6 +126,23 @@ class Config:
     def probe_cache_path(self, dataset: str) -> Path:
         """Probe results kept across index runs (not a rule output: a rerun or a time limit loses nothing)."""
         return self.data_dir / "cache" / "probes" / f"{dataset}.jsonl"
+
+    def seed_replica_differences(self, run: str, replica: str) -> list[str]:
+        """What tells `replica` from `run` besides its seed (resolved fields; a parent counts as the same where it is
+        the run's parent or a seed replica of it); empty when it is a seed replica of the run."""
+        first, second = self.runs[run], self.runs[replica]
+        differ = [
+            f.name
+            for f in dataclasses.fields(first)
+            if f.name not in ("id", "parent") and getattr(first, f.name) != getattr(second, f.name)
+        ]
+        if first.parent != second.parent and (
+            first.parent is None or second.parent is None or self.seed_replica_differences(first.parent, second.parent)
+        ):
+            differ.append("parent")
+        if self.run_seeds.get(run, 0) == self.run_seeds.get(replica, 0):
+            differ.append("the same seed")
+        return differ
 
     def table_path(self, table: str) -> Path:
         return self.results_dir / "tables" / f"{table}.tex"
@@ -304,21 +322,12 @@ def build_config(document: Mapping) -> Config:
     unknown_runs = [run for run in selected if run not in runs]
     if unknown_runs:
         raise ConfigError(f"training.runs: unknown run(s) {unknown_runs}; the runs are in {runs_path}")
-    closure = list(selected)
-    for run in closure:
-        parent = runs[run].parent
-        teacher = "teacher" if runs[run].stage == "umt" else None
-        for needed in (parent, teacher):
-            if needed and needed not in closure:
-                closure.append(needed)
     teacher_raw = document["teacher"]
     teacher = TeacherSettings(
         weights=Path(teacher_raw["weights"]) if teacher_raw["weights"] else None,
         grid=tuple(teacher_raw["grid"]) if teacher_raw["grid"] else None,
         text_encoder=Path(teacher_raw["text_encoder"]) if teacher_raw["text_encoder"] else None,
     )
-    if "teacher" not in runs and any(runs[run].stage == "umt" for run in closure):
-        raise ConfigError(f"{runs_path}: Flux-UMT runs need a run named 'teacher'")
 
     synthetic_raw = document["synthetic"]
     synthetic = SyntheticSettings(
@@ -345,6 +354,18 @@ def build_config(document: Mapping) -> Config:
         raise ConfigError(f"recipe_reference: {recipe_reference_path} does not exist; restore config/recipe_reference.yaml")
 
     table_document = load_table_document(Path(document["tables_file"]), document["tables"], runs, roles)
+    if not document["evaluation"]["claim_replicas"]:  # the claims' seed replicas are trained only to be read
+        claims = table_document.get("claims", [])
+        replicas = {run for claim in claims for side in claim_sides(claim) for run in side.get("replicas", [])}
+        selected = tuple(run for run in selected if run not in replicas)
+    closure = list(selected)
+    for run in closure:
+        distilled_from = "teacher" if runs[run].stage == "umt" else None
+        for needed in (runs[run].parent, distilled_from):
+            if needed and needed not in closure:
+                closure.append(needed)
+    if "teacher" not in runs and any(runs[run].stage == "umt" for run in closure):
+        raise ConfigError(f"{runs_path}: Flux-UMT runs need a run named 'teacher'")
     unknown_figures = [name for name in document["figures"] if name not in table_document.get("figures", {})]
     if unknown_figures:
         raise ConfigError(f"figures: {unknown_figures} are not defined under `figures` in {document['tables_file']}")
@@ -400,6 +421,7 @@ def build_config(document: Mapping) -> Config:
         clip_cache=bool(document["evaluation"]["clip_cache"]),
         max_views=tuple(document["evaluation"]["max_views"]) if document["evaluation"]["max_views"] else None,
         max_videos=dict(document["evaluation"]["max_videos"]),
+        claim_replicas=bool(document["evaluation"]["claim_replicas"]),
         runs=runs,
         run_seeds={run: int(entry.get("seed", 0)) for run, entry in runs_document["runs"].items()},
         selected_runs=tuple(closure),

@@ -20,7 +20,7 @@ from flux.errors import ConfigError
 from flux.eval.spec import EvaluateSpec
 from flux.models.import_spec import ImportSpec
 from flux.tables.job_spec import DocumentJob, FigureJob, PdfJob, table_job
-from flux.tables.sources import SETTINGS_TABLES, TABLE8_ROLES
+from flux.tables.sources import SETTINGS_TABLES, TABLE8_ROLES, claim_sides
 from flux.train.inheritance import heads_record, parent_plan, trained_heads
 from flux.train.spec import TrainSpec
 from flux.verbs import resolve
@@ -302,7 +302,7 @@ def claims_spec(config: Config) -> dict[str, Any]:
     claims = []
     for entry in document.get("claims", []):
         metric = entry.get("log") or entry.get("metric", "top1")
-        sides = [entry["better"]] + ([] if entry["against"] == "chance" else [entry["against"]])
+        sides = claim_sides(entry)
         paper = entry.get("paper") or {}
         claim = {
             "id": entry["id"],
@@ -310,15 +310,7 @@ def claims_spec(config: Config) -> dict[str, Any]:
             "note": entry.get("note", ""),
             "protocol": entry.get("protocol"),
             "role": entry.get("role"),
-            "sides": [
-                {
-                    "run": side["run"],
-                    "keys": list(side.get("keys", [])),
-                    "metric": side.get("metric", metric),
-                    "metrics": _claim_source(config, entry, side["run"]),
-                }
-                for side in sides
-            ],
+            "sides": [_claim_side(config, entry, side, metric) for side in sides],
             "paper_table": paper.get("table"),
             "paper_better": _paper_cells(document, entry, "better"),
             "paper_against": _paper_cells(document, entry, "against"),
@@ -335,6 +327,27 @@ def claims_spec(config: Config) -> dict[str, Any]:
         "config_digest": _table_digest(config),
         "out": str(config.table_path("claims")),
     }
+
+
+def _claim_side(config: Config, entry: Mapping[str, Any], side: Mapping[str, Any], metric: str) -> dict[str, Any]:
+    spec = {
+        "run": side["run"],
+        "keys": list(side.get("keys", [])),
+        "metric": side.get("metric", metric),
+        "metrics": _claim_source(config, entry, side["run"]),
+    }
+    if config.claim_replicas and side.get("replicas") and spec["metrics"]:
+        for replica in side["replicas"]:
+            differ = config.seed_replica_differences(side["run"], replica)
+            if differ:
+                raise ConfigError(
+                    f"claims.{entry['id']}: {replica} is no seed replica of {side['run']} (they differ in {', '.join(differ)}); "
+                    f"a replica repeats its run with another `seed` in the runs file"
+                )
+        spec["replicas"] = [_claim_source(config, entry, replica) for replica in side["replicas"]]
+        if None in spec["replicas"]:
+            raise ConfigError(f"claims.{entry['id']}: this configuration trains {side['run']} but not all of {side['replicas']}")
+    return spec
 
 
 def _claim_source(config: Config, entry: Mapping[str, Any], run: str) -> str | None:

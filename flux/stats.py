@@ -10,6 +10,9 @@ caption's R@K hit) or, averaged over several settings, fractions. Intervals at t
   (method 10, from the two Wilson intervals and the pairs' correlation; it is near a sign test when few pairs
   differ, where a bootstrap is overconfident); fractions get the paired percentile bootstrap (the same resampled
   items on both sides, so what the items share cancels).
+- either, where a side was trained with several seeds (seed replicas: a run repeated with only its seed changed):
+  the two-level bootstrap, which resamples the test items (the same draw for every run) and, per side, the seeds,
+  so the interval holds the training noise as well as the test set's.
 Resampling is seeded: an interval is a function of its inputs, like every other number of a build.
 
 The verdict is computed, never written by hand: the interval of the difference in the claimed direction
@@ -176,3 +179,29 @@ def relative_reduction(
     draws = (starts[:, :, None] + np.arange(block)).reshape(resamples, -1)[:, :count]
     estimates = 1 - second[draws].mean(axis=1) / first[draws].mean(axis=1)
     return _interval(1 - second.mean() / first.mean(), estimates, count, level)
+
+
+def replicated_difference(
+    better: np.ndarray,
+    against: np.ndarray | None,
+    offset: float = 0.0,
+    level: float = LEVEL,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> Interval:
+    """mean(better) - mean(against) (or - `offset`, e.g. chance, without `against`) for sides given as (seeds, items)
+    outcome matrices over the same items, with a two-level percentile-bootstrap interval: each resample draws the
+    items once for every row (the same draw as `paired_difference`, which this equals when every side has one seed)
+    and then each side's seeds, with replacement."""
+    sides = [np.atleast_2d(np.asarray(side, dtype=np.float64)) for side in (better, against) if side is not None]
+    item_means = _resampled_means([row for side in sides for row in side], resamples, seed)  # one per row: (resamples,)
+    rng = np.random.default_rng([seed, 1])
+    side_means, start = [], 0
+    for side in sides:
+        rows = np.stack(item_means[start : start + len(side)])  # (seeds, resamples)
+        start += len(side)
+        picks = rng.integers(0, len(side), size=(len(side), resamples))
+        side_means.append(np.take_along_axis(rows, picks, axis=0).mean(axis=0))
+    estimate = sides[0].mean() - (sides[1].mean() if len(sides) == 2 else offset)
+    means = side_means[0] - (side_means[1] if len(sides) == 2 else offset)
+    return _interval(estimate, means, sides[0].shape[1], level)

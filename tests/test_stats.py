@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from flux.errors import FluxError
-from flux.stats import Interval, bootstrap_interval, hits, paired_difference, verdict
+from flux.stats import Interval, bootstrap_interval, hits, paired_difference, replicated_difference, verdict
 
 
 def test_hits_reads_outcome_strings_and_refuses_anything_else():
@@ -105,3 +105,28 @@ def test_relative_reduction_by_hand():
     assert relative_reduction([1.0, 2.0], [3.0, 3.0]).estimate == pytest.approx(-1.0)  # higher: a negative reduction
     with pytest.raises(FluxError, match="same points"):
         relative_reduction([1.0, 2.0], [1.0])
+
+
+def test_one_seed_per_side_is_the_paired_bootstrap():
+    rng = np.random.default_rng(3)
+    a, b = rng.random(50), rng.random(50)
+    assert replicated_difference(a[None], b[None]) == paired_difference(a, b)
+
+
+def test_seeds_that_disagree_widen_the_interval_by_hand():
+    # better: one seed hits every item, the other none; against: every item at 0.5 under both seeds. Resampling the
+    # items changes nothing (each row is constant); resampling better's two seeds gives means 1, 0.5 or 0 with
+    # probabilities 1/4, 1/2, 1/4: the 95% interval of the difference is [0 - 0.5, 1 - 0.5]
+    better = np.array([np.ones(40), np.zeros(40)])
+    against = np.full((2, 40), 0.5)
+    interval = replicated_difference(better, against)
+    assert (interval.estimate, interval.low, interval.high, interval.items) == (0.0, -0.5, 0.5, 40)
+    # the same outcomes with the seeds agreeing (both rows 0.5 everywhere): a point interval
+    agreeing = replicated_difference(np.full((2, 40), 0.5), against)
+    assert (agreeing.low, agreeing.high) == (0.0, 0.0)
+
+
+def test_replicas_against_an_offset_such_as_chance():
+    better = np.array([[1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 1.0, 0.0]])  # both seeds 50 %
+    interval = replicated_difference(better, None, offset=0.25)
+    assert interval.estimate == pytest.approx(0.25) and interval.low < 0.25 < interval.high and interval.items == 4

@@ -10,6 +10,9 @@ inconclusive. The paper's evidence is the mean of the named cells of config/pape
 A claim may instead read a metric of two runs' training logs (`log`: the overall gradient norm of supplementary
 Figure 4): its effect is how much lower the better run's is, in % of the other's, paired by step, with a
 moving-block bootstrap interval (neighbouring steps are not independent).
+A side may carry seed replicas of its run (`replicas`, where the configuration repeats the claims' runs over seeds:
+`evaluation.claim_replicas`): its outcomes are then read per seed, and the interval is flux.stats' two-level
+bootstrap over the items and each side's seeds.
 A claim whose runs this configuration does not train is listed as not measured.
 """
 
@@ -24,7 +27,15 @@ import numpy as np
 from flux.errors import ConfigError, FluxError
 from flux.io import csv_text
 from flux.provenance import latex_comment, provenance
-from flux.stats import VERDICTS, Interval, difference_interval, proportion_interval, relative_reduction, verdict
+from flux.stats import (
+    VERDICTS,
+    Interval,
+    difference_interval,
+    proportion_interval,
+    relative_reduction,
+    replicated_difference,
+    verdict,
+)
 from flux.tables.cells import MetricsStore, dig, item_outcomes
 from flux.tables.figures import read_log
 from flux.tables.job_spec import Claim, ClaimSide, ClaimsJob
@@ -32,14 +43,22 @@ from flux.tables.latex import SCALE_NOTE, environment, latex_escape
 from flux.tables.sources import load_paper_numbers
 
 NOT_MEASURED = "not measured"
-FIELDS = ["id", "claim", "paper_table", "paper_effect", "ours_effect", "low", "high", "items", "verdict", "note"]
+FIELDS = ["id", "claim", "paper_table", "paper_effect", "ours_effect", "low", "high", "items", "seeds", "verdict", "note"]
 
 
 def side_outcomes(store: MetricsStore, side: ClaimSide, role: str | None, where: str) -> tuple[np.ndarray, dict[str, Any]]:
-    """Per-item outcomes of one side, averaged over its keys, and the first key's result (for its sizes)."""
+    """Per-item outcomes of one side, averaged over its keys, one row per seed (the run, then its replicas), and the
+    first key's result (for its sizes)."""
+    rows = [_seed_outcomes(store, side, path, role, where) for path in side.measured]
+    if len({len(outcomes) for outcomes, _ in rows}) != 1:
+        raise FluxError(f"{where}: the seed replicas {side.measured} score different numbers of items")
+    return np.stack([outcomes for outcomes, _ in rows]), rows[0][1]
+
+
+def _seed_outcomes(store: MetricsStore, side: ClaimSide, path: str, role: str | None, where: str) -> tuple[np.ndarray, dict]:
     columns, results = [], []
     for key in side.keys:
-        result, source = store.result(side.metrics, role, key, where)
+        result, source = store.result(path, role, key, where)
         outcomes = item_outcomes(result, side.metric)
         if outcomes is None:
             raise FluxError(
@@ -49,7 +68,7 @@ def side_outcomes(store: MetricsStore, side: ClaimSide, role: str | None, where:
         columns.append(outcomes)
         results.append(result)
     if len({len(column) for column in columns}) != 1:
-        raise FluxError(f"{where}: the keys {side.keys} of {side.metrics} score different numbers of items")
+        raise FluxError(f"{where}: the keys {side.keys} of {path} score different numbers of items")
     return np.mean(columns, axis=0), results[0]
 
 
@@ -87,7 +106,7 @@ def measure(claim: Claim, paper: dict[str, Any]) -> dict[str, Any]:
     row["paper_effect"] = paper_effect(paper, claim, where)
     untrained = [side.run for side in claim.sides if side.metrics is None]
     if untrained:
-        return {**row, "ours_effect": None, "low": None, "high": None, "items": None, "verdict": NOT_MEASURED,
+        return {**row, "ours_effect": None, "low": None, "high": None, "items": None, "seeds": None, "verdict": NOT_MEASURED,
                 "reason": f"not trained in this configuration: {', '.join(untrained)}"}  # fmt: skip
     effect = _log_effect(claim, where) if claim.log else _evaluation_effect(claim, where)
     points = effect.scaled(100)
@@ -97,6 +116,7 @@ def measure(claim: Claim, paper: dict[str, Any]) -> dict[str, Any]:
         "low": round(points.low, 4),
         "high": round(points.high, 4),
         "items": points.items,
+        "seeds": "/".join(str(len(side.measured)) for side in claim.sides),
         "verdict": verdict(effect),
         "reason": "",
     }
@@ -104,15 +124,21 @@ def measure(claim: Claim, paper: dict[str, Any]) -> dict[str, Any]:
 
 def _evaluation_effect(claim: Claim, where: str) -> Interval:
     """Better minus against (or minus chance) over the same test items, as fractions."""
-    store = MetricsStore({side.metrics: side.metrics for side in claim.sides}, {})  # by file: each read once
+    store = MetricsStore({path: path for side in claim.sides for path in side.measured}, {})  # by file: each read once
     better, result = side_outcomes(store, claim.sides[0], claim.role, f"{where}.better")
+    against = None
     if len(claim.sides) == 2:
         against, _ = side_outcomes(store, claim.sides[1], claim.role, f"{where}.against")
-        if len(against) != len(better):
-            raise FluxError(f"{where}: the two sides score {len(better)} and {len(against)} items; they must share a test set")
-        return difference_interval(better, against)
-    chance = chance_level(result, claim.sides[0].metric, where)
-    found = proportion_interval(better)
+        if against.shape[1] != better.shape[1]:
+            raise FluxError(
+                f"{where}: the two sides score {better.shape[1]} and {against.shape[1]} items; they must share a test set"
+            )
+    chance = None if against is not None else chance_level(result, claim.sides[0].metric, where)
+    if len(better) > 1 or (against is not None and len(against) > 1):  # seed replicas
+        return replicated_difference(better, against, offset=chance or 0.0)
+    if against is not None:
+        return difference_interval(better[0], against[0])
+    found = proportion_interval(better[0])
     return Interval(found.estimate - chance, found.low - chance, found.high - chance, found.items)
 
 
@@ -145,13 +171,16 @@ def render(job: ClaimsJob) -> tuple[str, dict[str, Any]]:
             ours = latex_escape(row["reason"])
         else:
             ours = f"{_signed(row['ours_effect'])} [{_signed(row['low'])}, {_signed(row['high'])}], n={row['items']}"
+            if row["seeds"] not in ("1/1", "1"):
+                ours += f", seeds {row['seeds']}"
         claim = latex_escape(row["claim"]) + (f" \\emph{{({latex_escape(row['note'])})}}" if row["note"] else "")
         body.append(f"{claim} & {paper} & {ours} & {row['verdict']} \\\\")
     record = provenance(job.config_digest)
     counts = {name: sum(row["verdict"] == name for row in rows) for name in (*VERDICTS, NOT_MEASURED)}
     caption = (
         "The paper's claims tested on this build: our effect (points, better minus against, or minus chance) with its "
-        "95\\% interval over the same test items (paired), and the verdict it implies; the paper's effect from "
+        "95\\% interval over the same test items (paired; and over each side's seeds where a run was repeated with "
+        "other seeds), and the verdict it implies; the paper's effect from "
         f"the named table's cells. {latex_escape(SCALE_NOTE[job.scale].capitalize())}."
     )
     tex = (

@@ -135,6 +135,13 @@ class ClaimSide(JobSpec):
     keys: list[str]  # empty for a training-log claim
     metric: str
     metrics: str | None  # the run's metrics file (or training log); None: the run is not trained in this configuration
+    # the metrics files of the run's seed replicas, where the configuration repeats the claims' runs over seeds
+    replicas: list[str] | None = field(default=None, metadata={WHEN_SET: True})
+
+    @property
+    def measured(self) -> list[str]:
+        """The metrics files of every seed of this side (the run first)."""
+        return [self.metrics, *(self.replicas or [])] if self.metrics else []
 
 
 @dataclass(frozen=True)
@@ -168,7 +175,7 @@ class ClaimsJob(JobSpec):
     out: str
 
     def inputs(self) -> dict[str, Any]:
-        measured = sorted({side.metrics for claim in self.claims for side in claim.sides if side.metrics})
+        measured = sorted({path for claim in self.claims for side in claim.sides for path in side.measured})
         return {"metrics": measured, "paper_numbers": self.paper_numbers}
 
 

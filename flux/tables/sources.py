@@ -54,7 +54,7 @@ def load_table_document(path: Path, wanted: Sequence[str], runs: Mapping[str, An
             raise ConfigError(f"{where}: unknown run(s) {unknown}; the runs are in the runs file")
     for index, claim in enumerate(document.get("claims", [])):
         where = f"{path}: claims[{index}] ({claim['id']})"
-        sides = [claim["better"]] + ([claim["against"]] if claim["against"] != "chance" else [])
+        sides = claim_sides(claim)
         if ("protocol" in claim) == ("log" in claim):
             raise ConfigError(f"{where}: give either `protocol` (an evaluation) or `log` (a training-log metric)")
         if "log" in claim and (claim["against"] == "chance" or any("keys" in side for side in sides)):
@@ -63,14 +63,21 @@ def load_table_document(path: Path, wanted: Sequence[str], runs: Mapping[str, An
             raise ConfigError(f"{where}: each side of a protocol claim needs `keys` (the results averaged per item)")
         if "protocol" in claim and claim["protocol"] not in protocols:
             raise ConfigError(f"{where}.protocol: unknown protocol '{claim['protocol']}' (known: {', '.join(protocols)})")
-        unknown = sorted({side["run"] for side in sides if side["run"] not in runs})
+        unknown = sorted({run for side in sides for run in [side["run"], *side.get("replicas", [])] if run not in runs})
         if unknown:
             raise ConfigError(f"{where}: unknown run(s) {unknown}; the runs are in the runs file")
+        if "log" in claim and any("replicas" in side for side in sides):
+            raise ConfigError(f"{where}: `replicas` are read from evaluations; a `log` claim reads one run per side")
         if claim.get("paper") and claim["paper"]["table"] not in tables:
             raise ConfigError(f"{where}.paper.table: '{claim['paper']['table']}' is not a table of {path}")
     for name, figure in document.get("figures", {}).items():
         _check_figure(f"{path}: figures.{name}", figure, protocols, runs)
     return document
+
+
+def claim_sides(claim: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A claim entry's sides: `better`, then `against` unless the claim is against chance."""
+    return [claim["better"]] + ([claim["against"]] if claim["against"] != "chance" else [])
 
 
 PANEL_KEY = {"accuracy_vs_gflops": "budgets", "accuracy_vs_frames": "budget"}  # the key that tells the panel shapes apart

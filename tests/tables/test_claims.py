@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -156,3 +157,66 @@ def test_claim_entries_are_either_evaluation_or_log_claims(tmp_path, entry, mess
     config = load_config([REPO / "config" / "config.yaml"])
     with pytest.raises(ConfigError, match=message):
         load_table_document(path, [], config.runs, config.roles)
+
+
+def test_seed_replicas_are_read_per_seed_and_widen_the_interval(tmp_path):
+    # 40 videos; better's three seeds hit 30, 30 and 10 of them, against's three seeds 20 each
+    def hits(count: int) -> str:
+        return "1" * count + "0" * (40 - count)
+
+    better = [
+        metrics_file(tmp_path, f"b{seed}", {"8x224@2048": {"top1": 0.0, "top1_hits": hits(n)}})
+        for seed, n in enumerate((30, 30, 10))
+    ]
+    against = [metrics_file(tmp_path, f"a{seed}", {"8x224@2048": {"top1": 0.0, "top1_hits": hits(20)}}) for seed in range(3)]
+    first_seed_only = claim(side(better[0]), side(against[0]))
+    replicated = claim({**side(better[0]), "replicas": better[1:]}, {**side(against[0]), "replicas": against[1:]})
+    _, data = render(job(tmp_path, [first_seed_only, {**replicated, "id": "seeds"}]))
+    single, seeds = data["rows"]
+    assert single["seeds"] == "1/1" and single["verdict"] == "reproduced"  # +25 points on one seed each
+    # the mean over seeds: (75 + 75 + 25) / 3 - 50 = +8.3 points; a seed at 25 % puts zero inside the interval
+    assert seeds["seeds"] == "3/3" and seeds["ours_effect"] == pytest.approx(100 * (70 / 120 - 0.5), abs=1e-3)
+    assert seeds["low"] < 0 < seeds["high"] and seeds["verdict"] == "inconclusive"
+    assert "seeds 3/3" in render(job(tmp_path, [replicated]))[0]
+    assert [line["seeds"] for line in csv.DictReader(io.StringIO(data["files"][".csv"]))] == ["1/1", "3/3"]
+
+
+def test_replicas_scoring_other_items_are_refused(tmp_path):
+    full = metrics_file(tmp_path, "full", {"8x224@2048": {"top1": 50.0, "top1_hits": "10" * 20}})
+    short = metrics_file(tmp_path, "short", {"8x224@2048": {"top1": 50.0, "top1_hits": "10" * 10}})
+    with pytest.raises(FluxError, match="seed replicas .* score different numbers of items"):
+        render(job(tmp_path, [claim({**side(full), "replicas": [short]}, side(full))]))
+
+
+def test_the_default_reads_the_claims_seed_replicas_and_paper_scale_does_not_train_them(tmp_path):
+    from flux.config import load_config
+    from flux.jobs import table_spec
+    from tests.paths import REPO
+
+    default = load_config([REPO / "config" / "config.yaml"])
+    spec = ClaimsJob.from_dict(table_spec(default, "claims"))
+    replicated = {claim.id: claim for claim in spec.claims if any(side.replicas for side in claim.sides)}
+    assert "fluxvit_modules" in replicated
+    better, against = replicated["fluxvit_modules"].sides
+    assert [Path(path).parent.name for path in better.measured] == [
+        "ft_flux_single_k400",
+        "ft_flux_single_k400_seed1",
+        "ft_flux_single_k400_seed2",
+    ]
+    assert len(against.measured) == 3 and set(better.measured + against.measured) <= set(spec.inputs()["metrics"])
+    paper = load_config([REPO / "config" / "paper.yaml"])
+    assert not any(side.replicas for claim in ClaimsJob.from_dict(table_spec(paper, "claims")).claims for side in claim.sides)
+    assert not {run for run in paper.selected_runs if "_seed" in run} and "ft_flux_single_k400" in paper.selected_runs
+
+
+def test_a_replica_that_differs_in_more_than_its_seed_is_refused(tmp_path):
+    from flux.config import load_config
+    from flux.jobs import table_spec
+    from tests.paths import REPO
+
+    runs = tmp_path / "runs.yaml"
+    text = (REPO / "config" / "runs.yaml").read_text()
+    runs.write_text(text.replace("data: {role: k400}, seed: 2}", "data: {role: k400}, seed: 2, selector: random}", 1))
+    config = load_config([REPO / "config" / "config.yaml"], {"runs_file": str(runs)})
+    with pytest.raises(ConfigError, match=r"claims\.fluxvit_modules: ft_flux_single_k400_seed2 is no seed replica .*selector"):
+        table_spec(config, "claims")
