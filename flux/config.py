@@ -94,6 +94,7 @@ class Config:
     runs: Mapping[str, ResolvedRun]
     run_seeds: Mapping[str, int]  # runs.<id>.seed: an offset to `seed` (seed replicas)
     selected_runs: tuple[str, ...]
+    same_runs: Mapping[str, str]  # `training.same_runs`: a run -> the run that is the same job at this scale
     unit_scale: UnitScale
     training: TrainingSettings
     teacher: TeacherSettings
@@ -163,6 +164,12 @@ class Config:
 
     def figure_path(self, name: str) -> Path:
         return self.results_dir / "figures" / f"{name}.png"
+
+    def measured_as(self, run: str) -> str | None:
+        """The run whose files hold `run`'s results in this configuration: itself where it is trained, the run it is
+        the same job as (`training.same_runs`), or None where it is not trained."""
+        run = self.same_runs.get(run, run)
+        return run if run in self.selected_runs else None
 
     def metrics_path(self, run: str, protocol: str) -> Path:
         return self.results_dir / "metrics" / run / f"{protocol}.json"
@@ -425,6 +432,7 @@ def build_config(document: Mapping) -> Config:
         runs=runs,
         run_seeds={run: int(entry.get("seed", 0)) for run, entry in runs_document["runs"].items()},
         selected_runs=tuple(closure),
+        same_runs=same_runs,
         unit_scale=scale,
         training=TrainingSettings(
             **{key: value for key, value in training_raw.items() if key not in ("runs", "stages", "same_runs")}
@@ -452,7 +460,7 @@ def build_config(document: Mapping) -> Config:
 
 def _merge_same_runs(runs: dict[str, Any], same_runs: Mapping[str, str], entries: Mapping[str, Any]) -> dict[str, Any]:
     """`training.same_runs`: each run that resolves to exactly another (but for its id, seed included) is dropped in
-    favour of it; its children read the other's checkpoint."""
+    favour of it; its children read the other's checkpoint (and readers of its results the other's: Config.measured_as)."""
     for run, other in same_runs.items():
         unknown = [name for name in (run, other) if name not in runs]
         if unknown:

@@ -249,7 +249,7 @@ def table_evaluations(config: Config, table: str) -> list[tuple[str, str]]:
     layout = config.table_document["tables"].get(table)
     if layout is None:
         return []
-    return [(run, layout["protocol"]) for run in table_runs(table, layout) if run in config.selected_runs]
+    return [(run, layout["protocol"]) for run in table_runs(table, layout) if config.measured_as(run)]
 
 
 def table_spec(config: Config, table: str) -> dict[str, Any]:
@@ -353,11 +353,12 @@ def _claim_side(config: Config, entry: Mapping[str, Any], side: Mapping[str, Any
 def _claim_source(config: Config, entry: Mapping[str, Any], run: str) -> str | None:
     """A claim side's file: the run's metrics under the claim's protocol, or its training log (`log` claims); None
     where this configuration does not train the run."""
-    if run not in config.selected_runs:
+    measured = config.measured_as(run)
+    if measured is None:
         return None
     if "log" in entry:
-        return str(config.run_dir(run) / "metrics.jsonl")
-    return str(config.metrics_path(run, entry["protocol"]))
+        return str(config.run_dir(measured) / "metrics.jsonl")
+    return str(config.metrics_path(measured, entry["protocol"]))
 
 
 def _paper_cells(document: Mapping[str, Any], entry: Mapping[str, Any], side: str) -> list[list[Any]]:
@@ -386,12 +387,12 @@ def cells_table_spec(config: Config, table: str) -> dict[str, Any]:
         "kind": "cells",
         "scale": config.scale,
         "layout": layout,
-        "metrics": {run: str(config.metrics_path(run, name)) for run, name in evaluations},
+        "metrics": {run: str(config.metrics_path(config.measured_as(run), name)) for run, name in evaluations},
         "keys": {
             run: sorted(expand_protocol(name, protocol, trained_heads(config.runs, run), config.unit_scale).keys)
             for run, name in evaluations
         },
-        "untrained": [run for run in table_runs(table, layout) if run not in config.selected_runs],
+        "untrained": [run for run in table_runs(table, layout) if not config.measured_as(run)],
         "run_facts": {run: {"pretraining_data": pretraining_data(config, run)} for run, _ in evaluations},
         "paper_numbers": str(config.paper_numbers_path),
         "config_digest": _table_digest(config),
@@ -533,7 +534,8 @@ def figure_fields(config: Config, name: str) -> dict[str, Any]:
     if "panels" in figure:
 
         def metrics(runs: Mapping[str, str], protocol: str) -> dict[str, str]:
-            return {label: str(config.metrics_path(run, protocol)) for label, run in runs.items() if run in config.selected_runs}
+            measured = {label: config.measured_as(run) for label, run in runs.items()}
+            return {label: str(config.metrics_path(run, protocol)) for label, run in measured.items() if run}
 
         spec["panels"] = []
         for panel in figure["panels"]:
@@ -546,10 +548,11 @@ def figure_fields(config: Config, name: str) -> dict[str, Any]:
             spec["panels"].append(drawn)
     else:
         spec["groups"] = figure.get("groups", [])
+        measured = {label: config.measured_as(run) for label, run in figure["runs"].items()}
         spec["runs"] = {
             label: {"log": str(config.run_dir(run) / "metrics.jsonl"), "summary": str(config.run_dir(run) / "final.json")}
-            for label, run in figure["runs"].items()
-            if run in config.selected_runs
+            for label, run in measured.items()
+            if run
         }
     spec["config_digest"] = _table_digest(config)
     spec["out"] = str(config.figure_path(name))

@@ -239,3 +239,24 @@ def test_a_key_written_twice_is_an_error_naming_file_and_line(tmp_path):
 )
 def test_a_unit_scale_that_collapses_the_inputs_is_refused(tmp_path, scale, message):
     assert re.search(message, bad(tmp_path, {"unit_scale": scale}))
+
+
+def test_results_of_a_run_that_is_another_job_here_are_read_from_that_run():
+    """Main Figure 5's AnyRes tuning is FixRes tuning at tiny scale (196-252 px all round to 56 px): the default trains
+    f5_anyres_anyres_k400 once and every reader takes f5_anyres_fixres_k400's results from it; paper scale trains both."""
+    from flux.jobs import figure_fields
+
+    tiny = load_config([REPO / "config" / "config.yaml"])
+    assert "f5_anyres_fixres_k400" not in tiny.selected_runs
+    assert tiny.measured_as("f5_anyres_fixres_k400") == "f5_anyres_anyres_k400" == tiny.measured_as("f5_anyres_anyres_k400")
+    (panel,) = figure_fields(tiny, "main_figure5")["panels"]
+    fixres_tuned, anyres_tuned = (
+        panel["metrics"]["AnyRes distilled, FixRes tuned"],
+        panel["metrics"]["AnyRes distilled, AnyRes tuned"],
+    )
+    assert fixres_tuned == anyres_tuned == "results/metrics/f5_anyres_anyres_k400/frames_at_2048.json"
+    # a run whose stand-in this configuration does not train is not measured
+    narrowed = load_config([REPO / "config" / "config.yaml"], {"training": {"runs": ["k400_s"]}})
+    assert narrowed.measured_as("f5_anyres_fixres_k400") is None and narrowed.measured_as("k400_s") == "k400_s"
+    paper = load_config([REPO / "config" / "paper.yaml"])
+    assert paper.measured_as("f5_anyres_fixres_k400") == "f5_anyres_fixres_k400"
