@@ -52,6 +52,7 @@ class TrainingSettings:
     checkpoint_every: int = 50
     log_every: int = 10
     precision: str = "auto"
+    validation_videos: int | None = None  # the end-of-run check's seeded subset (None: the whole split)
 
 
 @dataclass(frozen=True)

@@ -688,6 +688,7 @@ def _train_settings(config: Config, run_id: str) -> TrainSpec:
         zero_stage=config.training.zero_stage,
         reference_input=[scale.frame(8), scale.pixels(224)],
         val_manifest=manifests[run.datasets[0]] if run.stage == "finetune" else None,
+        validation_videos=config.training.validation_videos if run.stage == "finetune" else None,
         head_map=str(config.head_map_path(run.head_map)) if run.head_map else None,
         head_map_key=run.datasets[0] if run.head_map else None,
         clip_cache=str(config.clip_cache_dir) if config.clip_cache and run.stage == "finetune" else None,

@@ -260,3 +260,11 @@ def test_results_of_a_run_that_is_another_job_here_are_read_from_that_run():
     assert narrowed.measured_as("f5_anyres_fixres_k400") is None and narrowed.measured_as("k400_s") == "k400_s"
     paper = load_config([REPO / "config" / "paper.yaml"])
     assert paper.measured_as("f5_anyres_fixres_k400") == "f5_anyres_fixres_k400"
+
+
+def test_the_end_of_run_check_scores_a_subset_only_in_the_embedded_default():
+    from flux.jobs import train_spec
+
+    tiny, paper = load_config([REPO / "config" / "config.yaml"]), load_config([REPO / "config" / "paper.yaml"])
+    assert train_spec(tiny, "k400_s")["validation_videos"] == 64 and "validation_videos" not in train_spec(tiny, "umt_s")
+    assert "validation_videos" not in train_spec(paper, "k400_s")  # paper scale: the whole validation split

@@ -45,6 +45,7 @@ class TrainSpec(JobSpec):
     clip_cache: str | None = field(default=None, metadata={EXECUTION: True, WHEN_SET: True})  # the end-of-run check's views
     lineage: str | None = field(default=None, metadata={WHEN_SET: True})  # flux.jobs.run_lineage: the provenance digest
     val_manifest: str | None = field(default=None, metadata={WHEN_SET: True})  # fine-tuning: the end-of-run check's data
+    validation_videos: int | None = field(default=None, metadata={WHEN_SET: True})  # ... on a seeded subset of its videos
     head_map: str | None = field(default=None, metadata={WHEN_SET: True})  # a K710 parent's classifier, cut to K400
     head_map_key: str | None = field(default=None, metadata={WHEN_SET: True})
     llm: str | None = field(default=None, metadata={WHEN_SET: True})  # the chat stage: its frozen LLM (`chat.llm` or the tiny LM)

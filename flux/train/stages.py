@@ -276,7 +276,8 @@ def validation_accuracy(model: FluxViT, run: ResolvedRun, spec: TrainSpec, devic
     """Top-1 on the validation split, one centre clip and crop, at the run's reference input (the paper's
     8 x 224^2 in this configuration's units, cut to its budget): a check that training learned, not the
     paper's protocol (that is the evaluation rules' job). Scored by flux.eval's Evaluator, as every evaluation
-    is (undecodable videos count as wrong). Runs whose spec names a validation manifest only."""
+    is (undecodable videos count as wrong), on a seeded subset where `training.validation_videos` says so. Runs whose
+    spec names a validation manifest only."""
     from flux.eval.runner import Evaluator, Variant
     from flux.eval.spec import RoleSpec, Scoring
 
@@ -290,7 +291,7 @@ def validation_accuracy(model: FluxViT, run: ResolvedRun, spec: TrainSpec, devic
     role = RoleSpec("validation", dataset, spec.val_manifest, list(VALIDATION_SPLITS), spec.frame_sampling.get(dataset, "tsn"))
     reference = 1 if run.method == "multi" else 0  # Flux-Multi: the 2048-token head
     variant = Variant(run.budgets[reference] if run.budgets else None, run.heads[reference])
-    scoring = Scoring("classification", (1, 1), spec.data_dir, clip_cache=spec.clip_cache)
+    scoring = Scoring("classification", (1, 1), spec.data_dir, clip_cache=spec.clip_cache, max_videos=spec.validation_videos)
     evaluator = Evaluator(scoring, role, model.eval(), device, text=None)
     measured = evaluator.measure(frames, resolution, [variant])[variant]
     return {

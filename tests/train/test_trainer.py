@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -191,6 +192,10 @@ def test_validation_accuracy_is_the_hand_counted_one(k400, tmp_path):
         expected = int(((val["label_id"] == favoured) & val["decodable"]).sum()) / len(val)
         assert (result["top1"], result["videos"], result["head"], result["budget"]) == (expected, len(val), 1, 12)
         assert expected > 0  # the fixture has val videos of the class: the check is not vacuous
+        # `training.validation_videos`: the seeded subset evaluation's max_videos draws (seed 0, in manifest order)
+        subset = val.iloc[np.sort(np.random.default_rng(0).permutation(len(val))[:3])]
+        result = validation_accuracy(model, run, TrainSpec.from_dict({**job, "validation_videos": 3}), torch.device("cpu"))
+        assert (result["top1"], result["videos"]) == (int(((subset["label_id"] == favoured) & subset["decodable"]).sum()) / 3, 3)
 
 
 def test_a_trained_checkpoint_is_what_evaluation_loads(k400, tmp_path):
