@@ -48,6 +48,7 @@ def configure(tmp_path, name="official_tiny", file=CHECKPOINT, classes=CLASSES, 
     overrides = {
         "paths": {"data": str(tmp_path / "data"), "results": str(tmp_path / "results"), "logs": str(tmp_path / "logs")},
         "unit_scale": {"frames": 1.0, "resolution": 1.0},
+        "training": {"same_runs": None},  # the default's same jobs are the same only at its own unit scale
         "checkpoints": {"entries": {name: entry(**changes)}, "evaluate": [name], "files": {name: str(file)} if file else {}},
     }
     config = load_config([REPO / "config" / "config.yaml"], overrides)
