@@ -133,11 +133,7 @@ class Config:
         """What tells `replica` from `run` besides its seed (resolved fields; a parent counts as the same where it is
         the run's parent or a seed replica of it); empty when it is a seed replica of the run."""
         first, second = self.runs[run], self.runs[replica]
-        differ = [
-            f.name
-            for f in dataclasses.fields(first)
-            if f.name not in ("id", "parent") and getattr(first, f.name) != getattr(second, f.name)
-        ]
+        differ = _differing_fields(first, second, ignore=("id", "parent"))
         if first.parent != second.parent and (
             first.parent is None or second.parent is None or self.seed_replica_differences(first.parent, second.parent)
         ):
@@ -459,6 +455,13 @@ def build_config(document: Mapping) -> Config:
     return config
 
 
+def _differing_fields(first: ResolvedRun, second: ResolvedRun, ignore: Sequence[str]) -> list[str]:
+    """The resolved fields in which two runs differ, but for `ignore`."""
+    return [
+        f.name for f in dataclasses.fields(first) if f.name not in ignore and getattr(first, f.name) != getattr(second, f.name)
+    ]
+
+
 def _merge_same_runs(runs: dict[str, Any], same_runs: Mapping[str, str], entries: Mapping[str, Any]) -> dict[str, Any]:
     """`training.same_runs`: each run that resolves to exactly another (but for its id, seed included) is dropped in
     favour of it; its children read the other's checkpoint (and readers of its results the other's: Config.measured_as)."""
@@ -466,11 +469,7 @@ def _merge_same_runs(runs: dict[str, Any], same_runs: Mapping[str, str], entries
         unknown = [name for name in (run, other) if name not in runs]
         if unknown:
             raise ConfigError(f"training.same_runs.{run}: unknown run(s) {unknown}")
-        differ = [
-            f.name
-            for f in dataclasses.fields(runs[run])
-            if f.name != "id" and getattr(runs[run], f.name) != getattr(runs[other], f.name)
-        ]
+        differ = _differing_fields(runs[run], runs[other], ignore=("id",))
         if entries[run].get("seed", 0) != entries[other].get("seed", 0):
             differ.append("seed")
         if differ:
