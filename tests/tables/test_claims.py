@@ -204,6 +204,9 @@ def test_the_default_reads_the_claims_seed_replicas_and_paper_scale_does_not_tra
         "ft_flux_single_k400_seed2",
     ]
     assert len(against.measured) == 3 and set(better.measured + against.measured) <= set(spec.inputs()["metrics"])
+    better, against = replicated["multi_lengths_low_budgets"].sides
+    assert [Path(path).parent.name for path in better.measured][1:] == ["ft_flux_multi_k400_seed1", "ft_flux_multi_k400_seed2"]
+    assert [Path(path).name for path in against.measured] == ["budget_sweep.json"] * 3
     paper = load_config([REPO / "config" / "paper.yaml"])
     assert not any(side.replicas for claim in ClaimsJob.from_dict(table_spec(paper, "claims")).claims for side in claim.sides)
     assert not {run for run in paper.selected_runs if "_seed" in run} and "ft_flux_single_k400" in paper.selected_runs
@@ -218,5 +221,5 @@ def test_a_replica_that_differs_in_more_than_its_seed_is_refused(tmp_path):
     text = (REPO / "config" / "runs.yaml").read_text()
     runs.write_text(text.replace("data: {role: k400}, seed: 2}", "data: {role: k400}, seed: 2, selector: random}", 1))
     config = load_config([REPO / "config" / "config.yaml"], {"runs_file": str(runs)})
-    with pytest.raises(ConfigError, match=r"claims\.fluxvit_modules: ft_flux_single_k400_seed2 is no seed replica .*selector"):
+    with pytest.raises(ConfigError, match=r"claims\.(multi_lengths_low_budgets|fluxvit_modules): ft_flux_single_k400_seed2 is no seed replica .*selector"):
         table_spec(config, "claims")
