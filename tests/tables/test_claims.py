@@ -221,5 +221,6 @@ def test_a_replica_that_differs_in_more_than_its_seed_is_refused(tmp_path):
     text = (REPO / "config" / "runs.yaml").read_text()
     runs.write_text(text.replace("data: {role: k400}, seed: 2}", "data: {role: k400}, seed: 2, selector: random}", 1))
     config = load_config([REPO / "config" / "config.yaml"], {"runs_file": str(runs)})
-    with pytest.raises(ConfigError, match=r"claims\.(multi_lengths_low_budgets|fluxvit_modules): ft_flux_single_k400_seed2 is no seed replica .*selector"):
+    refused = r"claims\.(multi_lengths_low_budgets|fluxvit_modules): ft_flux_single_k400_seed2 is no seed replica .*selector"
+    with pytest.raises(ConfigError, match=refused):
         table_spec(config, "claims")
