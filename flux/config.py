@@ -320,7 +320,7 @@ def build_config(document: Mapping) -> Config:
         scale=scale,
         stage_overrides=training_raw["stages"] or {},
     )
-    same_runs = dict(training_raw["same_runs"] or {})
+    same_runs = {run: other for run, other in (training_raw["same_runs"] or {}).items() if other is not None}
     runs = _merge_same_runs(runs, same_runs, runs_document["runs"])
     selected = tuple(run for run in (training_raw["runs"] or runs) if run not in same_runs)
     unknown_runs = [run for run in selected if run not in runs]

@@ -3,7 +3,7 @@
 A run merges its recipe chain and its own keys, binds dataset roles and model aliases through the config,
 rescales frames, pixels and tokens by the config's `unit_scale` (tokens = frames x (pixels / patch)^2), and
 takes the config's replacements of epochs, batch size, lr and augmentation (`training.stages`, keyed by
-stage and, more specific, by recipe). Every problem is
+stage, more specific by recipe, most specific by run). Every problem is
 a ConfigError naming `runs.<id>.<key>`, raised when the config is loaded, so `snakemake -n` reports it.
 """
 
@@ -183,7 +183,7 @@ def resolve_run(
     if alias not in models:
         raise ConfigError(f"runs.{run_id}.model: size alias '{alias}' is not in the config's `models` ({', '.join(models)})")
     overrides: dict[str, Any] = {}
-    for key in (stage, *recipe_chain(entry, recipes)):  # the stage's, then each recipe's, more specific last
+    for key in (stage, *recipe_chain(entry, recipes), run_id):  # the stage's, each recipe's, then the run's own
         overrides = merge(overrides, stage_overrides.get(key, {}))
     optim_raw = merge(raw.get("optim", {}), {key: overrides[key] for key in STAGE_OPTIM_OVERRIDES if key in overrides})
     missing = [key for key in ("lr", "weight_decay", "epochs", "batch_size") if key not in optim_raw]
@@ -317,11 +317,11 @@ def _datasets(
 
 def resolve_runs(document: Mapping, **context: Any) -> dict[str, ResolvedRun]:
     recipes, runs = document["recipes"], document["runs"]
-    unknown = [key for key in context.get("stage_overrides", {}) if key not in STAGES and key not in recipes]
+    unknown = [key for key in context.get("stage_overrides", {}) if key not in STAGES and key not in recipes and key not in runs]
     if unknown:
         raise ConfigError(
             f"training.stages: {unknown} are neither stages ({', '.join(STAGES)}) "
-            f"nor recipes of the runs file ({', '.join(recipes)})"
+            f"nor recipes ({', '.join(recipes)}) nor runs of the runs file"
         )
     resolved = {run_id: resolve_run(run_id, entry, recipes, **context) for run_id, entry in runs.items()}
     for run in resolved.values():

@@ -52,12 +52,14 @@ def test_paper_and_tiny_resolutions_of_one_run():
 
 
 def test_config_replacements_by_stage_then_recipe(tmp_path):
-    """training.stages: a stage's values, then (more specific) a recipe's, over config/runs.yaml."""
+    """training.stages: a stage's values, then (more specific) a recipe's, then (most specific) a run's, over
+    config/runs.yaml."""
     stages = {
         "finetune": {"epochs": 6, "batch_size": 8, "augment": {"scale": [0.5, 1.0], "rand_augment": None, "mixup": 0.0}},
         "ablation_finetune": {"epochs": 3},
         "umt": {"epochs": 2},
         "umt_ablation": {"epochs": 1.5},
+        "pt_vit_tube": {"epochs": 4, "warmup_epochs": 0.5},
     }
     replacements = tmp_path / "stages.yaml"
     replacements.write_text(yaml.safe_dump({"training": {"stages": stages}}))
@@ -68,6 +70,8 @@ def test_config_replacements_by_stage_then_recipe(tmp_path):
         assert run.augment["mixup"] == 0.0 and run.augment["rand_augment"] is None and run.augment["scale"] == [0.5, 1.0]
         assert run.augment["crop"] == "random_resized"
     assert runs["umt_s"].optim.epochs == 2 and runs["pt_vit_random"].optim.epochs == 1.5
+    assert (runs["pt_vit_tube"].optim.epochs, runs["pt_vit_tube"].optim.warmup_epochs) == (4, 0.5)
+    assert runs["pt_vit_tube"].batch_size == runs["pt_vit_random"].batch_size  # the rest as its recipe's
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"training": {"stages": {"finetuning": {"epochs": 1}}}}))
     with pytest.raises(ConfigError, match=r"training.stages: \['finetuning'\] are neither stages"):
