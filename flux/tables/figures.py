@@ -67,6 +67,7 @@ def _total_grad_norm(axes, spec: FigureJob) -> None:
         axes.plot([r["step"] for r in records], [r["grad_norm"]["total"] for r in records], marker="o", label=label)
     axes.set_xlabel("step")
     axes.set_ylabel("overall gradient L2 norm")
+    axes.set_yscale("log")  # the first steps' norms are a hundred times the later ones, where the runs differ
 
 
 def _results(path: str, panel: dict[str, Any]) -> dict[str, Any]:

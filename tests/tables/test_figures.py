@@ -31,6 +31,7 @@ def drawn(monkeypatch):
 
     def savefig(figure, *args, **kwargs):
         for axes in figure.axes:
+            seen["yscale"] = axes.get_yscale()
             for line in axes.get_lines():
                 seen[line.get_label()] = [list(line.get_xdata()), list(line.get_ydata())]
             for band in axes.collections:
@@ -94,6 +95,20 @@ def test_gflops_figure_draws_baselines_without_token_optimization(tmp_path, draw
                  "config_digest": "0" * 64, "out": str(tmp_path / "teaser.png")})  # fmt: skip
     assert drawn["FluxViT"] == [[2.0, 1.0], [50.0, 40.0]] and drawn["FluxViT+ (TO)"] == [[2.0, 1.0], [56.0, 47.0]]
     assert drawn["InternVideo2"] == [[2.0, 1.0], [48.0, 30.0]] and "InternVideo2+ (TO)" not in drawn
+
+
+def test_total_grad_norm_figure_draws_each_runs_logged_steps_on_a_log_scale(tmp_path, drawn):
+    runs = {}
+    for label, norms in (("FluxViT", [100.0, 2.0, 0.5]), ("ViT", [90.0, 3.0, 0.7])):
+        log = tmp_path / f"{label}.jsonl"
+        log.write_text(
+            "".join(json.dumps({"step": step, "grad_norm": {"total": norm}}) + "\n" for step, norm in enumerate(norms, 1))
+        )
+        runs[label] = {"log": str(log), "summary": str(tmp_path / f"{label}.json")}
+    figures.run({"figure": "supp_figure4", "kind": "total_grad_norm", "caption": "c", "scale": "tiny", "runs": runs,
+                 "config_digest": "0" * 64, "out": str(tmp_path / "supp_figure4.png")})  # fmt: skip
+    assert drawn["FluxViT"] == [[1, 2, 3], [100.0, 2.0, 0.5]] and drawn["ViT"] == [[1, 2, 3], [90.0, 3.0, 0.7]]
+    assert drawn["yscale"] == "log"
 
 
 PROTOCOLS = {"p": {}}
