@@ -224,3 +224,26 @@ def test_a_replica_that_differs_in_more_than_its_seed_is_refused(tmp_path):
     refused = r"claims\.(multi_lengths_low_budgets|fluxvit_modules): ft_flux_single_k400_seed2 is no seed replica .*selector"
     with pytest.raises(ConfigError, match=refused):
         table_spec(config, "claims")
+
+
+def test_the_grad_norm_figure_and_claim_read_longer_pre_trainings_here_and_the_ablation_ones_at_paper_scale():
+    from flux.config import load_config
+    from flux.jobs import figure_spec, table_spec
+    from tests.paths import REPO
+
+    def read(config):
+        logs = {Path(files["log"]).parent.name for files in figure_spec(config, "supp_figure4")["runs"].values()}
+        (claim,) = [claim for claim in ClaimsJob.from_dict(table_spec(config, "claims")).claims if claim.log]
+        assert {Path(side.measured[0]).parent.name for side in claim.sides} == logs
+        return logs
+
+    default = load_config([REPO / "config" / "config.yaml"])
+    assert read(default) == {"gradnorm_flux_single", "gradnorm_vit_group4"}
+    gradnorm, ablation = default.runs["gradnorm_flux_single"], default.runs["pt_flux_single"]
+    assert (gradnorm.optim.epochs, ablation.optim.epochs) == (6, 1)  # 30 logged steps here, the ablation's 5
+    for paper in (
+        load_config([REPO / "config" / "paper.yaml"]),
+        load_config([REPO / "config" / n for n in ("config.yaml", "paper.yaml")]),
+    ):
+        assert read(paper) == {"pt_flux_single", "pt_vit_group4"}
+        assert "gradnorm_flux_single" not in paper.selected_runs and "umt_l" in paper.selected_runs
