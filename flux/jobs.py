@@ -418,8 +418,8 @@ def pretraining_data(config: Config, run_id: str) -> str:
 
 
 def recipe_table_spec(config: Config) -> dict[str, Any]:
-    """Every run of the configuration with the facts its recipe row needs (teacher depth, flips), except an
-    imported teacher, which is not trained."""
+    """Every run the configuration trains with the facts its recipe row needs (teacher depth, flips); the other runs
+    of the runs file (an imported teacher, another run's job, runs not selected) are named as not trained here."""
     from flux.models.sizes import SIZES
     from flux.train.runs import run_to_dict
 
@@ -427,9 +427,15 @@ def recipe_table_spec(config: Config) -> dict[str, Any]:
     teacher_depth = SIZES[config.runs["teacher"].model].depth if "teacher" in config.runs else None
     unflipped = sorted({role for role, dataset in config.roles.items() if not config.datasets[dataset].allow_flip})
     flip = "yes" + (f", except {', '.join(unflipped)}" if unflipped else "")  # the registry's rule, for every run
+    excluded = [f"{run} (imported from teacher.weights)" for run in imported]
+    excluded += [f"{run} ({other}'s job: training.same_runs)" for run, other in config.same_runs.items()]
+    unselected = [run for run in config.runs if run not in config.selected_runs and run not in config.same_runs]
+    if unselected:  # named where few (the claims' seed replicas at paper scale), else counted (a small selection)
+        named = ", ".join(unselected) if len(unselected) <= 8 else f"{len(unselected)} other runs of the runs file"
+        excluded.append(f"{named} (not selected: training.runs, evaluation.claim_replicas)")
     runs = {}
     for run_id, run in config.runs.items():
-        if run_id in imported:
+        if run_id in imported or run_id not in config.selected_runs:
             continue
         facts = {"teacher_depth": teacher_depth if run.stage == "umt" else None, "flip": flip}
         runs[run_id] = {**run_to_dict(run), "facts": facts}
@@ -438,9 +444,9 @@ def recipe_table_spec(config: Config) -> dict[str, Any]:
         "kind": "recipe",
         "scale": config.scale,
         "runs": runs,
-        "chains": {run_id: list(config.runs[run_id].recipes) for run_id in runs},
+        "chains": {run_id: list(run.recipes) for run_id, run in config.runs.items()},
         "reference": str(config.recipe_reference_path),
-        "excluded": [f"{run} (imported from teacher.weights)" for run in imported],
+        "excluded": excluded,
         "config_digest": _table_digest(config),
         "out": str(config.results_dir / "tables" / "recipe.tex"),
     }

@@ -66,7 +66,7 @@ class RecipeJob(JobSpec):
     kind: str
     scale: str
     runs: dict[str, dict[str, Any]]  # run -> flux.train.runs.run_to_dict, plus its `facts`
-    chains: dict[str, list[str]]  # run -> the recipes it expands, outermost first
+    chains: dict[str, list[str]]  # every run of the runs file (trained here or not) -> its recipes, outermost first
     reference: str  # config/recipe_reference.yaml
     excluded: list[str]
     config_digest: str

@@ -132,9 +132,9 @@ def reference_of(run_id: str, chain: list[str], document: Mapping[str, Any]) -> 
 def rows(job: RecipeJob) -> list[dict[str, Any]]:
     """One row per (run, parameter): the three values, whether ours differs, and why."""
     document = read_yaml_file(Path(job.reference))
-    unknown = sorted(set(document.get("runs", {})) - set(job.runs))
+    unknown = sorted(set(document.get("runs", {})) - set(job.chains))
     if unknown:
-        raise ConfigError(f"{job.reference}: runs {unknown} are not runs of this configuration")
+        raise ConfigError(f"{job.reference}: runs {unknown} are not runs of the runs file")
     compared = job.scale == "paper"  # below paper scale ours are scaled or replaced: shown, not compared
     out, problems = [], []
     for run_id, run in job.runs.items():

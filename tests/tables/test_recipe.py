@@ -87,6 +87,26 @@ def test_a_difference_without_reason_or_a_stale_reason_is_an_error(tmp_path):
         recipe_rows({**spec, "reference": write_reference(tmp_path, stale)})
 
 
+def test_only_the_runs_a_configuration_trains_have_rows_and_the_others_are_named(tmp_path):
+    paper = recipe_table_spec(load_config(PAPER))
+    trained = {row["run"] for row in recipe_rows(paper)}
+    assert {"pt_flux_single", "ft_flux_single_k400", "umt_l"} <= trained
+    assert not trained & {"gradnorm_flux_single", "ft_flux_single_k400_seed1", "teacher"}
+    assert paper["excluded"][1:3] == [
+        "gradnorm_flux_single (pt_flux_single's job: training.same_runs)",
+        "gradnorm_vit_group4 (pt_vit_group4's job: training.same_runs)",
+    ]
+    assert paper["excluded"][3].startswith("ft_flux_single_k400_seed1, ft_flux_single_k400_seed2, ")
+    default = recipe_table_spec(load_config([REPO / "config" / "config.yaml"]))
+    assert "umt_l" not in default["runs"] and "umt_l (umt_b's job: training.same_runs)" in default["excluded"]
+
+    def misspelt(document):  # a reference entry may name a run this configuration does not train, not an unknown one
+        document["runs"]["ft_flux_single_k400_seeed1"] = {"epochs": {"ours": 1, "reason": "r"}}
+
+    with pytest.raises(ConfigError, match=r"runs \['ft_flux_single_k400_seeed1'\] are not runs of the runs file"):
+        recipe_rows({**paper, "reference": write_reference(tmp_path, misspelt)})
+
+
 def test_below_paper_scale_ours_are_shown_not_compared():
     table = recipe_rows(recipe_table_spec(load_config([REPO / "config" / "config.yaml"])))
     assert not any(row["differs_from"] or row["reason"] for row in table)
