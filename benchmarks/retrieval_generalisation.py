@@ -25,15 +25,11 @@ from pathlib import Path
 from flux.config import load_config
 from flux.eval import runner
 from flux.jobs import job_spec
+from flux.train.inheritance import trained_heads
 
 RUNS = ["teacher", "clip1_s", "clip2_s"]
 DATASETS = ["synth_webvid10m:train", "synth_webvid2m:train", "synth_msrvtt:test"]
 REFERENCE = "clip2_s/retrieval"  # the built evaluation whose spec (input, head, seed) every measurement reuses
-
-
-def trained_head(checkpoint: Path) -> int:
-    payload = runner.load_model(checkpoint)[1]
-    return payload["metadata"]["trained_heads"][0]["head"]
 
 
 def main() -> None:
@@ -53,7 +49,7 @@ def main() -> None:
         roles.append(
             {
                 "dataset": dataset,
-                "frame_sampling": "tsn",
+                "frame_sampling": config.datasets[dataset].frame_sampling,
                 "manifest": str(config.manifest_path(dataset)),
                 "role": dataset,
                 "splits": [split],
@@ -65,10 +61,10 @@ def main() -> None:
         for run in arguments.runs:
             checkpoint = config.checkpoint_path(run)
             out = Path(scratch) / f"{run}.json"
-            head = trained_head(checkpoint)
+            head = min(trained_heads(config.runs, run))  # the checkpoint's first trained head, from the config
             runner.run(
                 {
-                    **{key: value for key, value in reference.items() if key not in ("clip_cache", "lineage")},
+                    **{key: value for key, value in reference.items() if key != "clip_cache"},
                     "run": run,
                     "eval": f"{run}/retrieval_generalisation",
                     "lineage": "benchmark",
