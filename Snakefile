@@ -22,6 +22,8 @@ include: "workflow/rules/common.smk"
 
 onstart:
     check_slurm_settings()
+    if drop_default_job_rate_limit(workflow.scheduler):
+        logger.info(f"flux: {JOB_RATE_LIMIT_DROPPED}")
 
 
 include: "workflow/rules/data.smk"

@@ -22,6 +22,8 @@ from flux.errors import ConfigError
 
 LAUNCHERS = ("python", "torchrun", "srun_torchrun")
 RENDEZVOUS_PORT = 29500
+SNAKEMAKE_DEFAULT_JOB_RATE = (100, 1)  # --max-jobs-per-timespan 100/1s: (jobs, seconds)
+JOB_RATE_LIMIT_DROPPED = "Snakemake's default job rate limit (100/1s) is off (flux.cluster.drop_default_job_rate_limit)"
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,19 @@ def check_site_settings(default_resources: Mapping[str, object], no_account: boo
             "or pass --slurm-no-account on a cluster without accounting"
         )
     return problems
+
+
+def drop_default_job_rate_limit(scheduler: object) -> bool:
+    """Run Snakemake's scheduler without its default job rate limit (100 submissions per second); True if dropped.
+
+    With a limit, every scheduling pass arms a one-second timer that triggers one more pass, and every finished
+    job adds one such chain that never ends (snakemake/snakemake#3744, #3804): after the embedded default's 254
+    jobs the scheduler makes about 250 passes a second and takes a third of a core that the jobs need. Locally
+    (2 cores) and under the SLURM profile (`jobs: 64`), 100 submissions a second is never the binding limit. A
+    limit given explicitly (any other value) is kept; a Snakemake without this attribute is left as it is.
+    """
+    limiter = getattr(scheduler, "job_rate_limiter", None)
+    if limiter is None or (limiter.max_jobs, limiter.timespan) != SNAKEMAKE_DEFAULT_JOB_RATE:
+        return False
+    scheduler.job_rate_limiter = None
+    return True

@@ -1,6 +1,6 @@
 """SLURM submission: the exact sbatch arguments snakemake-executor-plugin-slurm builds from our rule resources
 (with the plugin's own submit-string functions, so a plugin upgrade that changes them fails here), the
-launchers, and the site-settings check that runs before any submission."""
+launchers, the site-settings check that runs before any submission, and the scheduler's job rate limit."""
 
 from types import SimpleNamespace
 
@@ -8,11 +8,14 @@ import pytest
 import yaml
 
 # a hard dependency (pyproject.toml): imported, never skipped
+from snakemake.cli import get_argument_parser
+from snakemake.scheduling.job_scheduler import JobRateLimiter
+from snakemake.settings.types import MaxJobsPerTimespan
 from snakemake_executor_plugin_slurm.submit_string import get_submit_command
 from snakemake_executor_plugin_slurm.utils import set_gres_string
 from snakemake_executor_plugin_slurm.validation import validate_slurm_extra
 
-from flux.cluster import check_site_settings, job_resources, launcher_command, site_resources
+from flux.cluster import check_site_settings, drop_default_job_rate_limit, job_resources, launcher_command, site_resources
 from flux.errors import ConfigError
 from tests.paths import REPO
 
@@ -108,3 +111,19 @@ def test_site_settings_come_from_the_environment():
     assert site_resources({"FLUX_SLURM_PARTITION": "gpu", "FLUX_SLURM_ACCOUNT": ""}) == {"slurm_partition": "gpu"}
     profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "profile.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["retries"] >= 1 and profile["slurm-requeue"] is True
+
+
+def test_only_snakemakes_default_job_rate_limit_is_dropped():
+    """Snakemake's own default (its argument parser's, so that a new default fails here) is dropped; a limit given
+    explicitly, no limit, or a scheduler without the attribute are left as they are."""
+    default = get_argument_parser().parse_args([]).max_jobs_per_timespan
+    scheduler = SimpleNamespace(job_rate_limiter=JobRateLimiter(default))
+    assert drop_default_job_rate_limit(scheduler) is True
+    assert scheduler.job_rate_limiter is None
+    for explicit in ("10/1s", "100/1m", "1000/1s"):
+        limiter = JobRateLimiter(MaxJobsPerTimespan.parse_choice(explicit))
+        scheduler = SimpleNamespace(job_rate_limiter=limiter)
+        assert drop_default_job_rate_limit(scheduler) is False
+        assert scheduler.job_rate_limiter is limiter
+    assert drop_default_job_rate_limit(SimpleNamespace(job_rate_limiter=None)) is False
+    assert drop_default_job_rate_limit(object()) is False

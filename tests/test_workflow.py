@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
+from flux.cluster import JOB_RATE_LIMIT_DROPPED
 from tests.paths import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -124,6 +125,8 @@ def test_micro_run_end_to_end(micro_run):
         assert report["undecodable"] == 0 and report["items"] > 0
     assert (root / "logs" / "synth" / "synth_k400.log").is_file()
     assert (root / "results" / "benchmarks" / "index" / "synth_k400.tsv").is_file()
+    first_log = min((root / ".snakemake" / "log").glob("*.snakemake.log"))  # named by start time: the fixture's run
+    assert JOB_RATE_LIMIT_DROPPED in first_log.read_text()  # the onstart hook ran in the real scheduler
     print(f"micro run: {seconds:.1f} s")
 
 

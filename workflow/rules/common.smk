@@ -4,10 +4,18 @@ import json
 import re
 import sys
 
+from snakemake.logging import logger
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from flux.config import build_config
-from flux.cluster import check_site_settings, job_resources, launcher_command, site_resources
+from flux.cluster import (
+    JOB_RATE_LIMIT_DROPPED,
+    check_site_settings,
+    drop_default_job_rate_limit,
+    job_resources,
+    launcher_command,
+    site_resources,
+)
 from flux.errors import ConfigError
 from flux.jobs import figure_inputs, job_spec_json
 from flux.tables.job_spec import table_job
