@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,11 +48,10 @@ rule one:
 def run_once(root: Path, drop_limit: bool, cores: int) -> tuple[float, float]:
     """(wall seconds, CPU seconds of snakemake and its children) of one run from nothing."""
     for name in ("out", "bench", ".snakemake"):
-        subprocess.run(["rm", "-rf", str(root / name)], check=True)
+        shutil.rmtree(root / name, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    snakemake = Path(sys.executable).with_name("snakemake")
-    command = [str(snakemake), "--cores", str(cores), "--quiet", "all", "--config", f"drop_limit={drop_limit}"]
+    command = [sys.executable, "-m", "snakemake", "--cores", str(cores), "--quiet", "all", "--config", f"drop_limit={drop_limit}"]
     subprocess.run(command, cwd=root, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

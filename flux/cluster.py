@@ -23,7 +23,9 @@ from flux.errors import ConfigError
 LAUNCHERS = ("python", "torchrun", "srun_torchrun")
 RENDEZVOUS_PORT = 29500
 SNAKEMAKE_DEFAULT_JOB_RATE = (100, 1)  # --max-jobs-per-timespan 100/1s: (jobs, seconds)
-JOB_RATE_LIMIT_DROPPED = "Snakemake's default job rate limit (100/1s) is off (flux.cluster.drop_default_job_rate_limit)"
+JOB_RATE_LIMIT_DROPPED = "Snakemake's default job rate limit ({}/{}s) is off (flux.cluster.drop_default_job_rate_limit)".format(
+    *SNAKEMAKE_DEFAULT_JOB_RATE
+)
 
 
 @dataclass(frozen=True)
