@@ -24,6 +24,15 @@ onstart:
     check_slurm_settings()
     if drop_default_job_rate_limit(workflow.scheduler):
         logger.info(f"flux: {JOB_RATE_LIMIT_DROPPED}")
+    start_fork_server()
+
+
+onsuccess:
+    stop_fork_server()
+
+
+onerror:
+    stop_fork_server()
 
 
 include: "workflow/rules/data.smk"

@@ -98,6 +98,7 @@ class Config:
     same_runs: Mapping[str, str]  # `training.same_runs`: a run -> the run that is the same job at this scale
     unit_scale: UnitScale
     training: TrainingSettings
+    fork_server: bool  # `fork_server`: local jobs fork from a process that has imported their modules
     teacher: TeacherSettings
     chat: ChatSettings
     resources: Mapping[str, Mapping[str, int]]
@@ -434,6 +435,7 @@ def build_config(document: Mapping) -> Config:
         training=TrainingSettings(
             **{key: value for key, value in training_raw.items() if key not in ("runs", "stages", "same_runs")}
         ),
+        fork_server=bool(document["fork_server"]),
         teacher=teacher,
         chat=ChatSettings(
             llm=Path(document["chat"]["llm"]) if document["chat"]["llm"] else None,

@@ -127,6 +127,12 @@ def test_micro_run_end_to_end(micro_run):
     assert (root / "results" / "benchmarks" / "index" / "synth_k400.tsv").is_file()
     first_log = min((root / ".snakemake" / "log").glob("*.snakemake.log"))  # named by start time: the fixture's run
     assert JOB_RATE_LIMIT_DROPPED in first_log.read_text()  # the onstart hook ran in the real scheduler
+    # every job forked from the fork server (config.yaml's fork_server, a local run), which stopped with the run
+    socket_path = re.search(r"jobs fork from the fork server at (\S+) ", first_log.read_text()).group(1)
+    assert not Path(socket_path).exists()
+    assert "listening on" in (root / "logs" / "fork_server.log").read_text()
+    train_logs = list((root / "logs" / "train").glob("*.log"))
+    assert train_logs and all("flux: job ran in the fork server" in log.read_text() for log in train_logs)
     print(f"micro run: {seconds:.1f} s")
 
 

@@ -1,12 +1,14 @@
 # Shared definitions: the typed configuration, path helpers, resources and job specs.
 import functools
 import json
+import os
 import re
 import sys
 
 from snakemake.logging import logger
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
+from flux import forkserver
 from flux.config import build_config
 from flux.cluster import (
     JOB_RATE_LIMIT_DROPPED,
@@ -229,6 +231,36 @@ FIGURES = list(FLUX.figures)
 
 def figure_path(name):
     return str(FLUX.results_dir / "figures" / f"{name}.png")
+
+
+FORK_SERVERS = []  # the one flux.forkserver of a local run, started by onstart, stopped by onsuccess / onerror
+
+
+def start_fork_server():
+    """Local runs of the configuration that asks for it: jobs fork from a server that has imported their modules
+    (flux.forkserver); `python -m flux` finds it through FLUX_FORK_SERVER, which the jobs inherit."""
+    plugin = workflow.executor_plugin
+    under_conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+    reason = forkserver.refusal(FLUX.fork_server, plugin.name if plugin else None, under_conda, FLUX.training.launcher)
+    if reason:
+        if FLUX.fork_server:
+            logger.info(f"flux: no fork server: {reason}")
+        return
+    log = FLUX.logs_dir / "fork_server.log"
+    try:
+        server = forkserver.start(log)
+    except (OSError, RuntimeError) as error:
+        logger.warning(f"flux: no fork server ({error}); every job starts its own Python")
+        return
+    FORK_SERVERS.append(server)
+    os.environ[forkserver.SOCKET_VARIABLE] = server.socket
+    logger.info(f"flux: jobs fork from the fork server at {server.socket} (flux.forkserver; its log: {log})")
+
+
+def stop_fork_server():
+    while FORK_SERVERS:
+        FORK_SERVERS.pop().stop()
+    os.environ.pop(forkserver.SOCKET_VARIABLE, None)
 
 
 def check_slurm_settings():
