@@ -3,29 +3,34 @@
     python benchmarks/startup.py [--repeats 5]
 
 For every verb of flux.verbs, side by side in one run (interleaved, median of the repeats): `python -m flux
-<verb> --help`, and a minimal job: a fresh interpreter that imports the function the verb runs (what every job
+<verb> --help`; a minimal cold job: a fresh interpreter that imports the function the verb runs (what every job
 of that verb pays before it reads its spec; for `train`, also timm's optimiser and scheduler, which it imports
-before its first step). The baseline is `python -c "import torch"`; the issue's goal is a
-job at most 2 s from its start to its work.
+before its first step, and torch._dynamo, which torch's optimisers import at it); and a minimal forked job:
+`python -m flux <verb> --help` sent to a fork server (flux.forkserver, as the embedded default runs its jobs),
+i.e. the client's start, the fork and the argument parsing. The baseline is `python -c "import torch"`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
+from flux import forkserver
 from flux.verbs import VERBS
 
 # imported inside a verb's function before its first unit of work (lazy imports the module import does not count)
-LAZY = {"train": "import timm.optim, timm.scheduler"}
+LAZY = {"train": "import timm.optim, timm.scheduler, torch._dynamo"}
 
 
-def seconds(command: list[str]) -> float:
+def seconds(command: list[str], environment: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, env=environment)
     return time.perf_counter() - started
 
 
@@ -34,17 +39,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     repeats = parser.parse_args().repeats
     python = sys.executable
-    commands = {"import torch": [python, "-c", "import torch"]}
+    server = forkserver.start(Path(tempfile.mkdtemp()) / "forkserver.log")
+    forked = {**os.environ, forkserver.SOCKET_VARIABLE: server.socket}
+    commands = {"import torch": ([python, "-c", "import torch"], None)}
     for entry in VERBS.values():
         if entry.is_job:
-            commands[f"{entry.name} --help"] = [python, "-m", "flux", entry.name, "--help"]
+            commands[f"{entry.name} --help"] = ([python, "-m", "flux", entry.name, "--help"], None)
         module, _, function = entry.run.partition(":")
         lazy = f"; {LAZY[entry.name]}" if entry.name in LAZY else ""
-        commands[f"{entry.name} job"] = [python, "-c", f"from {module} import {function}{lazy}"]
+        commands[f"{entry.name} job"] = ([python, "-c", f"from {module} import {function}{lazy}"], None)
+        if entry.is_job:
+            commands[f"{entry.name} job, forked"] = ([python, "-m", "flux", entry.name, "--help"], forked)
     times: dict[str, list[float]] = {name: [] for name in commands}
-    for _ in range(repeats):
-        for name, command in commands.items():
-            times[name].append(seconds(command))
+    try:
+        for _ in range(repeats):
+            for name, (command, environment) in commands.items():
+                times[name].append(seconds(command, environment))
+    finally:
+        server.stop()
     torch_s = statistics.median(times["import torch"])
     print(f"{'':24s} {'median s':>9s} {'vs torch':>9s} {'- torch s':>9s}")
     for name, values in times.items():

@@ -269,7 +269,8 @@ def kill_group(pid: int, sig: int) -> None:
 
 def serve(socket_path: Path, parent_pid: int, preload: Sequence[str], entry: str) -> None:
     """Import `preload`, then listen on `socket_path` until the process `parent_pid` ends or SIGTERM. The socket
-    appears only once the server listens (bound under a temporary name, then renamed)."""
+    appears only once the server listens (bound under a temporary name, then renamed); on the way out the server
+    removes it, and its folder if that is then empty (`start` makes one for it)."""
     started = time.monotonic()
     for module in preload:
         importlib.import_module(module)
@@ -294,6 +295,10 @@ def serve(socket_path: Path, parent_pid: int, preload: Sequence[str], entry: str
         server.stop()
         listener.close()
         socket_path.unlink(missing_ok=True)
+        try:
+            socket_path.parent.rmdir()
+        except OSError:
+            pass  # not empty: not the server's own folder
 
 
 # Starting and stopping it (the Snakefile's onstart / onsuccess / onerror).

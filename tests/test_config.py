@@ -46,6 +46,8 @@ def test_paper_binds_real_datasets():
     spec = config.runs["umt_s"].input.spec
     assert spec.tokens(8, 224) == 2048 and (8, 224) in spec.valid_shapes()
     assert sorted(config.datasets_of_kind("derived")) == ["kinetics710"]
+    # jobs of hours start cold; the embedded default's (seconds each) fork from the fork server
+    assert not config.fork_server and load_config([DEFAULT]).fork_server
 
 
 def test_later_files_update_nested_keys_and_keep_their_siblings(tmp_path):
