@@ -11,16 +11,19 @@ as usual when the variable is unset or the server cannot be reached.
 
 A forked job is run as a fresh process would run it: its arguments, working directory, environment and standard
 streams are the client's; it gets its own process group (killed if the client goes away, e.g. when Snakemake
-cancels the job); its exit status is the client's. The server forks before any torch computation, so the job
-starts its own threads, and it seeds its own generators as every flux job does. What differs is what Snakemake's
-`benchmark:` files measure: the client (no CPU, a few MB), not the job; the client writes the job's CPU seconds
-and peak memory as the last line of the job's log instead.
+cancels the job, and if the server dies); its exit status is the client's. The server forks before any torch
+computation, so the job starts its own threads (flux sets torch's from the rule's `threads`), and it seeds its
+own generators as every flux job does. Libraries that read their thread count from the environment when they
+load (OpenBLAS, OpenMP) read it in the server, which runs with the values Snakemake gives a one-thread job.
+What differs is what Snakemake's `benchmark:` files measure: the client (no CPU, a few MB), not the job; the
+client writes the job's CPU seconds and peak memory as the last line of the job's log instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import ctypes
 import importlib
 import json
 import os
@@ -30,6 +33,7 @@ import socket
 import struct
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -45,7 +49,19 @@ LAZY_IMPORTS = ("torch._dynamo", "timm.optim", "timm.scheduler", "decord", "av")
 HEADER = struct.Struct("!I")  # the request's length, before its JSON
 STREAMS = (0, 1, 2)  # stdin, stdout, stderr: passed to the server, which the job writes to
 PARENT_CHECK_SECONDS = 1.0  # how often the server checks that the process that started it is alive
+REQUEST_TIMEOUT_SECONDS = 10.0  # a client sends its request at once; one that stalls must not stall the server
 STARTUP_TIMEOUT_SECONDS = 300.0
+# what Snakemake sets to a job's `threads` (snakemake.shell), read by BLAS and OpenMP when they load: in the server
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+PR_SET_PDEATHSIG = 1  # prctl(2): a signal for this process when its parent dies
+DEFERRED_SIGNALS = {signal.SIGTERM, signal.SIGINT}  # held while the server forks and records a job
 
 
 def refusal(enabled: bool, executor: str | None, conda: bool, launcher: str) -> str | None:
@@ -75,6 +91,10 @@ def preloaded_modules() -> tuple[str, ...]:
 def run_in_server(socket_path: str, argv: Sequence[str]) -> int | None:
     """Run `flux argv[1:]` in the fork server; its exit status, or None when the server cannot be reached (the
     caller then runs the job itself). Standard streams, working directory and environment are this process's."""
+    closed = [fd for fd in STREAMS if not is_open(fd)]  # before the socket, which would take a closed one's number
+    if closed:
+        print(f"flux: standard stream(s) {closed} closed: running the job here, not in the fork server", file=sys.stderr)
+        return None
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         client.connect(socket_path)
@@ -102,6 +122,14 @@ def run_in_server(socket_path: str, argv: Sequence[str]) -> int | None:
     return int(result["exit"])
 
 
+def is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 # The server.
 
 
@@ -118,34 +146,49 @@ def exit_code(status: int) -> int:
 
 
 def receive_request(connection: socket.socket) -> tuple[dict, list[int]]:
+    """The client's request and its three streams; raises OSError or ValueError (having closed what it received)
+    for a request that is cut short, late or malformed."""
+    connection.settimeout(REQUEST_TIMEOUT_SECONDS)
     data, fds, _, _ = socket.recv_fds(connection, 65536, len(STREAMS))
-    while len(data) < HEADER.size:
-        data += connection.recv(65536)
-    (length,) = HEADER.unpack_from(data)
-    while len(data) < HEADER.size + length:
-        chunk = connection.recv(65536)
-        if not chunk:
-            raise ConnectionError("the client closed the connection mid-request")
-        data += chunk
-    return json.loads(data[HEADER.size : HEADER.size + length]), fds
+    try:
+        if len(fds) != len(STREAMS):
+            raise ConnectionError(f"{len(fds)} of the client's {len(STREAMS)} standard streams arrived")
+        while len(data) < HEADER.size or len(data) < HEADER.size + HEADER.unpack_from(data)[0]:
+            chunk = connection.recv(65536)
+            if not chunk:
+                raise ConnectionError("the client closed the connection mid-request")
+            data += chunk
+        request = json.loads(data[HEADER.size : HEADER.size + HEADER.unpack_from(data)[0]])
+    except (OSError, ValueError):
+        for fd in fds:
+            os.close(fd)
+        raise
+    connection.settimeout(None)
+    return request, fds
 
 
-def become_job(request: dict, fds: list[int], entry: Callable[[Sequence[str]], int | None], inherited: list[int]) -> None:
+def become_job(
+    request: dict, fds: list[int], entry: Callable[[Sequence[str]], int | None], inherited: list[int], server: int
+) -> None:
     """In the forked child: take the client's streams, directory and environment, run the entry, exit. Never
     returns. `inherited`: the server's descriptors (listener, clients, children), closed first."""
     code = 1
     try:
         os.setpgid(0, 0)
+        die_with_parent()
+        if os.getppid() != server:  # the server died before the line above
+            os._exit(1)
         for fd in inherited:
             os.close(fd)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, DEFERRED_SIGNALS)
         for target, fd in zip(STREAMS, fds, strict=True):
             os.dup2(fd, target)
             os.close(fd)
-        sys.stdin = open(0, closefd=False)  # noqa: SIM115 (the process's own streams, never closed)
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+        sys.stdin = sys.__stdin__ = open(0, closefd=False)  # noqa: SIM115 (the process's own streams, never closed)
+        sys.stdout = sys.__stdout__ = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -160,9 +203,15 @@ def become_job(request: dict, fds: list[int], entry: Callable[[Sequence[str]], i
             else:
                 print(exit.code, file=sys.stderr)
                 code = 1
+        except KeyboardInterrupt:
+            sys.excepthook(*sys.exc_info())
+            code = 128 + signal.SIGINT
         except BaseException:
             sys.excepthook(*sys.exc_info())
             code = 1
+        # what an interpreter's exit does before it flushes its streams: join the threads the job left running
+        # (and run concurrent.futures' exit hooks), then the atexit functions
+        threading._shutdown()
         atexit._run_exitfuncs()
     except BaseException:
         traceback.print_exc()
@@ -175,8 +224,17 @@ def become_job(request: dict, fds: list[int], entry: Callable[[Sequence[str]], i
         os._exit(code & 0xFF)
 
 
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when the server dies, so that no job runs on without a client to report to."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
 class Server:
-    """One thread: forking from a multi-threaded process could leave a lock held in the child."""
+    """One Python thread, which forks: a lock another thread held at the fork would stay held in the child. The
+    pools the preloaded libraries start (OpenBLAS, jemalloc) re-create themselves after a fork, as they do in
+    DataLoader workers."""
 
     def __init__(self, listener: socket.socket, entry: Callable[[Sequence[str]], int | None], parent_pid: int):
         self.listener = listener
@@ -202,30 +260,37 @@ class Server:
             return
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            connections = [job.connection.fileno() for job in self.jobs.values() if job.connection]
-            inherited = [self.selector.fileno(), self.listener.fileno(), connection.fileno(), *connections, *self.jobs]
-            become_job(request, fds, self.entry, inherited)
-        for fd in fds:
-            os.close(fd)
+        # a SIGTERM between the fork and the job's record would stop the server without stopping the job
+        signal.pthread_sigmask(signal.SIG_BLOCK, DEFERRED_SIGNALS)
+        server = os.getpid()
         try:
-            os.setpgid(pid, pid)  # as the child does: whichever runs first, the group exists before a kill
-        except OSError:
-            pass  # the child has set it already, or has exited (handled when its pidfd turns readable)
-        pidfd = os.pidfd_open(pid)
-        self.jobs[pidfd] = Job(pid, connection)
-        self.selector.register(pidfd, selectors.EVENT_READ, self.finished)
-        self.selector.register(connection, selectors.EVENT_READ, self.client_gone)
+            pid = os.fork()
+            if pid == 0:
+                connections = [job.connection.fileno() for job in self.jobs.values() if job.connection]
+                inherited = [self.selector.fileno(), self.listener.fileno(), connection.fileno(), *connections, *self.jobs]
+                become_job(request, fds, self.entry, inherited, server)
+            for fd in fds:
+                os.close(fd)
+            try:
+                os.setpgid(pid, pid)  # as the child does: whichever runs first, the group exists before a kill
+            except OSError:
+                pass  # the child has set it already, or has exited (handled when its pidfd turns readable)
+            pidfd = os.pidfd_open(pid)
+            self.jobs[pidfd] = Job(pid, connection)
+            self.selector.register(pidfd, selectors.EVENT_READ, self.finished)
+            self.selector.register(connection, selectors.EVENT_READ, self.client_gone)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, DEFERRED_SIGNALS)
 
     def client_gone(self, connection: socket.socket) -> None:
         """The client sends nothing after its request: readable means it closed (was killed): kill its job."""
+        job = next((job for job in self.jobs.values() if job.connection is connection), None)
+        if job is None:
+            return  # the job ended in the same pass, and `finished` has answered and closed the connection
         self.selector.unregister(connection)
         connection.close()
-        for job in self.jobs.values():
-            if job.connection is connection:
-                job.connection = None
-                kill_group(job.pid, signal.SIGTERM)
+        job.connection = None
+        kill_group(job.pid, signal.SIGTERM)
 
     def finished(self, pidfd: int) -> None:
         job = self.jobs.pop(pidfd)
@@ -307,7 +372,8 @@ def serve(socket_path: Path, parent_pid: int, preload: Sequence[str], entry: str
 @dataclass
 class RunningServer:
     process: object  # subprocess.Popen
-    directory: Path
+    directory: Path  # the socket's, removed with the server
+    log: Path
 
     @property
     def socket(self) -> str:
@@ -337,9 +403,10 @@ def start(log: Path, python: str = sys.executable, preload: Sequence[str] | None
     if preload is not None:
         command += ["--preload", ",".join(preload)]
     log.parent.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, "1")}
     with open(log, "ab") as output:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
-    running = RunningServer(process, directory)
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, env=environment)
+    running = RunningServer(process, directory, log)
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while not socket_path.exists():
         if process.poll() is not None or time.monotonic() > deadline:

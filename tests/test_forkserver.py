@@ -2,6 +2,8 @@
 when the client or the server's parent goes away, and the fall-back to a cold start."""
 
 import os
+import selectors
+import socket
 import subprocess
 import sys
 import time
@@ -86,6 +88,52 @@ def test_a_killed_client_takes_its_job_down(server, tmp_path):
     assert client(server.socket, "exit", "0", cwd=REPO).returncode == 0  # the server serves on
 
 
+def test_a_client_without_its_streams_runs_cold_and_a_broken_request_leaves_the_server_serving(server, tmp_path):
+    """A shell can close a command's stdin (`<&-`): that job starts cold. A client that connects and goes away
+    before its request (killed at that moment) costs the server nothing but a line in its log."""
+    result = client(server.socket, "flops", "--model", "fluxvit_s", "--tokens", "2048", cwd=REPO, preexec_fn=lambda: os.close(0))
+    assert result.returncode == 0 and "total" in result.stdout
+    assert "standard stream(s) [0] closed: running the job here" in result.stderr
+    descriptors = len(os.listdir(f"/proc/{server.process.pid}/fd"))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as broken:  # gone before its request
+        broken.connect(server.socket)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as cut:  # its streams, then half its request
+        cut.connect(server.socket)
+        socket.send_fds(cut, [forkserver.HEADER.pack(100) + b"{"], [0, 1, 2])
+    assert client(server.socket, "exit", "0", cwd=REPO).returncode == 0
+    log = server.log.read_text()
+    assert "0 of the client's 3 standard streams arrived" in log and "closed the connection mid-request" in log
+    assert len(os.listdir(f"/proc/{server.process.pid}/fd")) == descriptors  # the cut request's streams closed
+
+
+def test_a_job_dies_with_its_server_and_its_client_fails(tmp_path):
+    """The server killed (out of memory, say): no job may run on with nobody to report its end to Snakemake."""
+    running = forkserver.start(tmp_path / "server.log", preload=[], entry=ENTRY)
+    try:
+        pid_file = tmp_path / "pid"
+        environment = {**os.environ, forkserver.SOCKET_VARIABLE: running.socket}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flux", "sleep", str(pid_file)], env=environment, cwd=REPO, stderr=subprocess.PIPE, text=True
+        )
+        assert wait_until(lambda: pid_file.exists() and pid_file.read_text())
+        job = int(pid_file.read_text())
+        running.process.kill()
+        assert wait_until(lambda: not alive(job)), "the job outlived its server"
+        assert process.wait(timeout=30) == 1
+        assert "ended before the job did" in process.stderr.read()
+    finally:
+        running.stop()
+
+
+def test_the_server_loads_its_libraries_as_a_one_thread_job(server):
+    """BLAS and OpenMP read their thread counts when they load, in the server: Snakemake's values for a job of
+    one thread (snakemake.shell), as the embedded default's jobs have."""
+    environment = dict(
+        entry.split("=", 1) for entry in Path(f"/proc/{server.process.pid}/environ").read_text().split("\0") if "=" in entry
+    )
+    assert all(environment[name] == "1" for name in forkserver.THREAD_VARIABLES)
+
+
 def test_an_unreachable_server_means_a_cold_start(tmp_path):
     result = client(str(tmp_path / "no-socket"), "flops", "--model", "fluxvit_s", "--tokens", "2048", cwd=REPO)
     assert result.returncode == 0 and "total" in result.stdout
@@ -141,3 +189,25 @@ def test_the_default_preloads_every_job_verbs_module():
     modules = forkserver.preloaded_modules()
     assert {verb.run.partition(":")[0] for verb in VERBS.values() if verb.is_job} <= set(modules)
     assert "torch._dynamo" in modules and "timm.optim" in modules
+
+
+def test_a_clients_end_seen_after_its_jobs_end_is_ignored():
+    """A client that goes away as its job ends: one selector pass can hold both events; the job's end, handled
+    first, answers and closes the connection, and the connection's event then finds nothing to do."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        server = forkserver.Server(listener, entry=None, parent_pid=os.getppid())
+        connection, client_end = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        pidfd = os.pidfd_open(pid)
+        server.jobs[pidfd] = forkserver.Job(pid, connection)
+        server.selector.register(pidfd, selectors.EVENT_READ, server.finished)
+        server.selector.register(connection, selectors.EVENT_READ, server.client_gone)
+        client_end.close()
+        assert wait_until(lambda: os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None)
+        assert len(server.selector.select(5)) == 2
+        server.finished(pidfd)
+        server.client_gone(connection)
+        assert not server.jobs and not server.selector.get_map()
+        server.selector.close()
