@@ -74,6 +74,17 @@ def refusal(enabled: bool, executor: str | None, conda: bool, launcher: str) -> 
         return "under --sdm conda a job's Python is its rule's environment's, not the server's"
     if launcher != "python":
         return f"the {launcher} launcher starts the training processes"
+    return platform_problem()
+
+
+def platform_problem() -> str | None:
+    """The server needs Linux's pidfd_open (kernel 5.3) and prctl; elsewhere (macOS) jobs start cold."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open"):
+        return f"it needs Linux (pidfd_open, prctl); this is {sys.platform}"
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError as error:
+        return f"this kernel has no pidfd_open ({error.strerror})"
     return None
 
 

@@ -183,6 +183,13 @@ def test_only_local_runs_of_python_jobs_get_a_server(enabled, executor, conda, l
     assert refusal is None if reason is None else reason in refusal
 
 
+def test_a_platform_without_pidfd_gets_no_server(monkeypatch):
+    """macOS (a laptop running the embedded default): no pidfd_open, no prctl; its jobs start cold."""
+    assert forkserver.platform_problem() is None  # Linux here
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert "needs Linux" in forkserver.refusal(True, "local", False, "python")
+
+
 def test_the_default_preloads_every_job_verbs_module():
     from flux.verbs import VERBS
 
