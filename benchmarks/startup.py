@@ -43,13 +43,16 @@ def main() -> None:
     forked = {**os.environ, forkserver.SOCKET_VARIABLE: server.socket}
     commands = {"import torch": ([python, "-c", "import torch"], None)}
     for entry in VERBS.values():
-        if entry.is_job:
-            commands[f"{entry.name} --help"] = ([python, "-m", "flux", entry.name, "--help"], None)
         module, _, function = entry.run.partition(":")
         lazy = f"; {LAZY[entry.name]}" if entry.name in LAZY else ""
-        commands[f"{entry.name} job"] = ([python, "-c", f"from {module} import {function}{lazy}"], None)
-        if entry.is_job:
-            commands[f"{entry.name} job, forked"] = ([python, "-m", "flux", entry.name, "--help"], forked)
+        cold_job = [python, "-c", f"from {module} import {function}{lazy}"]
+        if not entry.is_job:
+            commands[f"{entry.name} job"] = (cold_job, None)
+            continue
+        help_command = [python, "-m", "flux", entry.name, "--help"]
+        commands[f"{entry.name} --help"] = (help_command, None)
+        commands[f"{entry.name} job"] = (cold_job, None)
+        commands[f"{entry.name} job, forked"] = (help_command, forked)
     times: dict[str, list[float]] = {name: [] for name in commands}
     try:
         for _ in range(repeats):

@@ -32,7 +32,8 @@ for missing in FLUX.missing_files():  # files a job needs later: said now, not w
 
 # Jobs run with the interpreter that runs Snakemake (whether or not its environment is activated), except
 # under `--sdm conda`, where each rule's environment (workflow/envs/flux.yaml) provides `python`.
-if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+USES_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+if USES_CONDA:
     FLUX_CLI = "python -m flux"
 else:
     FLUX_CLI = f"{sys.executable} -m flux"
@@ -240,8 +241,7 @@ def start_fork_server():
     """Local runs of the configuration that asks for it: jobs fork from a server that has imported their modules
     (flux.forkserver); `python -m flux` finds it through FLUX_FORK_SERVER, which the jobs inherit."""
     plugin = workflow.executor_plugin
-    under_conda = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
-    reason = forkserver.refusal(FLUX.fork_server, plugin.name if plugin else None, under_conda, FLUX.training.launcher)
+    reason = forkserver.refusal(FLUX.fork_server, plugin.name if plugin else None, USES_CONDA, FLUX.training.launcher)
     if reason:
         if FLUX.fork_server:
             logger.info(f"flux: no fork server: {reason}")
