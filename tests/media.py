@@ -25,16 +25,16 @@ def write_truncated(source: Path, path: Path) -> Path:
     return path
 
 
-def write_mid_corrupt(source: Path, path: Path) -> Path:
+def write_corrupt(source: Path, path: Path, fraction: float = 0.5) -> Path:
     """`source` (long: 240 frames at 12 fps are 10 keyframe intervals of write_mp4) with 400 bytes of its media
-    data zeroed half way in: the first and the last frame decode from keyframes far before and after it (an index
-    probe passes the file; the decoder's read-ahead after the first frame stays short of it), the middle fails."""
+    data zeroed at `fraction` of the way in. Half way: the first and the last frame decode from keyframes far
+    before and after it (an index probe passes the file), the middle fails. Near the end: the last frame fails."""
     data = bytearray(Path(source).read_bytes())
     start, end = data.find(b"mdat") + 4, data.find(b"moov")
     if not 0 < start < end:
         raise ValueError(f"{source}: expected the media data before the movie header (ffmpeg's default layout)")
-    middle = start + (end - start) // 2
-    data[middle : middle + 400] = bytes(400)
+    at = start + int((end - start - 400) * fraction)
+    data[at : at + 400] = bytes(400)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_bytes(bytes(data))
     return Path(path)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from flux.data.annotations import AnnotationFiles, AnnotationRecord, ParsedAnnotations, parse
 from flux.data.job_spec import IndexJob
 from flux.data.registry import require_dataset_dir
-from flux.data.video import CONTAINER_EXTENSIONS, Probe, probe
+from flux.data.video import CONTAINER_EXTENSIONS, PROBE_VERSION, Probe, probe
 from flux.errors import AnnotationError
 from flux.io import atomic_path, atomic_write_json
 
@@ -162,6 +162,8 @@ class ProbeCache:
             return None
         if thorough and not entry.get("thorough", False):
             return None
+        if not entry["probe"]["decodable"] and entry.get("probe_version", 1) < PROBE_VERSION:
+            return None  # an older probe's failure may be one this probe does not find: probed again (failures are few)
         return Probe(**entry["probe"])
 
     def store(self, probed: Sequence[tuple[str, Probe]], thorough: bool = False) -> None:
@@ -170,7 +172,14 @@ class ProbeCache:
             key = self._key(path)
             if key is None:
                 continue
-            entry = {"path": key[0], "size": key[1], "mtime_ns": key[2], "probe": asdict(result), "thorough": thorough}
+            entry = {
+                "path": key[0],
+                "size": key[1],
+                "mtime_ns": key[2],
+                "probe": asdict(result),
+                "thorough": thorough,
+                "probe_version": PROBE_VERSION,
+            }
             self.entries[key[0]] = entry
             lines.append(json.dumps(entry) + "\n")
         if self.path is not None and lines:

@@ -1,10 +1,11 @@
-"""Media decoding with decord (video) and Pillow (images); every failure classified, never hidden.
+"""Media decoding with decord (video; PyAV decides a probe's decord errors) and Pillow (images); every failure
+classified, never hidden.
 
 Failure kinds (the manifest's `error_kind`, the index report's counts):
   missing          no file at the resolved path
   empty            zero bytes
   not_video        the bytes are no known container and decoding fails (HTML error pages, text, ...)
-  truncated        a known container that cannot be opened or read to its last frame
+  truncated        a known container that cannot be opened, or whose first or last frame does not decode
   corrupt          frames that fail to decode when a clip is read (training / evaluation time, or a thorough
                    index, which decodes every frame)
   no_frames        opens but reports zero frames
@@ -17,6 +18,7 @@ Failure kinds (the manifest's `error_kind`, the index report's counts):
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,8 +94,12 @@ class Probe:
     height: int = 0
 
 
+DECORD_LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] ")  # decord stamps each message with the wall-clock time
+
+
 def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
+    """The first line of an error, without decord's time stamps (a manifest's error_detail is a function of the file)."""
+    text = DECORD_LOG_PREFIX.sub("", str(error)).strip().splitlines()
     return text[0][:300] if text else type(error).__name__
 
 
@@ -115,13 +121,20 @@ def _precheck(path: Path, modality: str) -> tuple[Probe | None, str | None, bool
     return None, container, extension_ok
 
 
+PROBE_VERSION = 2  # probe caches keep it; 2: decord's failures decided again synchronously (1: timing-dependent ones)
 THOROUGH_CHUNK = 64  # frames decoded at a time by a thorough probe (bounded memory on hour-long videos)
 
 
 def probe_video(path: Path, num_threads: int = 1, thorough: bool = False) -> Probe:
     """Open with decord and decode the first and last frame (a truncated file fails on the last); `thorough`:
     decode every frame, which also finds a file corrupt in the middle (about the cost of one training epoch's
-    decoding of the file, against two frames)."""
+    decoding of the file, against two frames).
+
+    A decord failure is decided again by `_decode_synchronously`: decord's threaded decoder reads packets ahead of
+    the frames asked for and raises a bad packet's error at whichever fetch comes next, so whether and where it
+    fails depends on thread timing (on 2 loaded cores a file corrupt in the middle failed the first-and-last probe
+    6 times in 40, and the thorough probe called it truncated 20 times in 40). A verdict is the file's, not the
+    machine's load."""
     import decord
 
     failure, container, extension_ok = _precheck(path, "video")
@@ -136,20 +149,52 @@ def probe_video(path: Path, num_threads: int = 1, thorough: bool = False) -> Pro
         return Probe(False, "no_frames", "the container reports zero frames")
     fps = float(reader.get_avg_fps())
     try:
-        frames = reader.get_batch([0, num_frames - 1]).asnumpy()
+        height, width = reader.get_batch([0, num_frames - 1]).asnumpy().shape[1:3]
+        for start in range(0, num_frames, THOROUGH_CHUNK) if thorough else ():
+            reader.get_batch(list(range(start, min(num_frames, start + THOROUGH_CHUNK))))
     except (RuntimeError, decord.DECORDError) as error:
-        return Probe(False, "truncated", f"last frame unreadable: {_first_line(error)}", num_frames=num_frames, fps=fps)
-    if thorough:
-        for start in range(0, num_frames, THOROUGH_CHUNK):
-            stop = min(num_frames, start + THOROUGH_CHUNK)
-            try:
-                reader.get_batch(list(range(start, stop)))
-            except (RuntimeError, decord.DECORDError) as error:
-                detail = f"frames {start}-{stop - 1} of {num_frames} unreadable: {_first_line(error)}"
-                return Probe(False, "corrupt", detail, num_frames=num_frames, fps=fps)
-    height, width = frames.shape[1:3]
+        try:
+            height, width = _decode_synchronously(path, num_frames, num_threads, thorough)
+        except DecodeError as failure:
+            return Probe(False, failure.kind, failure.detail, num_frames=num_frames, fps=fps)
+        if thorough:  # both decoded every packet: decord's FFmpeg rejects one that PyAV's accepts
+            return Probe(False, "corrupt", f"decord fails, PyAV decodes every frame: {_first_line(error)}", num_frames, fps)
     kind, detail = (None, None) if extension_ok else ("wrong_extension", f"{container} content in a {path.suffix} file")
     return Probe(True, kind, detail, num_frames, fps, num_frames / fps if fps > 0 else 0.0, int(width), int(height))
+
+
+def _decode_synchronously(path: Path, num_frames: int, num_threads: int, thorough: bool) -> tuple[int, int]:
+    """Decode what a probe decodes with PyAV, packet by packet, so that an error belongs to the frame it breaks:
+    the first frame from the start, the last from the keyframe before it (a seek past the end, as decord seeks),
+    every frame when `thorough`. The frame size (height, width), or DecodeError(kind, detail)."""
+    import av
+
+    def decode(seek_to_end: bool, first_only: bool) -> tuple[int, tuple[int, int], str | None]:
+        """(frames decoded, their size, the error that stopped the decoding or None)."""
+        decoded, size = 0, (0, 0)
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.codec_context.thread_count = num_threads
+                if seek_to_end:
+                    container.seek(2**62, stream=stream, backward=True)
+                for frame in container.decode(stream):
+                    decoded, size = decoded + 1, (frame.height, frame.width)
+                    if first_only:
+                        break
+        except (av.error.FFmpegError, IndexError) as error:  # IndexError: no video stream
+            return decoded, size, _first_line(error)
+        return decoded, size, None
+
+    for which, seek_to_end, first_only in (("first", False, True), ("last", True, False)):
+        decoded, size, error = decode(seek_to_end, first_only)
+        if error is not None or decoded == 0:
+            raise DecodeError(str(path), "truncated", f"{which} frame unreadable: {error or 'no frame decodes'}")
+    if thorough:
+        decoded, _, error = decode(seek_to_end=False, first_only=False)
+        if error is not None:
+            raise DecodeError(str(path), "corrupt", f"frame {decoded} of {num_frames} unreadable: {error}")
+    return size
 
 
 def probe_image(path: Path) -> Probe:

@@ -7,8 +7,9 @@ import pytest
 import yaml
 
 from flux.data.index import MediaIndex, media_stem, read_manifest, run, summarize
+from flux.data.video import PROBE_VERSION
 from flux.errors import AnnotationError, DatasetMissingError
-from tests.media import write_clip, write_mid_corrupt, write_truncated
+from tests.media import write_clip, write_corrupt, write_truncated
 
 ENTRY = yaml.safe_load(
     """
@@ -190,13 +191,31 @@ def test_probe_cache_resumes_and_notices_changed_files(dataset):
     assert read_manifest(dataset["manifest"])[0].equals(frame)
 
 
+def test_failures_an_older_probe_cached_are_probed_again(dataset):
+    """Probe version 1 took decord's timing-dependent errors for verdicts: its failures are probed again, its
+    successes (which no timing made up) are kept."""
+    run({**dataset, "threads": 1})
+    old = [{key: value for key, value in line.items() if key != "probe_version"} for line in cache_lines(dataset)]
+    for line in old:
+        line["probe"]["error_detail"] = "what probe 1 said"
+    with open(dataset["probe_cache"], "w") as handle:
+        handle.writelines(json.dumps(line) + "\n" for line in old)
+    run({**dataset, "threads": 1})
+    again = cache_lines(dataset)[len(old) :]
+    assert sorted(line["path"] for line in again) == sorted(line["path"] for line in old if not line["probe"]["decodable"])
+    assert {line["probe_version"] for line in again} == {PROBE_VERSION} and len(again) == 3
+    details = read_manifest(dataset["manifest"])[0].set_index("media_path")["error_detail"]
+    assert details["raw/toy/media/ccccccccccc_000005_000015.mp4"] != "what probe 1 said"  # truncated: probed again
+    assert details["raw/toy/media/ggggggggggg_000000_000010.webm"] == "what probe 1 said"  # wrong_extension: decodable, kept
+
+
 def test_a_thorough_index_finds_a_file_corrupt_in_the_middle_and_probes_again(dataset):
     """The default probe decodes the first and last frame, so a file corrupt in the middle passes (training then
     meets it); `indexing.thorough` decodes every frame. Probes cached by a default index do not stand in for
     thorough ones."""
     media = dataset["media_roots"]["toy"]
     good = f"{media}/train/jumping/aaaaaaaaaaa_000000_000010.mp4"
-    write_mid_corrupt(write_clip(f"{media}/../corrupt.mp4", num_frames=240), good)
+    write_corrupt(write_clip(f"{media}/../corrupt.mp4", num_frames=240), good)
     run({**dataset, "threads": 1})
     sample = "aaaaaaaaaaa_000000_000010"
     first = read_manifest(dataset["manifest"])[0].set_index("sample_id").loc[sample]

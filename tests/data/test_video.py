@@ -1,11 +1,13 @@
 """Probing and decoding real files, with every failure kind produced for real."""
 
+import re
+
 import numpy as np
 import pytest
 
 from flux.data.video import FailureLog, probe, read_image, read_video, sniff_container
 from flux.errors import DecodeError
-from tests.media import write_clip, write_image, write_mid_corrupt, write_truncated
+from tests.media import write_clip, write_corrupt, write_image, write_truncated
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +56,71 @@ def test_failure_kinds(media, name, kind, decodable):
 
 
 def test_a_thorough_probe_decodes_every_frame(media, tmp_path):
-    corrupt = write_mid_corrupt(write_clip(tmp_path / "long.mp4", num_frames=240), tmp_path / "mid.mp4")
+    corrupt = write_corrupt(write_clip(tmp_path / "long.mp4", num_frames=240), tmp_path / "mid.mp4")
     assert probe(corrupt, "video").decodable  # first and last frame decode
     result = probe(corrupt, "video", thorough=True)
     assert (result.decodable, result.error_kind) == (False, "corrupt") and "of 240 unreadable" in result.error_detail
     assert probe(media["good"], "video", thorough=True) == probe(media["good"], "video")
+
+
+@pytest.fixture(scope="module")
+def long_clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("long")
+    good = write_clip(root / "good.mp4", num_frames=240)
+    return {
+        "good": good,
+        "mid": write_corrupt(good, root / "mid.mp4", fraction=0.5),
+        "end": write_corrupt(good, root / "end.mp4", fraction=1.0),
+    }
+
+
+def read_ahead_error(self, indices):
+    """What decord raises at a fetch after its decoder thread read ahead into a bad packet (real text, time stamps
+    included): such an error can come at any fetch, for packets the fetch does not need."""
+    import decord
+
+    raise decord.DECORDError(
+        "[07:13:27] /github/workspace/src/video/ffmpeg/threaded_decoder.cc:292: [07:13:27] /github/workspace/src/video/"
+        "ffmpeg/threaded_decoder.cc:218: Check failed: avcodec_send_packet(dec_ctx_.get(), pkt.get()) >= 0 "
+        "(-1094995529 vs. 0) Thread worker: Error sending packet."
+    )
+
+
+def test_a_decord_error_is_decided_by_the_frames_the_probe_needs(long_clips, monkeypatch):
+    """decord's errors depend on how far its decoder thread read ahead; with every fetch failing, the verdict is the
+    one a synchronous decode of the same frames gives, and it equals the verdict of an undisturbed probe."""
+    import decord
+
+    undisturbed = {
+        (name, thorough): probe(path, "video", thorough=thorough)
+        for name, path in long_clips.items()
+        for thorough in (False, True)
+    }
+    monkeypatch.setattr(decord.VideoReader, "get_batch", read_ahead_error)
+    for name, path in long_clips.items():
+        assert probe(path, "video") == undisturbed[name, False], name
+    assert probe(long_clips["mid"], "video", thorough=True) == undisturbed["mid", True]
+    assert probe(long_clips["end"], "video", thorough=True) == undisturbed["end", True]
+    # every packet decodes in PyAV, so the failure is decord's own: reported as such, its time stamps left out
+    mismatch = probe(long_clips["good"], "video", thorough=True)
+    assert (mismatch.decodable, mismatch.error_kind) == (False, "corrupt")
+    assert (
+        mismatch.error_detail.startswith("decord fails, PyAV decodes every frame: /github/")
+        and "[07:" not in mismatch.error_detail
+    )
+
+
+def test_where_a_file_is_corrupt_decides_its_kind(long_clips):
+    """Half way: the default probe passes it and a thorough one names the first frame that fails, past the first
+    keyframe interval and before the last; at the end: truncated, the last frame unreadable, whichever probe."""
+    mid = probe(long_clips["mid"], "video", thorough=True)
+    assert (mid.decodable, mid.error_kind) == (False, "corrupt")
+    frame = int(re.fullmatch(r"frame (\d+) of 240 unreadable: .*", mid.error_detail).group(1))
+    assert 24 <= frame < 216, mid.error_detail
+    for thorough in (False, True):
+        end = probe(long_clips["end"], "video", thorough=thorough)
+        assert (end.decodable, end.error_kind, end.num_frames) == (False, "truncated", 240)
+        assert end.error_detail.startswith("last frame unreadable: "), end.error_detail
 
 
 def test_images(media):
