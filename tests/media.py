@@ -25,6 +25,19 @@ def write_truncated(source: Path, path: Path) -> Path:
     return path
 
 
+def remux(source: Path, path: Path) -> Path:
+    """`source`'s video packets in the container `path`'s extension names (.mkv, .ts, .flv, .mov), not re-encoded."""
+    import av
+
+    with av.open(str(source)) as inputs, av.open(str(path), "w") as outputs:
+        stream = outputs.add_stream_from_template(inputs.streams.video[0])
+        for packet in inputs.demux(inputs.streams.video[0]):
+            if packet.dts is not None:  # not the empty packet that ends the stream
+                packet.stream = stream
+                outputs.mux(packet)
+    return path
+
+
 def write_corrupt(source: Path, path: Path, fraction: float = 0.5) -> Path:
     """`source` (long: 240 frames at 12 fps are 10 keyframe intervals of write_mp4) with 400 bytes of its media
     data zeroed at `fraction` of the way in. Half way: the first and the last frame decode from keyframes far

@@ -165,33 +165,41 @@ def probe_video(path: Path, num_threads: int = 1, thorough: bool = False) -> Pro
 
 def _decode_synchronously(path: Path, num_frames: int, num_threads: int, thorough: bool) -> tuple[int, int]:
     """Decode what a probe decodes with PyAV, packet by packet, so that an error belongs to the frame it breaks:
-    the first frame from the start, the last from the keyframe before it (a seek past the end, as decord seeks),
-    every frame when `thorough`. The frame size (height, width), or DecodeError(kind, detail)."""
+    the first frame from the first packet, the last from the last keyframe's packet on (found by demuxing, not by
+    seeking: a seek near the end of an MPEG-TS or FLV file lands after it), every frame when `thorough`.
+    The frame size (height, width), or DecodeError(kind, detail)."""
     import av
 
-    def decode(seek_to_end: bool, first_only: bool) -> tuple[int, tuple[int, int], str | None]:
+    def demux(container):
+        stream = container.streams.video[0]  # IndexError: no video stream
+        stream.codec_context.thread_count = num_threads
+        return container.demux(stream)
+
+    def decode(from_packet: int, first_only: bool) -> tuple[int, tuple[int, int], str | None]:
         """(frames decoded, their size, the error that stopped the decoding or None)."""
         decoded, size = 0, (0, 0)
         try:
             with av.open(str(path)) as container:
-                stream = container.streams.video[0]
-                stream.codec_context.thread_count = num_threads
-                if seek_to_end:
-                    container.seek(2**62, stream=stream, backward=True)
-                for frame in container.decode(stream):
-                    decoded, size = decoded + 1, (frame.height, frame.width)
-                    if first_only:
-                        break
-        except (av.error.FFmpegError, IndexError) as error:  # IndexError: no video stream
+                for position, packet in enumerate(demux(container)):  # the last packet (empty) drains the decoder
+                    for frame in packet.decode() if position >= from_packet else ():
+                        decoded, size = decoded + 1, (frame.height, frame.width)
+                        if first_only:
+                            return decoded, size, None
+        except (av.error.FFmpegError, IndexError) as error:
             return decoded, size, _first_line(error)
         return decoded, size, None
 
-    for which, seek_to_end, first_only in (("first", False, True), ("last", True, False)):
-        decoded, size, error = decode(seek_to_end, first_only)
+    try:
+        with av.open(str(path)) as container:
+            last_keyframe = max((position for position, packet in enumerate(demux(container)) if packet.is_keyframe), default=0)
+    except (av.error.FFmpegError, IndexError) as error:
+        raise DecodeError(str(path), "truncated", f"unreadable packets: {_first_line(error)}") from None
+    for which, from_packet, first_only in (("first", 0, True), ("last", last_keyframe, False)):
+        decoded, size, error = decode(from_packet, first_only)
         if error is not None or decoded == 0:
             raise DecodeError(str(path), "truncated", f"{which} frame unreadable: {error or 'no frame decodes'}")
     if thorough:
-        decoded, _, error = decode(seek_to_end=False, first_only=False)
+        decoded, _, error = decode(from_packet=0, first_only=False)
         if error is not None:
             raise DecodeError(str(path), "corrupt", f"frame {decoded} of {num_frames} unreadable: {error}")
     return size

@@ -7,7 +7,7 @@ import pytest
 
 from flux.data.video import FailureLog, probe, read_image, read_video, sniff_container
 from flux.errors import DecodeError
-from tests.media import write_clip, write_corrupt, write_image, write_truncated
+from tests.media import remux, write_clip, write_corrupt, write_image, write_truncated
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,18 @@ def test_a_decord_error_is_decided_by_the_frames_the_probe_needs(long_clips, mon
         mismatch.error_detail.startswith("decord fails, PyAV decodes every frame: /github/")
         and "[07:" not in mismatch.error_detail
     )
+
+
+@pytest.mark.parametrize("extension", [".mkv", ".ts", ".flv", ".mov"])
+def test_the_synchronous_decode_finds_the_last_frame_in_each_container(long_clips, extension, monkeypatch, tmp_path):
+    """The last keyframe is found by demuxing: a seek near the end of an MPEG-TS or FLV file decodes nothing."""
+    import decord
+
+    path = remux(long_clips["good"], tmp_path / f"good{extension}")
+    undisturbed = probe(path, "video")
+    assert undisturbed.decodable and undisturbed.num_frames == 240
+    monkeypatch.setattr(decord.VideoReader, "get_batch", read_ahead_error)
+    assert probe(path, "video") == undisturbed
 
 
 def test_where_a_file_is_corrupt_decides_its_kind(long_clips):
